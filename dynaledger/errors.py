@@ -1,0 +1,154 @@
+"""The exceptions dynaledger raises; every one derives from :class:`LedgerError`.
+
+Services translate PynamoDB and botocore failures into these, so callers never
+need to import either library to handle a ledger failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+
+class LedgerError(Exception):
+    """Base class of every error dynaledger raises.
+
+    Attributes:
+        msg: The human-readable message.
+        cause: The lower-level exception behind this one, if any.
+    """
+
+    msg: str = "ledger error"
+
+    def __init__(self, msg: str | None = None, *, cause: BaseException | None = None) -> None:
+        self.msg = msg if msg is not None else self.msg
+        self.cause = cause
+        super().__init__(self.msg)
+
+
+class ValidationError(LedgerError, ValueError):
+    """An argument broke a rule; nothing was sent or written.
+
+    Attributes:
+        field: The name of the offending argument.
+    """
+
+    def __init__(self, field: str, rule: str) -> None:
+        self.field = field
+        self.rule = rule
+        super().__init__(f"{field}: {rule}")
+
+
+class UserNotFound(LedgerError):
+    """No user has this id."""
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        super().__init__(f"user {user_id!r} does not exist")
+
+
+class UserAlreadyExists(LedgerError):
+    """A user with this id exists already."""
+
+    def __init__(self, user_id: str) -> None:
+        self.user_id = user_id
+        super().__init__(f"user {user_id!r} already exists")
+
+
+class InsufficientFunds(LedgerError):
+    """A debit or transfer would take the balance below zero; it was refused and recorded.
+
+    Attributes:
+        user_id: The account that would have been overdrawn.
+        balance: Its balance when the request was refused.
+        amount: The amount asked for.
+    """
+
+    def __init__(self, user_id: str, balance: Decimal, amount: Decimal, currency: str) -> None:
+        self.user_id = user_id
+        self.balance = balance
+        self.amount = amount
+        self.currency = currency
+        super().__init__(
+            f"insufficient funds: user {user_id!r} has {balance} {currency}, "
+            f"{amount} {currency} requested"
+        )
+
+
+class IdempotencyConflict(LedgerError):
+    """The idempotency key was used before for a different request; nothing was written.
+
+    Attributes:
+        idempotency_key: The reused key.
+        fields: The request fields that differ from the stored request.
+    """
+
+    def __init__(self, idempotency_key: str, fields: Sequence[str]) -> None:
+        self.idempotency_key = idempotency_key
+        self.fields = tuple(fields)
+        super().__init__(
+            f"idempotency key {idempotency_key!r} was used for a different request "
+            f"(differs in: {', '.join(self.fields)})"
+        )
+
+
+class CurrencyMismatch(LedgerError):
+    """The currency asked for is not the account's currency (or the two accounts differ)."""
+
+    def __init__(self, user_id: str, expected: str, actual: str) -> None:
+        self.user_id = user_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"user {user_id!r} holds {actual}, not {expected}")
+
+
+class ConcurrencyError(LedgerError):
+    """Conflicts or throttling outlasted the retry budget; retrying with the same key is safe."""
+
+    msg = "the request kept conflicting or being throttled; retry with the same idempotency key"
+
+
+class ServiceUnavailable(LedgerError):
+    """DynamoDB could not be reached or kept failing; retrying with the same key is safe."""
+
+    msg = "DynamoDB is unavailable; retry with the same idempotency key"
+
+
+class TableNotFound(LedgerError):
+    """A ledger table does not exist: run the migrations first."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+        super().__init__(f"table {table_name!r} does not exist; run `dynaledger migrate`")
+
+
+class MigrationError(LedgerError):
+    """A migration could not be applied."""
+
+
+class IncompatibleTable(MigrationError):
+    """A table exists with a key schema other than the model's."""
+
+    def __init__(self, table_name: str, expected: str, actual: str) -> None:
+        self.table_name = table_name
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"table {table_name!r} has key schema {actual}, but the model expects {expected}"
+        )
+
+
+__all__ = [
+    "ConcurrencyError",
+    "CurrencyMismatch",
+    "IdempotencyConflict",
+    "IncompatibleTable",
+    "InsufficientFunds",
+    "LedgerError",
+    "MigrationError",
+    "ServiceUnavailable",
+    "TableNotFound",
+    "UserAlreadyExists",
+    "UserNotFound",
+    "ValidationError",
+]

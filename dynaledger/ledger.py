@@ -1,0 +1,209 @@
+"""The :class:`Ledger`: one configuration, and the operations on it."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlparse
+
+from botocore.client import BaseClient
+
+from dynaledger import services, values
+from dynaledger.migrations import Migrator
+from dynaledger.models import ConnectionSettings, bind_models
+from dynaledger.money import parse_balance, validate_currency
+from dynaledger.services import Context, RetryPolicy, RetryStats
+
+#: Credentials sent to a local server when none are configured: local
+#: servers accept any, and AWS never sees these.
+PLACEHOLDER_CREDENTIALS = ("dynaledger-local", "dynaledger-local")
+DEFAULT_LOCAL_REGION = "us-east-1"
+
+
+def is_loopback(endpoint_url: str | None) -> bool:
+    """True when ``endpoint_url`` points at this machine (localhost, 127.0.0.0/8, ::1)."""
+    if not endpoint_url:
+        return False
+    host = urlparse(endpoint_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Ledger:
+    """User balances in DynamoDB, moved by atomic, idempotent, never-overdrawn transactions.
+
+    Args:
+        endpoint_url: A DynamoDB endpoint; None means AWS's regional endpoint,
+            reached with botocore's normal credential chain.
+        region: The AWS region; None means botocore's own lookup (or
+            ``us-east-1`` for a local endpoint).
+        table_prefix: Prepended to every table name, to keep environments apart.
+        opening_balance: What an account with no stored balance holds.
+        default_currency: The currency of an account with none stored.
+        retry: How contention and outages are retried.
+        read_timeout: Seconds to wait for a reply before the attempt counts as failed.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        table_prefix: str = "",
+        opening_balance: Decimal | int | str = Decimal("100"),
+        default_currency: str = "USD",
+        *,
+        retry: RetryPolicy | None = None,
+        read_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        currency = validate_currency(default_currency, "default_currency")
+        local = is_loopback(endpoint_url)
+        has_credentials = any(
+            os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")
+        )
+        self.settings = ConnectionSettings(
+            endpoint_url=endpoint_url,
+            region=region or (DEFAULT_LOCAL_REGION if local else None),
+            table_prefix=table_prefix,
+            credentials=PLACEHOLDER_CREDENTIALS if local and not has_credentials else None,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        self._ctx = Context(
+            models=bind_models(self.settings),
+            opening_balance=parse_balance(opening_balance, currency, "opening_balance"),
+            default_currency=currency,
+            retry=retry or RetryPolicy(),
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Ledger:
+        """A ledger configured from the environment.
+
+        Reads ``AWS_ENDPOINT_URL_DYNAMODB`` (then ``AWS_ENDPOINT_URL``),
+        ``AWS_REGION`` (then ``AWS_DEFAULT_REGION``) and
+        ``DYNALEDGER_TABLE_PREFIX``; keyword arguments win over all of them.
+        """
+        env = os.environ if environ is None else environ
+        settings: dict[str, Any] = {
+            "endpoint_url": env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL"),
+            "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+            "table_prefix": env.get("DYNALEDGER_TABLE_PREFIX", ""),
+        }
+        settings.update(overrides)
+        return cls(**settings)
+
+    def __repr__(self) -> str:
+        endpoint = self.settings.endpoint_url or "aws"
+        return f"Ledger(endpoint_url={endpoint!r}, table_prefix={self.settings.table_prefix!r})"
+
+    @property
+    def opening_balance(self) -> Decimal:
+        """What an account with no stored balance holds."""
+        return self._ctx.opening_balance
+
+    @property
+    def default_currency(self) -> str:
+        """The currency of an account with none stored."""
+        return self._ctx.default_currency
+
+    @property
+    def table_names(self) -> tuple[str, str, str]:
+        """The names of the Users, Transactions and SchemaMigrations tables."""
+        models = self._ctx.models
+        return (
+            models.user.Meta.table_name,
+            models.transaction.Meta.table_name,
+            models.schema_migration.Meta.table_name,
+        )
+
+    @property
+    def stats(self) -> RetryStats:
+        """Counters of the attempts and retries this ledger made."""
+        return self._ctx.stats
+
+    @property
+    def botocore_client(self) -> BaseClient:
+        """The one botocore client every request goes through, for event hooks and metrics."""
+        return self._ctx.models.connection.client
+
+    # Schema -----------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; return the revision ids this call applied."""
+        return Migrator(self._ctx).upgrade()
+
+    def migration_status(self) -> list[values.RevisionStatus]:
+        """Every migration revision and when it was applied."""
+        return Migrator(self._ctx).status()
+
+    # Accounts ---------------------------------------------------------------
+
+    def create_user(
+        self, user_id: str, *, currency: str | None = None, balance: object = None
+    ) -> values.User:
+        """Create an account; with no ``balance`` it starts on the opening balance."""
+        return services.create_user(self._ctx, user_id, currency=currency, balance=balance)
+
+    def get_user_balance(self, user_id: str) -> values.Balance:
+        """Read a balance: one strongly consistent read, no write."""
+        return services.get_user_balance(self._ctx, user_id)
+
+    # Movements --------------------------------------------------------------
+
+    def transact(
+        self,
+        *,
+        idempotency_key: str,
+        user_id: str,
+        amount: object,
+        type: object,  # noqa: A002 - the public API's name for the direction
+        currency: str | None = None,
+    ) -> values.TransactResult:
+        """Credit or debit one account, exactly once per idempotency key."""
+        return services.transact(
+            self._ctx,
+            idempotency_key=idempotency_key,
+            user_id=user_id,
+            amount=amount,
+            type=type,
+            currency=currency,
+        )
+
+    def transfer(
+        self,
+        *,
+        idempotency_key: str,
+        from_user_id: str,
+        to_user_id: str,
+        amount: object,
+        currency: str | None = None,
+    ) -> values.TransferResult:
+        """Move money between two accounts, exactly once per idempotency key."""
+        return services.transfer(
+            self._ctx,
+            idempotency_key=idempotency_key,
+            from_user_id=from_user_id,
+            to_user_id=to_user_id,
+            amount=amount,
+            currency=currency,
+        )
+
+    # Reading back -----------------------------------------------------------
+
+    def history(
+        self, user_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> values.HistoryPage:
+        """A page of an account's applied movements, newest first."""
+        return services.history(self._ctx, user_id, limit=limit, cursor=cursor)
+
+    def reconcile(self, user_ids: Iterable[str] | None = None) -> values.ReconcileReport:
+        """Check every balance (or those named) against its history."""
+        return services.reconcile(self._ctx, user_ids)

@@ -1,0 +1,134 @@
+"""PynamoDB models of the ledger's tables, and their binding to one configuration.
+
+The model classes here name the tables as the TypeScript service does
+(``Users``, ``Transactions``). :func:`bind_models` derives subclasses whose
+table names carry a prefix and whose requests go to one endpoint, so two
+ledgers in one process never see each other's tables.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import attrs
+from pynamodb.connection import Connection
+from pynamodb.models import Model
+
+from dynaledger.models.attributes import DecimalAttribute, ISODateTimeAttribute
+from dynaledger.models.schema_migration import SchemaMigration
+from dynaledger.models.transaction import Transaction
+from dynaledger.models.user import User
+
+_M = TypeVar("_M", bound=Model)
+
+
+@attrs.frozen
+class ConnectionSettings:
+    """Where and how a bound set of models talks to DynamoDB.
+
+    Attributes:
+        endpoint_url: The DynamoDB endpoint, or None for AWS's regional endpoint.
+        region: The AWS region, or None for botocore's own lookup.
+        table_prefix: Prepended to every table name.
+        credentials: ``(access_key_id, secret_access_key)``, or None for botocore's chain.
+        connect_timeout: Seconds to wait for a connection.
+        read_timeout: Seconds to wait for a reply.
+        max_pool_connections: Concurrent HTTP connections kept open.
+    """
+
+    endpoint_url: str | None
+    region: str | None
+    table_prefix: str = ""
+    credentials: tuple[str, str] | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    max_pool_connections: int = 32
+
+
+@attrs.frozen
+class BoundModels:
+    """The ledger's model classes bound to one configuration, sharing one connection.
+
+    Attributes:
+        user: The ``{prefix}Users`` model.
+        transaction: The ``{prefix}Transactions`` model.
+        schema_migration: The ``{prefix}SchemaMigrations`` model.
+        connection: The single PynamoDB connection (one botocore client) they all use.
+    """
+
+    user: type[User]
+    transaction: type[Transaction]
+    schema_migration: type[SchemaMigration]
+    connection: Connection
+
+
+def bind_models(settings: ConnectionSettings) -> BoundModels:
+    """Derive the ledger's models for one configuration.
+
+    Retries are left to the services (one policy, with jitter, that knows
+    which failures are safe to retry), so botocore is told to send each
+    request once.
+    """
+    access_key, secret_key = settings.credentials or (None, None)
+    connection = Connection(
+        region=settings.region,
+        host=settings.endpoint_url,
+        connect_timeout_seconds=settings.connect_timeout,
+        read_timeout_seconds=settings.read_timeout,
+        max_retry_attempts=0,
+        retry_configuration={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=settings.max_pool_connections,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+    )
+    # Create the client now: PynamoDB builds it lazily and without a lock.
+    _ = connection.client
+    return BoundModels(
+        user=_bind(User, settings, connection),
+        transaction=_bind(Transaction, settings, connection),
+        schema_migration=_bind(SchemaMigration, settings, connection),
+        connection=connection,
+    )
+
+
+def _bind(model: type[_M], settings: ConnectionSettings, connection: Connection) -> type[_M]:
+    access_key, secret_key = settings.credentials or (None, None)
+    meta = type(
+        "Meta",
+        (),
+        {
+            "table_name": settings.table_prefix + model.Meta.table_name,
+            "billing_mode": "PAY_PER_REQUEST",
+            "region": settings.region,
+            "host": settings.endpoint_url,
+            "connect_timeout_seconds": settings.connect_timeout,
+            "read_timeout_seconds": settings.read_timeout,
+            "max_retry_attempts": 0,
+            "max_pool_connections": settings.max_pool_connections,
+            "aws_access_key_id": access_key,
+            "aws_secret_access_key": secret_key,
+        },
+    )
+    bound = type(
+        model.__name__,
+        (model,),
+        {"Meta": meta, "_connection": None, "__module__": model.__module__},
+    )
+    # Point the bound model's table connection at the shared connection, so the
+    # whole ledger uses one botocore client and one connection pool.
+    table_connection = bound._get_connection()
+    connection.add_meta_table(table_connection.get_meta_table())
+    table_connection.connection = connection
+    return bound
+
+
+__all__ = [
+    "BoundModels",
+    "ConnectionSettings",
+    "DecimalAttribute",
+    "ISODateTimeAttribute",
+    "SchemaMigration",
+    "Transaction",
+    "User",
+    "bind_models",
+]

@@ -1,0 +1,27 @@
+"""The ``Users`` table: one item per account."""
+
+from __future__ import annotations
+
+from pynamodb.attributes import UnicodeAttribute
+from pynamodb.models import Model
+
+from dynaledger.models.attributes import DecimalAttribute, ISODateTimeAttribute
+
+
+class User(Model):
+    """An account. Wire names match the TypeScript service's ``Users`` table.
+
+    An account may have no ``balance`` (it then holds the ledger's opening
+    balance) and no ``currency`` (it then holds the ledger's default currency).
+    """
+
+    class Meta:
+        table_name = "Users"
+        billing_mode = "PAY_PER_REQUEST"
+
+    user_id = UnicodeAttribute(hash_key=True, attr_name="userId")
+    balance = DecimalAttribute(null=True)
+    currency = UnicodeAttribute(null=True)
+    opening_balance = DecimalAttribute(null=True, attr_name="openingBalance")
+    created_at = ISODateTimeAttribute(null=True, attr_name="createdAt")
+    updated_at = ISODateTimeAttribute(null=True, attr_name="updatedAt")

@@ -1,0 +1,22 @@
+"""The ledger's operations, as functions of a :class:`Context` and plain values.
+
+:class:`dynaledger.Ledger` exposes them as methods; they are here, one module
+per concern, so each can be read and tested on its own.
+"""
+
+from dynaledger.services._core import Context, RetryPolicy, RetryStats
+from dynaledger.services.accounts import create_user, get_user_balance
+from dynaledger.services.history import history, reconcile
+from dynaledger.services.movements import transact, transfer
+
+__all__ = [
+    "Context",
+    "RetryPolicy",
+    "RetryStats",
+    "create_user",
+    "get_user_balance",
+    "history",
+    "reconcile",
+    "transact",
+    "transfer",
+]

@@ -1,0 +1,193 @@
+"""What every service shares: its context, the retry loop, and error translation."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TypeVar
+
+import attrs
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
+
+from dynaledger.errors import ConcurrencyError, LedgerError, ServiceUnavailable, TableNotFound
+from dynaledger.models import BoundModels
+
+_T = TypeVar("_T")
+
+#: Cancellation reasons and error codes that mean "contention: try again".
+CONTENTION_CODES = frozenset(
+    {
+        "TransactionConflict",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+        "ThrottlingError",
+        "ThrottlingException",
+        "ProvisionedThroughputExceeded",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+    }
+)
+#: Error codes that mean "the service failed: try again".
+UNAVAILABLE_CODES = frozenset({"InternalServerError", "ServiceUnavailable", "InternalFailure"})
+
+CONTENTION = "contention"
+UNAVAILABLE = "unavailable"
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Capped exponential backoff with full jitter, for failures that are safe to retry.
+
+    Every write is keyed, so retrying any of them can never apply it twice.
+
+    Attributes:
+        max_attempts: Attempts in all, the first included.
+        base_delay: Seconds; the cap of the first backoff.
+        max_delay: Seconds; no backoff is longer.
+    """
+
+    max_attempts: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    base_delay: float = attrs.field(default=0.02, validator=attrs.validators.ge(0))
+    max_delay: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
+        cap = min(self.max_delay, self.base_delay * (2**attempt))
+        return random.uniform(0, cap)  # noqa: S311 - jitter, not a secret
+
+
+@attrs.define
+class RetryStats:
+    """Counters of what the retry loop saw, safe to share between threads.
+
+    Attributes:
+        attempts: Requests tried by services.
+        retries: Attempts that were retried, by kind (``contention``, ``unavailable``).
+        exhausted: Calls that gave up after the last attempt.
+    """
+
+    attempts: int = 0
+    retries: dict[str, int] = attrs.Factory(dict)
+    exhausted: int = 0
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
+
+    def _count(self, kind: str | None = None, *, exhausted: bool = False) -> None:
+        with self._lock:
+            self.attempts += 1
+            if kind is not None:
+                self.retries[kind] = self.retries.get(kind, 0) + 1
+            if exhausted:
+                self.exhausted += 1
+
+
+@attrs.frozen
+class Context:
+    """Everything a service needs besides its arguments.
+
+    Attributes:
+        models: The bound models and their connection.
+        opening_balance: The balance of an account that has none stored.
+        default_currency: The currency of an account that has none stored.
+        retry: The retry policy.
+        stats: Counters of attempts and retries.
+    """
+
+    models: BoundModels
+    opening_balance: Decimal
+    default_currency: str
+    retry: RetryPolicy
+    stats: RetryStats = attrs.Factory(RetryStats)
+
+    def now(self) -> datetime:
+        """The current time, aware, in UTC."""
+        return datetime.now(timezone.utc)
+
+
+class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised inside an attempt to ask the loop for another one."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        super().__init__(kind)
+
+
+def error_code(error: BaseException) -> str | None:
+    """The DynamoDB error code behind a PynamoDB or botocore exception."""
+    cause = error.cause if isinstance(error, PynamoDBException) else error
+    if isinstance(cause, ClientError):
+        code = cause.response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def transient_kind(error: BaseException) -> str | None:
+    """``contention`` or ``unavailable`` if retrying ``error`` makes sense, else None."""
+    cause = error.cause if isinstance(error, PynamoDBException) else error
+    if isinstance(cause, BotoCoreError):
+        return UNAVAILABLE  # connection refused, reset, or timed out
+    code = error_code(error)
+    if code in CONTENTION_CODES:
+        return CONTENTION
+    if code in UNAVAILABLE_CODES:
+        return UNAVAILABLE
+    if isinstance(cause, ClientError):
+        status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if isinstance(status, int) and status >= 500:
+            return UNAVAILABLE
+    return None
+
+
+def translate(error: Exception) -> LedgerError:
+    """Turn a non-retryable PynamoDB or botocore failure into a :class:`LedgerError`."""
+    if isinstance(error, LedgerError):
+        return error
+    if isinstance(error, TableDoesNotExist) or error_code(error) == "ResourceNotFoundException":
+        message = str(getattr(error, "msg", error))
+        return TableNotFound(_table_from_message(message))
+    return LedgerError(f"DynamoDB request failed: {error}", cause=error)
+
+
+def _table_from_message(message: str) -> str:
+    for token in message.replace(":", " ").split():
+        if token.strip("`'\"") and ("Users" in token or "Transactions" in token):
+            return token.strip("`'\".,()")
+    return message
+
+
+def run(ctx: Context, attempt: Callable[[], _T]) -> _T:
+    """Call ``attempt`` until it succeeds, retrying contention and outages per the policy.
+
+    Raises:
+        ConcurrencyError: Contention outlasted the retry budget.
+        ServiceUnavailable: The service stayed unreachable or failing.
+        LedgerError: Any other failure, translated.
+    """
+    policy = ctx.retry
+    kind = CONTENTION
+    cause: Exception | None = None
+    for number in range(policy.max_attempts):
+        try:
+            result = attempt()
+        except Retry as signal:
+            kind, cause = signal.kind, None
+        except (PynamoDBException, BotoCoreError, ClientError) as error:
+            found = transient_kind(error)
+            if found is None:
+                ctx.stats._count()
+                raise translate(error) from error
+            kind, cause = found, error
+        else:
+            ctx.stats._count()
+            return result
+        last = number + 1 == policy.max_attempts
+        ctx.stats._count(None if last else kind, exhausted=last)
+        if not last:
+            time.sleep(policy.backoff(number))
+    if kind == CONTENTION:
+        raise ConcurrencyError(cause=cause)
+    raise ServiceUnavailable(cause=cause)

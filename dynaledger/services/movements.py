@@ -1,0 +1,390 @@
+"""Money movements: credits, debits and transfers, each one DynamoDB transaction.
+
+A movement is one ``TransactWriteItems``: a conditional put of its record
+(the idempotency key must be new) and a conditional update of each account
+(it must exist, hold the currency, and, when debited, not go below zero).
+When DynamoDB cancels it, the cancellation reasons, with the old items
+returned, tell replay, conflict, unknown user, currency and funds apart with
+no extra read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import attrs
+from pynamodb.constants import ALL_OLD
+from pynamodb.exceptions import CancellationReason, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.operand import Value
+from pynamodb.transactions import TransactWrite
+
+from dynaledger import values
+from dynaledger.errors import (
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InsufficientFunds,
+    LedgerError,
+    UserNotFound,
+    ValidationError,
+)
+from dynaledger.models.transaction import (
+    KIND_TRANSACT,
+    KIND_TRANSFER,
+    STATUS_REJECTED,
+    Transaction,
+)
+from dynaledger.models.user import User
+from dynaledger.money import parse_amount, present, validate_currency, validate_identifier
+from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry, run
+from dynaledger.values import EntryType
+
+#: Joins a transfer's key to the key of its credit leg. User keys cannot hold
+#: control characters, so no key a caller picks can collide with a leg.
+LEG_SEPARATOR = "\x1f"
+CREDIT_LEG_SUFFIX = LEG_SEPARATOR + "credit"
+_CONDITION_FAILED = "ConditionalCheckFailed"
+
+
+def parse_type(value: object) -> EntryType:
+    """Accept ``"credit"``, ``"debit"`` or an :class:`EntryType`."""
+    if isinstance(value, EntryType):
+        return value
+    if isinstance(value, str):
+        try:
+            return EntryType(value)
+        except ValueError:
+            pass
+    raise ValidationError("type", f"must be 'credit' or 'debit', not {value!r}")
+
+
+@attrs.frozen
+class Request:
+    """One movement as asked for, normalized: what an idempotency key stands for.
+
+    A transfer is the debit of ``user_id`` and the credit of ``counterparty_id``.
+    """
+
+    kind: str
+    key: str
+    user_id: str
+    amount: Decimal
+    type: EntryType
+    currency: str
+    counterparty_id: str | None = None
+    currency_given: bool = True
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of every field that identifies the request."""
+        parts = [
+            "v1", self.kind, self.user_id, self.counterparty_id or "",
+            format(self.amount.normalize(), "f"), self.type.value, self.currency,
+        ]  # fmt: skip
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    def differences(self, stored: Transaction, default_currency: str) -> list[str]:
+        """The request fields, by their API names, in which ``stored`` asked for something else."""
+        transfer = self.kind == KIND_TRANSFER
+        user_field = "from_user_id" if transfer else "user_id"
+        checks = [
+            ("kind", (stored.kind or KIND_TRANSACT) == self.kind),
+            (user_field, stored.user_id == self.user_id),
+            ("to_user_id", stored.counterparty_id == self.counterparty_id),
+            ("amount", stored.amount == self.amount),
+            ("type", stored.type == self.type.value),
+            ("currency", (stored.currency or default_currency) == self.currency),
+        ]
+        return [name for name, same in checks if not same and (transfer or name != "to_user_id")]
+
+
+@attrs.frozen
+class _Outcome:
+    """A stored record read back: the movement as it was applied."""
+
+    record: Transaction
+    replayed: bool
+
+
+class _CurrencyLearned(Exception):  # noqa: N818 - a control-flow signal
+    def __init__(self, currency: str) -> None:
+        self.currency = currency
+        super().__init__(currency)
+
+
+def transact(
+    ctx: Context,
+    *,
+    idempotency_key: str,
+    user_id: str,
+    amount: object,
+    type: object,  # noqa: A002 - the public API's name for the direction
+    currency: str | None = None,
+) -> values.TransactResult:
+    """Credit or debit one account exactly once per idempotency key."""
+    key = validate_identifier(idempotency_key, "idempotency_key")
+    user = validate_identifier(user_id, "user_id")
+    entry_type = parse_type(type)
+    given = None if currency is None else validate_currency(currency)
+    request = Request(
+        kind=KIND_TRANSACT,
+        key=key,
+        user_id=user,
+        amount=parse_amount(amount, given or ctx.default_currency),
+        type=entry_type,
+        currency=given or ctx.default_currency,
+        currency_given=given is not None,
+    )
+    outcome = _execute(ctx, request, amount)
+    record = outcome.record
+    return values.TransactResult(
+        idempotency_key=record.idempotency_key,
+        user_id=record.user_id,
+        amount=present(record.amount, _currency(ctx, record)),
+        type=EntryType(record.type),
+        currency=_currency(ctx, record),
+        timestamp=_timestamp(record),
+        replayed=outcome.replayed,
+    )
+
+
+def transfer(
+    ctx: Context,
+    *,
+    idempotency_key: str,
+    from_user_id: str,
+    to_user_id: str,
+    amount: object,
+    currency: str | None = None,
+) -> values.TransferResult:
+    """Move money between two accounts of one currency, exactly once per idempotency key."""
+    key = validate_identifier(idempotency_key, "idempotency_key")
+    payer = validate_identifier(from_user_id, "from_user_id")
+    payee = validate_identifier(to_user_id, "to_user_id")
+    if payer == payee:
+        raise ValidationError("to_user_id", "must differ from from_user_id")
+    given = None if currency is None else validate_currency(currency)
+    request = Request(
+        kind=KIND_TRANSFER,
+        key=key,
+        user_id=payer,
+        counterparty_id=payee,
+        amount=parse_amount(amount, given or ctx.default_currency),
+        type=EntryType.DEBIT,
+        currency=given or ctx.default_currency,
+        currency_given=given is not None,
+    )
+    outcome = _execute(ctx, request, amount)
+    record = outcome.record
+    return values.TransferResult(
+        idempotency_key=record.idempotency_key,
+        from_user_id=record.user_id,
+        to_user_id=record.counterparty_id or "",
+        amount=present(record.amount, _currency(ctx, record)),
+        currency=_currency(ctx, record),
+        timestamp=_timestamp(record),
+        replayed=outcome.replayed,
+    )
+
+
+def _currency(ctx: Context, record: Transaction) -> str:
+    return record.currency or ctx.default_currency
+
+
+def _timestamp(record: Transaction) -> datetime:
+    if record.timestamp is None:  # only rejected records lack one, and those raise
+        raise LedgerError(f"record {record.idempotency_key!r} has no timestamp")
+    return record.timestamp
+
+
+def _execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
+    """Apply ``request``, learning the account's currency once if the caller gave none."""
+    request_id = uuid.uuid4().hex
+    now = ctx.now()
+    try:
+        return run(ctx, lambda: _attempt(ctx, request, request_id, now))
+    except _CurrencyLearned as learned:
+        # The caller named no currency and the account holds another one:
+        # check the amount against that currency's minor unit and go again.
+        request = attrs.evolve(
+            request,
+            currency=learned.currency,
+            amount=parse_amount(raw_amount, learned.currency),
+            currency_given=True,
+        )
+        return run(ctx, lambda: _attempt(ctx, request, request_id, now))
+
+
+def _records(ctx: Context, request: Request, request_id: str, now: datetime) -> list[Transaction]:
+    fields = {
+        "amount": request.amount,
+        "currency": request.currency,
+        "status": "applied",
+        "kind": request.kind,
+        "fingerprint": request.fingerprint,
+        "request_id": request_id,
+        "timestamp": now,
+    }
+    model = ctx.models.transaction
+    if request.kind == KIND_TRANSACT:
+        return [model(request.key, user_id=request.user_id, type=request.type.value, **fields)]
+    payee = request.counterparty_id
+    return [
+        model(request.key, user_id=request.user_id, type="debit", counterparty_id=payee,
+              transfer_id=request.key, **fields),
+        model(request.key + CREDIT_LEG_SUFFIX, user_id=payee, type="credit",
+              counterparty_id=request.user_id, transfer_id=request.key, **fields),
+    ]  # fmt: skip
+
+
+def _accounts(request: Request) -> list[tuple[str, EntryType]]:
+    if request.kind == KIND_TRANSACT:
+        return [(request.user_id, request.type)]
+    return [(request.user_id, EntryType.DEBIT), (request.counterparty_id or "", EntryType.CREDIT)]
+
+
+def _account_condition(ctx: Context, request: Request, direction: EntryType) -> Condition:
+    model = ctx.models.user
+    condition = model.user_id.exists()
+    if request.currency == ctx.default_currency:
+        condition &= model.currency.does_not_exist() | (model.currency == request.currency)
+    else:
+        condition &= model.currency == request.currency
+    if direction is EntryType.DEBIT:
+        funds = model.balance >= request.amount
+        if ctx.opening_balance >= request.amount:
+            funds |= model.balance.does_not_exist()
+        condition &= funds
+    return condition
+
+
+def _attempt(ctx: Context, request: Request, request_id: str, now: datetime) -> _Outcome:
+    records = _records(ctx, request, request_id, now)
+    accounts = _accounts(request)
+    model = ctx.models.user
+    key_is_new = ctx.models.transaction.idempotency_key.does_not_exist()
+    try:
+        with TransactWrite(connection=ctx.models.connection) as write:
+            for record in records:
+                write.save(record, condition=key_is_new, return_values=ALL_OLD)
+            # A balance that was never stored starts from the opening balance.
+            start = model.balance | ctx.opening_balance
+            amount = Value(request.amount, attribute=model.balance)
+            for user_id, direction in accounts:
+                new_balance = start + amount if direction is EntryType.CREDIT else start - amount
+                write.update(
+                    model(user_id),
+                    actions=[model.balance.set(new_balance), model.updated_at.set(now)],
+                    condition=_account_condition(ctx, request, direction),
+                    return_values=ALL_OLD,
+                )
+    except TransactWriteError as error:
+        reasons = error.cancellation_reasons
+        if not reasons:
+            raise
+        # PynamoDB sends puts before updates, so the reasons come in that order.
+        return _cancelled(ctx, request, request_id, now, reasons, len(records), accounts)
+    return _Outcome(records[0], replayed=False)
+
+
+def _cancelled(
+    ctx: Context,
+    request: Request,
+    request_id: str,
+    now: datetime,
+    reasons: list[CancellationReason | None],
+    record_count: int,
+    accounts: list[tuple[str, EntryType]],
+) -> _Outcome:
+    record_reason = reasons[0]
+    if record_reason is not None and record_reason.code == _CONDITION_FAILED:
+        return _stored_outcome(ctx, request, request_id, record_reason)
+    if any(reason is not None and reason.code in CONTENTION_CODES for reason in reasons):
+        raise Retry(CONTENTION)
+
+    failed: list[tuple[str, EntryType, User | None]] = []
+    for (user_id, direction), reason in zip(accounts, reasons[record_count:]):
+        if reason is not None and reason.code == _CONDITION_FAILED:
+            item = reason.raw_item
+            failed.append((user_id, direction, ctx.models.user.from_raw_data(item) if item else None))
+    for user_id, _, user in failed:
+        if user is None:
+            raise UserNotFound(user_id)
+    for user_id, direction, user in failed:
+        assert user is not None
+        held = user.currency or ctx.default_currency
+        if held != request.currency:
+            payer_taught_us = direction is EntryType.DEBIT or request.kind == KIND_TRANSACT
+            if not request.currency_given and payer_taught_us:
+                raise _CurrencyLearned(held)
+            raise CurrencyMismatch(user_id, expected=request.currency, actual=held)
+    for user_id, direction, user in failed:
+        assert user is not None
+        if direction is EntryType.DEBIT:
+            balance = ctx.opening_balance if user.balance is None else user.balance
+            return _reject(ctx, request, request_id, now, present(balance, request.currency))
+    codes = [reason.code if reason else "None" for reason in reasons]
+    raise LedgerError(f"transaction cancelled for an unexpected reason: {codes}")
+
+
+def _stored_outcome(
+    ctx: Context, request: Request, request_id: str, reason: CancellationReason
+) -> _Outcome:
+    """What a key already in the table means for this request: replay, rejection or conflict."""
+    if reason.raw_item is not None:
+        stored = ctx.models.transaction.from_raw_data(reason.raw_item)
+    else:  # a server that does not return old items on condition failure
+        stored = ctx.models.transaction.get(request.key, consistent_read=True)
+    differences = request.differences(stored, ctx.default_currency)
+    if differences:
+        raise IdempotencyConflict(request.key, differences)
+    if stored.status == STATUS_REJECTED:
+        raise InsufficientFunds(
+            stored.user_id,
+            present(stored.rejected_balance or Decimal(0), request.currency),
+            present(stored.amount, request.currency),
+            request.currency,
+        )
+    # A record carrying our own request id was written by an earlier attempt of
+    # this very call whose reply was lost: that is this call's success, not a replay.
+    return _Outcome(stored, replayed=stored.request_id != request_id)
+
+
+def _reject(
+    ctx: Context, request: Request, request_id: str, now: datetime, balance: Decimal
+) -> _Outcome:
+    """Record a refused debit against its key, so a replay is refused the same way."""
+    record = ctx.models.transaction(
+        request.key,
+        user_id=request.user_id,
+        amount=request.amount,
+        type=request.type.value,
+        currency=request.currency,
+        status=STATUS_REJECTED,
+        kind=request.kind,
+        fingerprint=request.fingerprint,
+        request_id=request_id,
+        counterparty_id=request.counterparty_id,
+        transfer_id=request.key if request.kind == KIND_TRANSFER else None,
+        rejected_at=now,
+        rejected_balance=balance,
+    )
+    key_is_new = ctx.models.transaction.idempotency_key.does_not_exist()
+
+    def attempt() -> _Outcome:
+        try:
+            with TransactWrite(connection=ctx.models.connection) as write:
+                write.save(record, condition=key_is_new, return_values=ALL_OLD)
+        except TransactWriteError as error:
+            reason = error.cancellation_reasons[0] if error.cancellation_reasons else None
+            if reason is None or reason.code != _CONDITION_FAILED:
+                if reason is not None and reason.code in CONTENTION_CODES:
+                    raise Retry(CONTENTION) from error
+                raise
+            return _stored_outcome(ctx, request, request_id, reason)
+        raise InsufficientFunds(request.user_id, balance, request.amount, request.currency)
+
+    return run(ctx, attempt)

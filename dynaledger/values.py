@@ -1,0 +1,203 @@
+"""Frozen value objects: what crosses the public API.
+
+Services return these, never PynamoDB models, so callers hold plain Python
+values (``Decimal``, ``str``, aware ``datetime``) that cannot touch the database.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+
+import attrs
+
+
+class EntryType(str, enum.Enum):
+    """The direction of a money movement; compares equal to its str value."""
+
+    CREDIT = "credit"
+    DEBIT = "debit"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen
+class Balance:
+    """A user's balance as read.
+
+    Attributes:
+        user_id: The account.
+        amount: The balance, exact.
+        currency: ISO 4217 code of the account.
+        is_opening: True when the account has never been written and shows its opening balance.
+    """
+
+    user_id: str
+    amount: Decimal
+    currency: str
+    is_opening: bool = False
+
+
+@attrs.frozen
+class User:
+    """A user account as created.
+
+    Attributes:
+        user_id: The account.
+        currency: ISO 4217 code of the account.
+        balance: The starting balance stored, or None for the ledger's opening balance.
+    """
+
+    user_id: str
+    currency: str
+    balance: Decimal | None
+
+
+@attrs.frozen
+class TransactResult:
+    """The outcome of one credit or debit.
+
+    Attributes:
+        idempotency_key: The key the movement is known by, forever.
+        user_id: The account moved.
+        amount: The amount moved, positive.
+        type: Credit or debit.
+        currency: ISO 4217 code.
+        timestamp: When it was applied (aware, UTC); a replay returns the original time.
+        replayed: True when an earlier request with this key had already applied it.
+    """
+
+    idempotency_key: str
+    user_id: str
+    amount: Decimal
+    type: EntryType
+    currency: str
+    timestamp: datetime
+    replayed: bool
+
+
+@attrs.frozen
+class TransferResult:
+    """The outcome of one transfer between two accounts.
+
+    Attributes:
+        idempotency_key: The transfer's key.
+        from_user_id: The debited account.
+        to_user_id: The credited account.
+        amount: The amount moved, positive.
+        currency: ISO 4217 code of both accounts.
+        timestamp: When it was applied (aware, UTC).
+        replayed: True when an earlier request with this key had already applied it.
+    """
+
+    idempotency_key: str
+    from_user_id: str
+    to_user_id: str
+    amount: Decimal
+    currency: str
+    timestamp: datetime
+    replayed: bool
+
+
+@attrs.frozen
+class HistoryEntry:
+    """One applied movement on one account.
+
+    Attributes:
+        idempotency_key: The key of the credit, debit or transfer.
+        user_id: The account this entry belongs to.
+        amount: The amount, positive.
+        type: Credit or debit, from this account's point of view.
+        currency: ISO 4217 code.
+        timestamp: When it was applied (aware, UTC).
+        counterparty_id: The other account of a transfer leg, else None.
+    """
+
+    idempotency_key: str
+    user_id: str
+    amount: Decimal
+    type: EntryType
+    currency: str
+    timestamp: datetime
+    counterparty_id: str | None = None
+
+
+@attrs.frozen
+class HistoryPage:
+    """A page of history, newest first.
+
+    Attributes:
+        items: The entries.
+        next_cursor: Pass to ``history(cursor=...)`` for the next page; None at the end.
+    """
+
+    items: tuple[HistoryEntry, ...]
+    next_cursor: str | None
+
+
+@attrs.frozen
+class Mismatch:
+    """An account whose stored balance disagrees with its history.
+
+    Attributes:
+        user_id: The account.
+        expected: Opening balance plus applied credits minus applied debits.
+        actual: The stored balance.
+    """
+
+    user_id: str
+    expected: Decimal
+    actual: Decimal
+
+
+@attrs.frozen
+class ReconcileReport:
+    """The result of checking balances against history.
+
+    Attributes:
+        checked: How many accounts were checked.
+        mismatches: Every account that disagrees.
+    """
+
+    checked: int
+    mismatches: tuple[Mismatch, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every checked account agrees with its history."""
+        return not self.mismatches
+
+
+@attrs.frozen
+class SeedReport:
+    """What a seed run wrote.
+
+    Attributes:
+        created: Users written.
+        skipped: Users that existed already and were left untouched.
+    """
+
+    created: int
+    skipped: int
+
+
+@attrs.frozen
+class RevisionStatus:
+    """One migration revision and whether it is applied.
+
+    Attributes:
+        revision: The revision id, such as ``"0001"``.
+        description: What the revision does.
+        applied_at: When it was applied, or None while pending.
+    """
+
+    revision: str
+    description: str
+    applied_at: datetime | None
+
+    @property
+    def applied(self) -> bool:
+        """True once the revision is recorded as applied."""
+        return self.applied_at is not None
