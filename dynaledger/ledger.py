@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
 from botocore.client import BaseClient
 
-from dynaledger import services, values
+from dynaledger import seeds, services, values
 from dynaledger.migrations import Migrator
 from dynaledger.models import ConnectionSettings, bind_models
 from dynaledger.money import parse_balance, validate_currency
@@ -65,9 +65,7 @@ class Ledger:
     ) -> None:
         currency = validate_currency(default_currency, "default_currency")
         local = is_loopback(endpoint_url)
-        has_credentials = any(
-            os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")
-        )
+        has_credentials = any(os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
         self.settings = ConnectionSettings(
             endpoint_url=endpoint_url,
             region=region or (DEFAULT_LOCAL_REGION if local else None),
@@ -144,6 +142,16 @@ class Ledger:
         """Every migration revision and when it was applied."""
         return Migrator(self._ctx).status()
 
+    def seed(self) -> values.SeedReport:
+        """Create the test users of ``dynaledger/seeds/users.json`` that do not exist yet."""
+        return seeds.seed(self._ctx)
+
+    def generate_users(
+        self, count: int, *, progress: Callable[[int, int], None] | None = None
+    ) -> values.SeedReport:
+        """Write ``count`` synthetic users in batches, skipping those that exist."""
+        return seeds.generate(self._ctx, count, progress=progress)
+
     # Accounts ---------------------------------------------------------------
 
     def create_user(
@@ -164,7 +172,7 @@ class Ledger:
         idempotency_key: str,
         user_id: str,
         amount: object,
-        type: object,  # noqa: A002 - the public API's name for the direction
+        type: object,
         currency: str | None = None,
     ) -> values.TransactResult:
         """Credit or debit one account, exactly once per idempotency key."""

@@ -58,7 +58,9 @@ def _make_server(host: str, port: int) -> Any:
         ) from error
     app = create_backend_app("dynamodb")
     app.debug = False
-    return make_server(host, port, _serialized(app), threaded=True, request_handler=_quiet_handler())
+    return make_server(
+        host, port, _serialized(app), threaded=True, request_handler=_quiet_handler()
+    )
 
 
 @contextmanager
@@ -79,7 +81,9 @@ def embedded_dynamodb(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
         thread.join()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, ready: Callable[[str], None] | None = None) -> None:
+def serve(
+    host: str = "127.0.0.1", port: int = 8000, ready: Callable[[str], None] | None = None
+) -> None:
     """Run the endpoint in the foreground until interrupted (Ctrl-C)."""
     server = _make_server(host, port)
     bound_host, bound_port = server.server_address[:2]

@@ -74,11 +74,11 @@ def _to_decimal(value: object, field: str) -> Decimal:
         return Decimal(repr(value))
     if isinstance(value, str):
         if not _PLAIN_NUMBER.fullmatch(value):
-            raise ValidationError(
-                field, f"{value!r} is not a plain decimal number such as '12.34'"
-            )
+            raise ValidationError(field, f"{value!r} is not a plain decimal number such as '12.34'")
         return Decimal(value)
-    raise ValidationError(field, f"must be a Decimal, int or numeric str, not {type(value).__name__}")
+    raise ValidationError(
+        field, f"must be a Decimal, int or numeric str, not {type(value).__name__}"
+    )
 
 
 def parse_amount(value: object, currency: str, field: str = "amount") -> Decimal:
@@ -137,13 +137,17 @@ def validate_identifier(value: object, field: str) -> str:
     if not value:
         raise ValidationError(field, "must not be empty")
     if len(value) > MAX_ID_LENGTH:
-        raise ValidationError(field, f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}")
+        raise ValidationError(
+            field, f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}"
+        )
     if not value.strip():
         raise ValidationError(field, "must not be only whitespace")
     for char in value:
         code = ord(char)
         if code < 0x20 or 0x7F <= code < 0xA0:
-            raise ValidationError(field, f"must not contain control characters (found U+{code:04X})")
+            raise ValidationError(
+                field, f"must not contain control characters (found U+{code:04X})"
+            )
         if 0xD800 <= code <= 0xDFFF:
             raise ValidationError(field, f"must not contain lone surrogates (found U+{code:04X})")
     return value

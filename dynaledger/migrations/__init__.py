@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 from pynamodb.exceptions import PutError, TableDoesNotExist, TableError
+from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from dynaledger.errors import IncompatibleTable, MigrationError
@@ -119,8 +120,9 @@ def _key_schema(key_schema: Iterable[Any], definitions: Iterable[Any]) -> str:
     """A key schema as text, hash key first: ``"userId S HASH"``."""
     types = {d["AttributeName"]: d["AttributeType"] for d in definitions}
     keys = sorted(key_schema, key=lambda k: k["KeyType"])
-    return ", ".join(f"{k['AttributeName']} {types.get(k['AttributeName'], '?')} {k['KeyType']}"
-                     for k in keys)
+    return ", ".join(
+        f"{k['AttributeName']} {types.get(k['AttributeName'], '?')} {k['KeyType']}" for k in keys
+    )
 
 
 def load_revisions(package: ModuleType | None = None) -> list[Revision]:
@@ -132,14 +134,13 @@ def load_revisions(package: ModuleType | None = None) -> list[Revision]:
             continue
         module = importlib.import_module(f"{package.__name__}.{info.name}")
         doc = (module.__doc__ or info.name).strip().splitlines()[0]
-        revisions.append(
-            Revision(module.revision, module.down_revision, doc, module.upgrade)
-        )
+        revisions.append(Revision(module.revision, module.down_revision, doc, module.upgrade))
     previous = None
     for revision in revisions:
         if revision.down_revision != previous:
             raise MigrationError(
-                f"revision {revision.revision} follows {revision.down_revision}, expected {previous}"
+                f"revision {revision.revision} follows {revision.down_revision}, "
+                f"expected {previous}"
             )
         previous = revision.revision
     return revisions
@@ -148,8 +149,9 @@ def load_revisions(package: ModuleType | None = None) -> list[Revision]:
 class Migrator:
     """Applies pending revisions and reports which are applied."""
 
-    def __init__(self, ctx: Context, revisions: list[Revision] | None = None,
-                 wait_seconds: float = 300.0) -> None:
+    def __init__(
+        self, ctx: Context, revisions: list[Revision] | None = None, wait_seconds: float = 300.0
+    ) -> None:
         self._ctx = ctx
         self._revisions = load_revisions() if revisions is None else revisions
         self._wait_seconds = wait_seconds
@@ -240,7 +242,10 @@ class Migrator:
 
     def _finish(self, revision: Revision) -> None:
         model = self._record
-        actions = [model.state.set(STATE_APPLIED), model.applied_at.set(self._ctx.now())]
+        actions: list[Action] = [
+            model.state.set(STATE_APPLIED),
+            model.applied_at.set(self._ctx.now()),
+        ]
         run(self._ctx, lambda: model(revision.revision).update(actions=actions))
 
     def _release(self, revision: Revision) -> None:

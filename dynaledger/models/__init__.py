@@ -8,7 +8,7 @@ ledgers in one process never see each other's tables.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import attrs
 from pynamodb.connection import Connection
@@ -109,10 +109,13 @@ def _bind(model: type[_M], settings: ConnectionSettings, connection: Connection)
             "aws_secret_access_key": secret_key,
         },
     )
-    bound = type(
-        model.__name__,
-        (model,),
-        {"Meta": meta, "_connection": None, "__module__": model.__module__},
+    bound = cast(
+        "type[_M]",
+        type(
+            model.__name__,
+            (model,),
+            {"Meta": meta, "_connection": None, "__module__": model.__module__},
+        ),
     )
     # Point the bound model's table connection at the shared connection, so the
     # whole ledger uses one botocore client and one connection pool.

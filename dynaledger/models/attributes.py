@@ -22,7 +22,9 @@ class DecimalAttribute(Attribute[Decimal]):
     def serialize(self, value: Decimal | int) -> str:
         """Write ``value`` as plain decimal digits (no float, no exponent)."""
         if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
-            raise TypeError(f"{self.attr_name}: expected Decimal or int, got {type(value).__name__}")
+            raise TypeError(
+                f"{self.attr_name}: expected Decimal or int, got {type(value).__name__}"
+            )
         number = Decimal(value)
         if not number.is_finite():
             raise ValueError(f"{self.attr_name}: DynamoDB numbers must be finite, got {number}")

@@ -14,7 +14,7 @@ KIND_TRANSACT = "transact"
 KIND_TRANSFER = "transfer"
 
 
-class UserTimestampIndex(GlobalSecondaryIndex["Transaction"]):
+class UserTimestampIndex(GlobalSecondaryIndex["Transaction"]):  # type: ignore[no-untyped-call]
     """History by user, in time order.
 
     Sparse: only applied entries carry ``timestamp``, so rejected requests

@@ -108,7 +108,7 @@ class Context:
         return datetime.now(timezone.utc)
 
 
-class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
+class Retry(Exception):
     """Raised inside an attempt to ask the loop for another one."""
 
     def __init__(self, kind: str) -> None:

@@ -65,9 +65,7 @@ def create_user(
     """
     user_id = validate_identifier(user_id, "user_id")
     account_currency = ctx.default_currency if currency is None else validate_currency(currency)
-    starting: Decimal | None = (
-        None if balance is None else parse_balance(balance, account_currency)
-    )
+    starting: Decimal | None = None if balance is None else parse_balance(balance, account_currency)
     now = ctx.now()
     user = ctx.models.user(
         user_id,
@@ -81,15 +79,18 @@ def create_user(
     def attempt() -> bool:
         try:
             with TransactWrite(connection=ctx.models.connection) as write:
-                write.save(user, condition=ctx.models.user.user_id.does_not_exist(),
-                           return_values=ALL_OLD)
+                write.save(
+                    user, condition=ctx.models.user.user_id.does_not_exist(), return_values=ALL_OLD
+                )
         except TransactWriteError as error:
             reason = error.cancellation_reasons[0] if error.cancellation_reasons else None
             if reason is None or reason.code != "ConditionalCheckFailed":
                 raise
+            if reason.raw_item is None:
+                return False
             # Our own earlier attempt may have landed before its reply was lost.
-            stored = reason.raw_item and ctx.models.user.from_raw_data(reason.raw_item)
-            return bool(stored) and stored.created_at == now and stored.balance == starting
+            stored = ctx.models.user.from_raw_data(reason.raw_item)
+            return stored.created_at == now and stored.balance == starting
         return True
 
     if not run(ctx, attempt):

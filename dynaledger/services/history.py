@@ -106,9 +106,11 @@ def reconcile(ctx: Context, user_ids: Iterable[str] | None = None) -> values.Rec
     Raises:
         UserNotFound: A named user does not exist.
     """
-    users = _all_users(ctx) if user_ids is None else [
-        require_user(ctx, validate_identifier(uid, "user_ids")) for uid in user_ids
-    ]
+    users = (
+        _all_users(ctx)
+        if user_ids is None
+        else [require_user(ctx, validate_identifier(uid, "user_ids")) for uid in user_ids]
+    )
     mismatches = []
     for user in users:
         opening = ctx.opening_balance if user.opening_balance is None else user.opening_balance
@@ -119,7 +121,9 @@ def reconcile(ctx: Context, user_ids: Iterable[str] | None = None) -> values.Rec
         if expected != actual:
             currency = user.currency or ctx.default_currency
             mismatches.append(
-                values.Mismatch(user.user_id, present(expected, currency), present(actual, currency))
+                values.Mismatch(
+                    user.user_id, present(expected, currency), present(actual, currency)
+                )
             )
     return values.ReconcileReport(checked=len(users), mismatches=tuple(mismatches))
 

@@ -14,6 +14,7 @@ import hashlib
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import attrs
 from pynamodb.constants import ALL_OLD
@@ -34,6 +35,7 @@ from dynaledger.errors import (
 from dynaledger.models.transaction import (
     KIND_TRANSACT,
     KIND_TRANSFER,
+    STATUS_APPLIED,
     STATUS_REJECTED,
     Transaction,
 )
@@ -109,7 +111,9 @@ class _Outcome:
     replayed: bool
 
 
-class _CurrencyLearned(Exception):  # noqa: N818 - a control-flow signal
+class _CurrencyLearned(Exception):
+    """The caller named no currency, and the account holds this one."""
+
     def __init__(self, currency: str) -> None:
         self.currency = currency
         super().__init__(currency)
@@ -121,7 +125,7 @@ def transact(
     idempotency_key: str,
     user_id: str,
     amount: object,
-    type: object,  # noqa: A002 - the public API's name for the direction
+    type: object,
     currency: str | None = None,
 ) -> values.TransactResult:
     """Credit or debit one account exactly once per idempotency key."""
@@ -202,10 +206,9 @@ def _timestamp(record: Transaction) -> datetime:
 
 def _execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
     """Apply ``request``, learning the account's currency once if the caller gave none."""
-    request_id = uuid.uuid4().hex
-    now = ctx.now()
+    movement = _Movement(ctx, request, request_id=uuid.uuid4().hex, now=ctx.now())
     try:
-        return run(ctx, lambda: _attempt(ctx, request, request_id, now))
+        return run(ctx, movement.attempt)
     except _CurrencyLearned as learned:
         # The caller named no currency and the account holds another one:
         # check the amount against that currency's minor unit and go again.
@@ -215,176 +218,183 @@ def _execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
             amount=parse_amount(raw_amount, learned.currency),
             currency_given=True,
         )
-        return run(ctx, lambda: _attempt(ctx, request, request_id, now))
+        return run(ctx, attrs.evolve(movement, request=request).attempt)
 
 
-def _records(ctx: Context, request: Request, request_id: str, now: datetime) -> list[Transaction]:
-    fields = {
-        "amount": request.amount,
-        "currency": request.currency,
-        "status": "applied",
-        "kind": request.kind,
-        "fingerprint": request.fingerprint,
-        "request_id": request_id,
-        "timestamp": now,
-    }
-    model = ctx.models.transaction
-    if request.kind == KIND_TRANSACT:
-        return [model(request.key, user_id=request.user_id, type=request.type.value, **fields)]
-    payee = request.counterparty_id
-    return [
-        model(request.key, user_id=request.user_id, type="debit", counterparty_id=payee,
-              transfer_id=request.key, **fields),
-        model(request.key + CREDIT_LEG_SUFFIX, user_id=payee, type="credit",
-              counterparty_id=request.user_id, transfer_id=request.key, **fields),
-    ]  # fmt: skip
+@attrs.frozen
+class _Movement:
+    """One call's movement: the request with the id and time every attempt of it shares."""
 
+    ctx: Context
+    request: Request
+    request_id: str
+    now: datetime
 
-def _accounts(request: Request) -> list[tuple[str, EntryType]]:
-    if request.kind == KIND_TRANSACT:
-        return [(request.user_id, request.type)]
-    return [(request.user_id, EntryType.DEBIT), (request.counterparty_id or "", EntryType.CREDIT)]
+    def records(self) -> list[Transaction]:
+        """The records to put: one, or for a transfer the debit and the credit leg."""
+        request = self.request
+        fields: dict[str, Any] = {
+            "amount": request.amount,
+            "currency": request.currency,
+            "status": STATUS_APPLIED,
+            "kind": request.kind,
+            "fingerprint": request.fingerprint,
+            "request_id": self.request_id,
+            "timestamp": self.now,
+        }
+        model = self.ctx.models.transaction
+        if request.kind == KIND_TRANSACT:
+            return [model(request.key, user_id=request.user_id, type=request.type.value, **fields)]
+        payee = request.counterparty_id
+        return [
+            model(request.key, user_id=request.user_id, type="debit", counterparty_id=payee,
+                  transfer_id=request.key, **fields),
+            model(request.key + CREDIT_LEG_SUFFIX, user_id=payee, type="credit",
+                  counterparty_id=request.user_id, transfer_id=request.key, **fields),
+        ]  # fmt: skip
 
+    def accounts(self) -> list[tuple[str, EntryType]]:
+        """The accounts to update, each with its direction: the debited one first."""
+        request = self.request
+        if request.kind == KIND_TRANSACT:
+            return [(request.user_id, request.type)]
+        payee = request.counterparty_id or ""
+        return [(request.user_id, EntryType.DEBIT), (payee, EntryType.CREDIT)]
 
-def _account_condition(ctx: Context, request: Request, direction: EntryType) -> Condition:
-    model = ctx.models.user
-    condition = model.user_id.exists()
-    if request.currency == ctx.default_currency:
-        condition &= model.currency.does_not_exist() | (model.currency == request.currency)
-    else:
-        condition &= model.currency == request.currency
-    if direction is EntryType.DEBIT:
-        funds = model.balance >= request.amount
-        if ctx.opening_balance >= request.amount:
-            funds |= model.balance.does_not_exist()
-        condition &= funds
-    return condition
-
-
-def _attempt(ctx: Context, request: Request, request_id: str, now: datetime) -> _Outcome:
-    records = _records(ctx, request, request_id, now)
-    accounts = _accounts(request)
-    model = ctx.models.user
-    key_is_new = ctx.models.transaction.idempotency_key.does_not_exist()
-    try:
-        with TransactWrite(connection=ctx.models.connection) as write:
-            for record in records:
-                write.save(record, condition=key_is_new, return_values=ALL_OLD)
-            # A balance that was never stored starts from the opening balance.
-            start = model.balance | ctx.opening_balance
-            amount = Value(request.amount, attribute=model.balance)
-            for user_id, direction in accounts:
-                new_balance = start + amount if direction is EntryType.CREDIT else start - amount
-                write.update(
-                    model(user_id),
-                    actions=[model.balance.set(new_balance), model.updated_at.set(now)],
-                    condition=_account_condition(ctx, request, direction),
-                    return_values=ALL_OLD,
-                )
-    except TransactWriteError as error:
-        reasons = error.cancellation_reasons
-        if not reasons:
-            raise
-        # PynamoDB sends puts before updates, so the reasons come in that order.
-        return _cancelled(ctx, request, request_id, now, reasons, len(records), accounts)
-    return _Outcome(records[0], replayed=False)
-
-
-def _cancelled(
-    ctx: Context,
-    request: Request,
-    request_id: str,
-    now: datetime,
-    reasons: list[CancellationReason | None],
-    record_count: int,
-    accounts: list[tuple[str, EntryType]],
-) -> _Outcome:
-    record_reason = reasons[0]
-    if record_reason is not None and record_reason.code == _CONDITION_FAILED:
-        return _stored_outcome(ctx, request, request_id, record_reason)
-    if any(reason is not None and reason.code in CONTENTION_CODES for reason in reasons):
-        raise Retry(CONTENTION)
-
-    failed: list[tuple[str, EntryType, User | None]] = []
-    for (user_id, direction), reason in zip(accounts, reasons[record_count:]):
-        if reason is not None and reason.code == _CONDITION_FAILED:
-            item = reason.raw_item
-            failed.append((user_id, direction, ctx.models.user.from_raw_data(item) if item else None))
-    for user_id, _, user in failed:
-        if user is None:
-            raise UserNotFound(user_id)
-    for user_id, direction, user in failed:
-        assert user is not None
-        held = user.currency or ctx.default_currency
-        if held != request.currency:
-            payer_taught_us = direction is EntryType.DEBIT or request.kind == KIND_TRANSACT
-            if not request.currency_given and payer_taught_us:
-                raise _CurrencyLearned(held)
-            raise CurrencyMismatch(user_id, expected=request.currency, actual=held)
-    for user_id, direction, user in failed:
-        assert user is not None
+    def account_condition(self, direction: EntryType) -> Condition:
+        """The account exists, holds the currency and, when debited, stays at zero or above."""
+        ctx, request, model = self.ctx, self.request, self.ctx.models.user
+        condition: Condition = model.user_id.exists()
+        if request.currency == ctx.default_currency:
+            condition &= model.currency.does_not_exist() | (model.currency == request.currency)
+        else:
+            condition &= model.currency == request.currency
         if direction is EntryType.DEBIT:
-            balance = ctx.opening_balance if user.balance is None else user.balance
-            return _reject(ctx, request, request_id, now, present(balance, request.currency))
-    codes = [reason.code if reason else "None" for reason in reasons]
-    raise LedgerError(f"transaction cancelled for an unexpected reason: {codes}")
+            funds = model.balance >= request.amount
+            if ctx.opening_balance >= request.amount:
+                funds |= model.balance.does_not_exist()
+            condition &= funds
+        return condition
 
-
-def _stored_outcome(
-    ctx: Context, request: Request, request_id: str, reason: CancellationReason
-) -> _Outcome:
-    """What a key already in the table means for this request: replay, rejection or conflict."""
-    if reason.raw_item is not None:
-        stored = ctx.models.transaction.from_raw_data(reason.raw_item)
-    else:  # a server that does not return old items on condition failure
-        stored = ctx.models.transaction.get(request.key, consistent_read=True)
-    differences = request.differences(stored, ctx.default_currency)
-    if differences:
-        raise IdempotencyConflict(request.key, differences)
-    if stored.status == STATUS_REJECTED:
-        raise InsufficientFunds(
-            stored.user_id,
-            present(stored.rejected_balance or Decimal(0), request.currency),
-            present(stored.amount, request.currency),
-            request.currency,
-        )
-    # A record carrying our own request id was written by an earlier attempt of
-    # this very call whose reply was lost: that is this call's success, not a replay.
-    return _Outcome(stored, replayed=stored.request_id != request_id)
-
-
-def _reject(
-    ctx: Context, request: Request, request_id: str, now: datetime, balance: Decimal
-) -> _Outcome:
-    """Record a refused debit against its key, so a replay is refused the same way."""
-    record = ctx.models.transaction(
-        request.key,
-        user_id=request.user_id,
-        amount=request.amount,
-        type=request.type.value,
-        currency=request.currency,
-        status=STATUS_REJECTED,
-        kind=request.kind,
-        fingerprint=request.fingerprint,
-        request_id=request_id,
-        counterparty_id=request.counterparty_id,
-        transfer_id=request.key if request.kind == KIND_TRANSFER else None,
-        rejected_at=now,
-        rejected_balance=balance,
-    )
-    key_is_new = ctx.models.transaction.idempotency_key.does_not_exist()
-
-    def attempt() -> _Outcome:
+    def attempt(self) -> _Outcome:
+        """Send the movement as one TransactWriteItems; read a cancellation's reasons."""
+        records, accounts = self.records(), self.accounts()
+        model = self.ctx.models.user
+        key_is_new = self.ctx.models.transaction.idempotency_key.does_not_exist()
+        # A balance that was never stored starts from the opening balance.
+        start = model.balance | self.ctx.opening_balance
+        amount = Value(self.request.amount, attribute=model.balance)
         try:
-            with TransactWrite(connection=ctx.models.connection) as write:
-                write.save(record, condition=key_is_new, return_values=ALL_OLD)
+            with TransactWrite(connection=self.ctx.models.connection) as write:
+                for record in records:
+                    write.save(record, condition=key_is_new, return_values=ALL_OLD)
+                for user_id, direction in accounts:
+                    balance = start + amount if direction is EntryType.CREDIT else start - amount
+                    write.update(
+                        model(user_id),
+                        actions=[model.balance.set(balance), model.updated_at.set(self.now)],
+                        condition=self.account_condition(direction),
+                        return_values=ALL_OLD,
+                    )
         except TransactWriteError as error:
-            reason = error.cancellation_reasons[0] if error.cancellation_reasons else None
+            reasons = error.cancellation_reasons
+            if not reasons:
+                raise
+            # PynamoDB sends puts before updates, so the reasons come in that order.
+            return self._cancelled(
+                reasons[0], list(zip(accounts, reasons[len(records) :], strict=False))
+            )
+        return _Outcome(records[0], replayed=False)
+
+    def _cancelled(
+        self,
+        record_reason: CancellationReason | None,
+        account_reasons: list[tuple[tuple[str, EntryType], CancellationReason | None]],
+    ) -> _Outcome:
+        if record_reason is not None and record_reason.code == _CONDITION_FAILED:
+            return self._stored_outcome(record_reason)
+        reasons = [record_reason, *(reason for _, reason in account_reasons)]
+        if any(reason is not None and reason.code in CONTENTION_CODES for reason in reasons):
+            raise Retry(CONTENTION)
+
+        failed: list[tuple[str, EntryType, User]] = []
+        for (user_id, direction), reason in account_reasons:
             if reason is None or reason.code != _CONDITION_FAILED:
+                continue
+            if reason.raw_item is None:
+                raise UserNotFound(user_id)
+            failed.append((user_id, direction, self.ctx.models.user.from_raw_data(reason.raw_item)))
+        for user_id, direction, user in failed:
+            self._check_currency(user_id, direction, user.currency or self.ctx.default_currency)
+        for _, direction, user in failed:
+            if direction is EntryType.DEBIT:
+                held = self.ctx.opening_balance if user.balance is None else user.balance
+                return self._reject(present(held, self.request.currency))
+        codes = [reason.code if reason else "None" for reason in reasons]
+        raise LedgerError(f"transaction cancelled for an unexpected reason: {codes}")
+
+    def _check_currency(self, user_id: str, direction: EntryType, held: str) -> None:
+        request = self.request
+        if held == request.currency:
+            return
+        # The debited account (or a credit's only account) sets the currency.
+        sets_currency = direction is EntryType.DEBIT or request.kind == KIND_TRANSACT
+        if not request.currency_given and sets_currency:
+            raise _CurrencyLearned(held)
+        raise CurrencyMismatch(user_id, expected=request.currency, actual=held)
+
+    def _stored_outcome(self, reason: CancellationReason) -> _Outcome:
+        """What a key already in the table means for this call: replay, rejection or conflict."""
+        request, ctx = self.request, self.ctx
+        if reason.raw_item is not None:
+            stored = ctx.models.transaction.from_raw_data(reason.raw_item)
+        else:  # a server that does not return old items on condition failure
+            stored = ctx.models.transaction.get(request.key, consistent_read=True)
+        differences = request.differences(stored, ctx.default_currency)
+        if differences:
+            raise IdempotencyConflict(request.key, differences)
+        if stored.status == STATUS_REJECTED:
+            raise InsufficientFunds(
+                stored.user_id,
+                present(stored.rejected_balance or Decimal(0), request.currency),
+                present(stored.amount, request.currency),
+                request.currency,
+            )
+        # A record carrying this call's request id was written by an earlier attempt
+        # whose reply was lost: that is this call's own success, not a replay.
+        return _Outcome(stored, replayed=stored.request_id != self.request_id)
+
+    def _reject(self, balance: Decimal) -> _Outcome:
+        """Record a refused debit against its key, so a replay is refused the same way."""
+        request, ctx = self.request, self.ctx
+        record = ctx.models.transaction(
+            request.key,
+            user_id=request.user_id,
+            amount=request.amount,
+            type=request.type.value,
+            currency=request.currency,
+            status=STATUS_REJECTED,
+            kind=request.kind,
+            fingerprint=request.fingerprint,
+            request_id=self.request_id,
+            counterparty_id=request.counterparty_id,
+            transfer_id=request.key if request.kind == KIND_TRANSFER else None,
+            rejected_at=self.now,
+            rejected_balance=balance,
+        )
+        key_is_new = ctx.models.transaction.idempotency_key.does_not_exist()
+
+        def attempt() -> _Outcome:
+            try:
+                with TransactWrite(connection=ctx.models.connection) as write:
+                    write.save(record, condition=key_is_new, return_values=ALL_OLD)
+            except TransactWriteError as error:
+                reason = error.cancellation_reasons[0] if error.cancellation_reasons else None
+                if reason is not None and reason.code == _CONDITION_FAILED:
+                    return self._stored_outcome(reason)
                 if reason is not None and reason.code in CONTENTION_CODES:
                     raise Retry(CONTENTION) from error
                 raise
-            return _stored_outcome(ctx, request, request_id, reason)
-        raise InsufficientFunds(request.user_id, balance, request.amount, request.currency)
+            raise InsufficientFunds(request.user_id, balance, request.amount, request.currency)
 
-    return run(ctx, attempt)
+        return run(ctx, attempt)

@@ -1,0 +1,5 @@
+"""``python -m dynaledger``: the command line."""
+
+from dynaledger.cli import console
+
+console()

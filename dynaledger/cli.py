@@ -1,0 +1,315 @@
+"""The ``dynaledger`` command: serve, migrate, seed, move money and read it back.
+
+Expected failures print one line on stderr and exit 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from dynaledger import __version__, local, values
+from dynaledger.errors import LedgerError
+from dynaledger.ledger import Ledger
+
+Handler = Callable[[argparse.Namespace, Ledger], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "demo":
+        from dynaledger.demo import run_demo
+
+        return _guarded(lambda: run_demo(_endpoint(args), args.table_prefix, out=print))
+    handler: Handler = args.handler
+    return _guarded(lambda: handler(args, _ledger(args)))
+
+
+def _guarded(action: Callable[[], int]) -> int:
+    try:
+        return action()
+    except LedgerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _endpoint(args: argparse.Namespace) -> str | None:
+    return (
+        args.endpoint
+        or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+
+
+def _ledger(args: argparse.Namespace) -> Ledger:
+    overrides: dict[str, Any] = {}
+    if args.endpoint:
+        overrides["endpoint_url"] = args.endpoint
+    if args.region:
+        overrides["region"] = args.region
+    if args.table_prefix is not None:
+        overrides["table_prefix"] = args.table_prefix
+    return Ledger.from_env(**overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    def ready(url: str) -> None:
+        print(f"DynamoDB endpoint (in memory) listening on {url}; Ctrl-C stops it", flush=True)
+
+    local.serve(args.host, args.port, ready=ready)
+    return 0
+
+
+# Output -----------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, values.EntryType):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _emit(args: argparse.Namespace, result: Any, line: str) -> None:
+    if args.json:
+        data = attrs.asdict(result, recurse=True) if attrs.has(type(result)) else result
+        print(json.dumps(_plain(data), ensure_ascii=False))
+    else:
+        print(line)
+
+
+# Commands ---------------------------------------------------------------------
+
+
+def _migrate(args: argparse.Namespace, ledger: Ledger) -> int:
+    if args.status:
+        for status in ledger.migration_status():
+            when = (
+                f"applied {status.applied_at:%Y-%m-%d %H:%M:%S}Z"
+                if status.applied_at
+                else "pending"
+            )
+            print(f"{status.revision}  {when:<28} {status.description}")
+        return 0
+    applied = ledger.migrate()
+    if applied:
+        print(f"applied {', '.join(applied)}")
+    else:
+        print("nothing to apply: up to date")
+    return 0
+
+
+def _seed(args: argparse.Namespace, ledger: Ledger) -> int:
+    if args.generate is not None:
+        report = ledger.generate_users(args.generate, progress=_progress_bar)
+    else:
+        report = ledger.seed()
+    print(f"created {report.created}, skipped {report.skipped} existing")
+    return 0
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total
+    end = "\n" if done >= total else ""
+    print(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _create_user(args: argparse.Namespace, ledger: Ledger) -> int:
+    user = ledger.create_user(args.user, currency=args.currency, balance=args.balance)
+    shown = "the opening balance" if user.balance is None else f"{user.balance} {user.currency}"
+    _emit(args, user, f"created {user.user_id} ({user.currency}) with {shown}")
+    return 0
+
+
+def _balance(args: argparse.Namespace, ledger: Ledger) -> int:
+    balance = ledger.get_user_balance(args.user)
+    note = " (opening balance)" if balance.is_opening else ""
+    _emit(args, balance, f"{balance.user_id}: {balance.amount} {balance.currency}{note}")
+    return 0
+
+
+def _transact(args: argparse.Namespace, ledger: Ledger) -> int:
+    result = ledger.transact(
+        idempotency_key=args.key, user_id=args.user, amount=args.amount, type=args.type,
+        currency=args.currency,
+    )  # fmt: skip
+    replay = " (replayed: already applied)" if result.replayed else ""
+    _emit(
+        args,
+        result,
+        f"{result.type} {result.amount} {result.currency} "
+        f"{'to' if result.type == 'credit' else 'from'} {result.user_id}{replay}",
+    )
+    return 0
+
+
+def _transfer(args: argparse.Namespace, ledger: Ledger) -> int:
+    result = ledger.transfer(
+        idempotency_key=args.key, from_user_id=args.from_user, to_user_id=args.to_user,
+        amount=args.amount, currency=args.currency,
+    )  # fmt: skip
+    replay = " (replayed: already applied)" if result.replayed else ""
+    _emit(
+        args,
+        result,
+        f"transferred {result.amount} {result.currency} from "
+        f"{result.from_user_id} to {result.to_user_id}{replay}",
+    )
+    return 0
+
+
+def _history(args: argparse.Namespace, ledger: Ledger) -> int:
+    page = ledger.history(args.user, limit=args.limit, cursor=args.cursor)
+    if args.json:
+        _emit(args, page, "")
+        return 0
+    for item in page.items:
+        other = (
+            f"  ({'from' if item.type == 'credit' else 'to'} {item.counterparty_id})"
+            if (item.counterparty_id)
+            else ""
+        )
+        sign = "+" if item.type == "credit" else "-"
+        print(
+            f"{item.timestamp:%Y-%m-%d %H:%M:%S}  {sign}{item.amount:>14} {item.currency}  "
+            f"{item.idempotency_key}{other}"
+        )
+    if not page.items:
+        print("no entries")
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor}")
+    return 0
+
+
+def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
+    report = ledger.reconcile(args.users or None)
+    if args.json:
+        _emit(args, {**attrs.asdict(report), "ok": report.ok}, "")
+    else:
+        for mismatch in report.mismatches:
+            print(
+                f"MISMATCH {mismatch.user_id}: history says {mismatch.expected}, "
+                f"balance is {mismatch.actual}"
+            )
+        verdict = "OK" if report.ok else f"{len(report.mismatches)} mismatches"
+        print(f"reconciled {report.checked} accounts: {verdict}")
+    return 0 if report.ok else 1
+
+
+# Parser -----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument(
+        "--endpoint",
+        default=argparse.SUPPRESS,
+        help="DynamoDB endpoint URL (default: $AWS_ENDPOINT_URL_DYNAMODB, "
+        "$AWS_ENDPOINT_URL, else AWS)",
+    )
+    connection.add_argument(
+        "--region",
+        default=argparse.SUPPRESS,
+        help="AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION)",
+    )
+    connection.add_argument(
+        "--table-prefix",
+        default=argparse.SUPPRESS,
+        help="table name prefix (default: $DYNALEDGER_TABLE_PREFIX)",
+    )
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print JSON for machines")
+
+    parser = argparse.ArgumentParser(
+        prog="dynaledger", description=__doc__.splitlines()[0] if __doc__ else None,
+        parents=[connection],
+    )  # fmt: skip
+    parser.set_defaults(endpoint=None, region=None, table_prefix=None)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(
+        name: str, handler: Handler | None, help_text: str, *parents: argparse.ArgumentParser
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name, help=help_text, description=help_text, parents=[connection, *parents]
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    serve = command("serve", None, "run the embedded in-memory DynamoDB endpoint")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    migrate = command("migrate", _migrate, "create or adopt the tables; record revisions")
+    migrate.add_argument("--status", action="store_true", help="list applied and pending revisions")
+
+    seed = command("seed", _seed, "create the test users (existing ones are skipped)")
+    seed.add_argument("--generate", type=int, metavar="N", help="write N synthetic users instead")
+
+    create = command("create-user", _create_user, "create one account", output)
+    create.add_argument("user")
+    create.add_argument("--currency")
+    create.add_argument("--balance")
+
+    balance = command("balance", _balance, "show a balance", output)
+    balance.add_argument("user")
+
+    transact = command("transact", _transact, "credit or debit an account once per key", output)
+    transact.add_argument("--key", required=True, help="idempotency key")
+    transact.add_argument("--user", required=True)
+    transact.add_argument("--amount", required=True)
+    transact.add_argument("--type", required=True, help="credit or debit")
+    transact.add_argument("--currency")
+
+    transfer = command("transfer", _transfer, "move money between accounts once per key", output)
+    transfer.add_argument("--key", required=True, help="idempotency key")
+    transfer.add_argument("--from", dest="from_user", required=True)
+    transfer.add_argument("--to", dest="to_user", required=True)
+    transfer.add_argument("--amount", required=True)
+    transfer.add_argument("--currency")
+
+    history = command("history", _history, "list an account's movements, newest first", output)
+    history.add_argument("user")
+    history.add_argument("--limit", type=int, default=50)
+    history.add_argument("--cursor")
+
+    reconcile = command("reconcile", _reconcile, "check balances against history", output)
+    reconcile.add_argument("users", nargs="*", metavar="USER")
+
+    command("demo", None, "walk through the ledger on the embedded endpoint")
+    return parser
+
+
+def console() -> None:  # pragma: no cover - the console script
+    """Entry point of the ``dynaledger`` script."""
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""``dynaledger demo``: the ledger's guarantees, shown step by step on a live endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+from dynaledger import local
+from dynaledger.errors import IdempotencyConflict, InsufficientFunds, LedgerError
+from dynaledger.ledger import Ledger
+
+Out = Callable[[str], None]
+RACERS = 20
+RACE_BALANCE = "40.00"
+RACE_DEBIT = "5.00"
+
+
+@contextmanager
+def _endpoint(endpoint_url: str | None, out: Out) -> Iterator[str]:
+    if endpoint_url:
+        out(f"Using the DynamoDB endpoint at {endpoint_url}")
+        yield endpoint_url
+        return
+    with local.embedded_dynamodb() as url:
+        out(f"Started the embedded DynamoDB endpoint (in memory) at {url}")
+        yield url
+
+
+def run_demo(endpoint_url: str | None, table_prefix: str | None, *, out: Out = print) -> int:
+    """Migrate, seed, and walk through every guarantee; return 0 when all held."""
+    run = uuid.uuid4().hex[:6]
+    prefix = table_prefix if table_prefix is not None else ("" if not endpoint_url else "demo-")
+    with _endpoint(endpoint_url, out) as url:
+        ledger = Ledger(url, table_prefix=prefix)
+        _step(out, "Migrate: create the tables from the models")
+        applied = ledger.migrate()
+        out(f"  applied revisions: {', '.join(applied) or 'none (already up to date)'}")
+        _step(out, "Seed the test users")
+        report = ledger.seed()
+        out(f"  created {report.created}, skipped {report.skipped} that existed")
+        _step(out, "Balances (carol has none stored, so she holds the opening balance)")
+        for user in ("alice", "bob", "carol", "dmitri", "emi"):
+            _show(ledger, user, out)
+
+        _step(out, "Credit carol 25.50, then debit alice 10")
+        credit_key = f"demo-{run}-credit"
+        ledger.transact(idempotency_key=credit_key, user_id="carol", amount="25.50", type="credit")
+        ledger.transact(idempotency_key=f"demo-{run}-debit", user_id="alice", amount="10",
+                        type="debit")  # fmt: skip
+        _show(ledger, "carol", out)
+        _show(ledger, "alice", out)
+
+        _step(out, "Send the same credit again (a client retry): nothing moves")
+        replay = ledger.transact(idempotency_key=credit_key, user_id="carol", amount="25.50",
+                                 type="credit")  # fmt: skip
+        out(f"  replayed={replay.replayed}, original time {replay.timestamp:%H:%M:%S.%f}")
+        _show(ledger, "carol", out)
+
+        _step(out, "Reuse that key for a different amount: refused, nothing written")
+        try:
+            ledger.transact(idempotency_key=credit_key, user_id="carol", amount="99",
+                            type="credit")  # fmt: skip
+        except IdempotencyConflict as error:
+            out(f"  IdempotencyConflict: {error}")
+
+        _step(out, "Debit bob more than he has: refused and recorded against its key")
+        try:
+            ledger.transact(idempotency_key=f"demo-{run}-overdraft", user_id="bob",
+                            amount="1000", type="debit")  # fmt: skip
+        except InsufficientFunds as error:
+            out(f"  InsufficientFunds: {error}")
+
+        _step(out, "Transfer 30 from alice to carol, in one transaction")
+        ledger.transfer(idempotency_key=f"demo-{run}-transfer", from_user_id="alice",
+                        to_user_id="carol", amount="30")  # fmt: skip
+        _show(ledger, "alice", out)
+        _show(ledger, "carol", out)
+
+        ok = _race(ledger, run, out)
+
+        _step(out, "carol's history, newest first")
+        for item in ledger.history("carol", limit=5).items:
+            other = f" (from {item.counterparty_id})" if item.counterparty_id else ""
+            out(
+                f"  {item.timestamp:%H:%M:%S.%f}  {item.type.value:<6} {item.amount:>8} "
+                f"{item.currency}  {item.idempotency_key}{other}"
+            )
+
+        _step(out, "Reconcile: every balance equals opening + credits - debits")
+        reconciled = ledger.reconcile()
+        out(
+            f"  checked {reconciled.checked} accounts: "
+            f"{'OK' if reconciled.ok else reconciled.mismatches}"
+        )
+        return 0 if ok and reconciled.ok else 1
+
+
+def _race(ledger: Ledger, run: str, out: Out) -> bool:
+    racer = f"racer-{run}"
+    ledger.create_user(racer, balance=RACE_BALANCE)
+    _step(out, f"{RACERS} threads race to debit {RACE_DEBIT} each from {racer} "
+               f"(balance {RACE_BALANCE})")  # fmt: skip
+
+    def debit(n: int) -> bool:
+        try:
+            ledger.transact(idempotency_key=f"demo-{run}-race-{n}", user_id=racer,
+                            amount=RACE_DEBIT, type="debit")  # fmt: skip
+        except InsufficientFunds:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=RACERS) as pool:
+        outcomes = list(pool.map(debit, range(RACERS)))
+    applied = sum(outcomes)
+    balance = ledger.get_user_balance(racer)
+    in_history = len(ledger.history(racer, limit=1000).items)
+    out(
+        f"  applied {applied}, refused {RACERS - applied}; balance now {balance.amount} "
+        f"(never below zero); {in_history} debits in history"
+    )
+    return balance.amount >= 0 and in_history == applied
+
+
+def _step(out: Out, text: str) -> None:
+    out("")
+    out(f"== {text}")
+
+
+def _show(ledger: Ledger, user_id: str, out: Out) -> None:
+    try:
+        balance = ledger.get_user_balance(user_id)
+    except LedgerError as error:
+        out(f"  {user_id}: {error}")
+        return
+    note = "  (opening balance)" if balance.is_opening else ""
+    out(f"  {user_id:<8} {balance.amount:>10} {balance.currency}{note}")
