@@ -19,14 +19,14 @@ from types import ModuleType
 from typing import Any
 
 import attrs
-from pynamodb.exceptions import PutError, TableDoesNotExist, TableError
+from pynamodb.exceptions import PutError, ScanError, TableDoesNotExist, TableError
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from dynaledger.errors import IncompatibleTable, MigrationError
 from dynaledger.models import BoundModels
 from dynaledger.models.schema_migration import STATE_APPLIED, STATE_APPLYING, SchemaMigration
-from dynaledger.services._core import Context, run
+from dynaledger.services._core import Context, error_code, run
 from dynaledger.values import RevisionStatus
 
 
@@ -173,8 +173,10 @@ class Migrator:
         def attempt() -> dict[str, Any]:
             try:
                 records = list(self._record.scan(consistent_read=True))
-            except TableDoesNotExist:
-                return {}
+            except ScanError as error:
+                if error_code(error) == "ResourceNotFoundException":
+                    return {}  # nothing was ever migrated here
+                raise
             return {r.revision: r.applied_at for r in records if r.state == STATE_APPLIED}
 
         return run(self._ctx, attempt)
@@ -215,7 +217,7 @@ class Migrator:
         def attempt() -> SchemaMigration | None:
             try:
                 return self._record.get(revision.revision, consistent_read=True)
-            except SchemaMigration.DoesNotExist:
+            except self._record.DoesNotExist:
                 return None
 
         return run(self._ctx, attempt)

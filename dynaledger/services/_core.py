@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -153,10 +154,9 @@ def translate(error: Exception) -> LedgerError:
 
 
 def _table_from_message(message: str) -> str:
-    for token in message.replace(":", " ").split():
-        if token.strip("`'\"") and ("Users" in token or "Transactions" in token):
-            return token.strip("`'\".,()")
-    return message
+    # PynamoDB names the table as "on table (Name)"; TableDoesNotExist as "`Name`".
+    found = re.search(r"on table \(([^)]+)\)|`([^`]+)`", message)
+    return next((group for group in found.groups() if group), "?") if found else "?"
 
 
 def run(ctx: Context, attempt: Callable[[], _T]) -> _T:

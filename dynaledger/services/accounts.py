@@ -34,7 +34,7 @@ def require_user(ctx: Context, user_id: str) -> User:
     def attempt() -> User | None:
         try:
             return ctx.models.user.get(user_id, consistent_read=True)
-        except User.DoesNotExist:
+        except ctx.models.user.DoesNotExist:
             return None
 
     user = run(ctx, attempt)

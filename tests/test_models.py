@@ -1,0 +1,135 @@
+"""Models round-trip through a real table, under the TypeScript service's wire names."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+
+from dynaledger import Ledger
+from dynaledger.errors import UserNotFound
+from dynaledger.models import DecimalAttribute
+from dynaledger.models.attributes import format_timestamp, parse_timestamp
+from tests.conftest import unique
+
+
+class TestDecimalAttribute:
+    @pytest.mark.parametrize(
+        ("value", "wire"),
+        [
+            (Decimal("0.1"), "0.1"),
+            (Decimal("12345678901234567890.12"), "12345678901234567890.12"),
+            (Decimal("1E-2"), "0.01"),
+            (Decimal("100"), "100"),
+            (7, "7"),
+        ],
+    )
+    def test_serializes_plain_digits_without_a_float_step(self, value: Decimal, wire: str) -> None:
+        """Numbers are written digit for digit, never through float."""
+        assert wire == DecimalAttribute().serialize(value)
+
+    @pytest.mark.parametrize("bad", [Decimal("NaN"), Decimal("Infinity")])
+    def test_refuses_non_finite_numbers(self, bad: Decimal) -> None:
+        """DynamoDB has no NaN or infinity; the attribute refuses them before sending."""
+        with pytest.raises(ValueError, match="finite"):
+            DecimalAttribute().serialize(bad)
+
+    def test_refuses_floats(self) -> None:
+        """A float would carry binary rounding into the table."""
+        with pytest.raises(TypeError, match="Decimal or int"):
+            DecimalAttribute().serialize(0.1)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize(
+        "amount", ["0.1", "12345678901234567890.12", "1E-2", "99999999999999999999999999999999999999"]
+    )
+    def test_round_trips_exactly_through_a_real_table(self, ledger: Ledger, amount: str) -> None:
+        """What goes into DynamoDB comes back as the same Decimal, all 38 digits included."""
+        user_id = unique("dec")
+        ledger._ctx.models.user(user_id, balance=Decimal(amount)).save()
+        stored = ledger._ctx.models.user.get(user_id, consistent_read=True)
+        assert Decimal(amount) == stored.balance
+        raw = ledger.botocore_client.get_item(
+            TableName=ledger.table_names[0], Key={"userId": {"S": user_id}}, ConsistentRead=True
+        )
+        assert Decimal(amount) == Decimal(raw["Item"]["balance"]["N"])
+
+
+class TestTimestamps:
+    def test_format_is_iso8601_utc_with_microseconds(self) -> None:
+        """Timestamps read like JavaScript's toISOString, with microseconds."""
+        moment = datetime(2026, 1, 31, 9, 30, 0, 123456, tzinfo=timezone.utc)
+        assert "2026-01-31T09:30:00.123456Z" == format_timestamp(moment)
+
+    def test_parses_what_the_typescript_service_writes(self) -> None:
+        """Millisecond ``Z`` strings from Date.toISOString read back as aware UTC datetimes."""
+        expected = datetime(2026, 1, 31, 9, 30, 0, 123000, tzinfo=timezone.utc)
+        assert expected == parse_timestamp("2026-01-31T09:30:00.123Z")
+
+    def test_refuses_naive_datetimes(self) -> None:
+        """A naive datetime has no defined instant; storing one would be a guess."""
+        with pytest.raises(ValueError, match="timezone-aware"):
+            format_timestamp(datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
+
+
+class TestWireNames:
+    def test_user_is_stored_under_the_seed_services_attribute_names(self, ledger: Ledger) -> None:
+        """A raw get_item sees userId, balance, currency, openingBalance, createdAt, updatedAt."""
+        user_id = unique("wire")
+        ledger.create_user(user_id, currency="EUR", balance="12.50")
+        raw = ledger.botocore_client.get_item(
+            TableName=ledger.table_names[0], Key={"userId": {"S": user_id}}, ConsistentRead=True
+        )["Item"]
+        assert {"userId", "balance", "currency", "openingBalance", "createdAt", "updatedAt"} == set(
+            raw
+        )
+        assert {"S": user_id} == raw["userId"]
+        assert {"N": "12.5"} == {"N": str(Decimal(raw["balance"]["N"]).normalize())}
+        assert {"S": "EUR"} == raw["currency"]
+
+    def test_transaction_is_stored_under_the_seed_services_attribute_names(
+        self, ledger: Ledger
+    ) -> None:
+        """A raw get_item of a credit sees idempotencyKey, userId, amount, type and timestamp."""
+        user_id, key = unique("wire"), unique("key")
+        ledger.create_user(user_id)
+        result = ledger.transact(idempotency_key=key, user_id=user_id, amount="3", type="credit")
+        raw = ledger.botocore_client.get_item(
+            TableName=ledger.table_names[1],
+            Key={"idempotencyKey": {"S": key}},
+            ConsistentRead=True,
+        )["Item"]
+        assert {"S": key} == raw["idempotencyKey"]
+        assert {"S": user_id} == raw["userId"]
+        assert Decimal(3) == Decimal(raw["amount"]["N"])
+        assert {"S": "credit"} == raw["type"]
+        assert {"S": format_timestamp(result.timestamp)} == raw["timestamp"]
+
+    def test_a_user_written_by_the_typescript_service_is_readable(self, ledger: Ledger) -> None:
+        """An item with only userId (no balance, no currency) holds 100 USD, as the seed says."""
+        user_id = unique("ts")
+        ledger.botocore_client.put_item(
+            TableName=ledger.table_names[0], Item={"userId": {"S": user_id}}
+        )
+        balance = ledger.get_user_balance(user_id)
+        assert (Decimal("100.00"), "USD", True) == (
+            balance.amount,
+            balance.currency,
+            balance.is_opening,
+        )
+
+
+class TestPrefixIsolation:
+    def test_two_prefixes_in_one_process_do_not_see_each_others_tables(
+        self, fresh_ledger: Ledger, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """A user created under one prefix does not exist under another."""
+        other = make_ledger()
+        other.migrate()
+        user_id = unique("iso")
+        fresh_ledger.create_user(user_id)
+        assert fresh_ledger.table_names[0] != other.table_names[0]
+        assert user_id == fresh_ledger.get_user_balance(user_id).user_id
+        with pytest.raises(UserNotFound):
+            other.get_user_balance(user_id)
