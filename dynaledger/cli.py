@@ -229,31 +229,16 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # The connection options work before or after the command.
     connection = argparse.ArgumentParser(add_help=False)
-    connection.add_argument(
-        "--endpoint",
-        default=argparse.SUPPRESS,
-        help="DynamoDB endpoint URL (default: $AWS_ENDPOINT_URL_DYNAMODB, "
-        "$AWS_ENDPOINT_URL, else AWS)",
-    )
-    connection.add_argument(
-        "--region",
-        default=argparse.SUPPRESS,
-        help="AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION)",
-    )
-    connection.add_argument(
-        "--table-prefix",
-        default=argparse.SUPPRESS,
-        help="table name prefix (default: $DYNALEDGER_TABLE_PREFIX)",
-    )
+    _connection_options(connection, argparse.SUPPRESS)
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print JSON for machines")
 
     parser = argparse.ArgumentParser(
         prog="dynaledger", description=__doc__.splitlines()[0] if __doc__ else None,
-        parents=[connection],
     )  # fmt: skip
-    parser.set_defaults(endpoint=None, region=None, table_prefix=None)
+    _connection_options(parser, None)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -308,6 +293,22 @@ def _parser() -> argparse.ArgumentParser:
 
     command("demo", None, "walk through the ledger on the embedded endpoint")
     return parser
+
+
+def _connection_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    # Separate actions per parser: argparse shares a parent's actions, defaults included.
+    env_endpoint = "$AWS_ENDPOINT_URL_DYNAMODB, $AWS_ENDPOINT_URL, else AWS"
+    parser.add_argument(
+        "--endpoint", default=default, help=f"DynamoDB endpoint URL (default: {env_endpoint})"
+    )
+    parser.add_argument(
+        "--region", default=default, help="AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION)"
+    )
+    parser.add_argument(
+        "--table-prefix",
+        default=default,
+        help="table name prefix (default: $DYNALEDGER_TABLE_PREFIX)",
+    )
 
 
 def console() -> None:  # pragma: no cover - the console script

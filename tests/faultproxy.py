@@ -8,6 +8,7 @@ controls: a fixed list, or a seeded random choice.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import random
@@ -25,7 +26,9 @@ THROTTLE = "throttle"  # ThrottlingException
 THROUGHPUT = "throughput"  # ProvisionedThroughputExceededException
 SERVER_ERROR = "server_error"  # HTTP 500 InternalServerError
 DROP_AFTER_COMMIT = "drop_after_commit"  # forwarded and committed, then the connection drops
-STALL_AFTER_COMMIT = "stall_after_commit"  # forwarded and committed, then no reply until the client gives up
+STALL_AFTER_COMMIT = (
+    "stall_after_commit"  # forwarded and committed, then no reply until the client gives up
+)
 
 FAULTS = (CONFLICT, THROTTLE, THROUGHPUT, SERVER_ERROR, DROP_AFTER_COMMIT, STALL_AFTER_COMMIT)
 #: Faults after which the server has committed the request: the client cannot know.
@@ -54,7 +57,9 @@ def scripted(*faults: str | None, operation: str = "TransactWriteItems") -> Sche
     return schedule
 
 
-def seeded(seed: int, rates: dict[str, float], operations: frozenset[str] | None = None) -> Schedule:
+def seeded(
+    seed: int, rates: dict[str, float], operations: frozenset[str] | None = None
+) -> Schedule:
     """Inject each fault with its rate, drawn from a seeded generator (reproducible per order)."""
     rng = random.Random(seed)
     lock = threading.Lock()
@@ -98,7 +103,9 @@ def _error_body(fault: str, request: dict[str, object]) -> tuple[int, dict[str, 
     if fault == CONFLICT:
         items = request.get("TransactItems")
         count = len(items) if isinstance(items, list) else 1
-        reasons = [{"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}]
+        reasons = [
+            {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
+        ]
         return 400, {
             "__type": _PREFIX + "TransactionCanceledException",
             "Message": "Transaction cancelled, please refer cancellation reasons for specific "
@@ -121,7 +128,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _upstream(self) -> http.client.HTTPConnection:
@@ -133,7 +140,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 local.connection = connection
             return connection
 
-        def do_POST(self) -> None:  # noqa: N802 - the http.server protocol
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             operation = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
             fault = proxy.schedule(operation)
@@ -179,10 +186,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _drop(self) -> None:
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):  # the client may have gone already
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
         def _wait_for_client_to_give_up(self) -> None:
             # The client closes its end when its read timeout fires; bounded all the same.

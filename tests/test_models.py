@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -42,7 +42,8 @@ class TestDecimalAttribute:
             DecimalAttribute().serialize(0.1)  # type: ignore[arg-type]
 
     @pytest.mark.parametrize(
-        "amount", ["0.1", "12345678901234567890.12", "1E-2", "99999999999999999999999999999999999999"]
+        "amount",
+        ["0.1", "12345678901234567890.12", "1E-2", "99999999999999999999999999999999999999"],
     )
     def test_round_trips_exactly_through_a_real_table(self, ledger: Ledger, amount: str) -> None:
         """What goes into DynamoDB comes back as the same Decimal, all 38 digits included."""
@@ -70,7 +71,7 @@ class TestTimestamps:
     def test_refuses_naive_datetimes(self) -> None:
         """A naive datetime has no defined instant; storing one would be a guess."""
         with pytest.raises(ValueError, match="timezone-aware"):
-            format_timestamp(datetime(2026, 1, 1))  # noqa: DTZ001 - the point of the test
+            format_timestamp(datetime(2026, 1, 1))
 
 
 class TestWireNames:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import TypeVar, cast
 
 import attrs
+from botocore.exceptions import BotoCoreError
 from pynamodb.connection import Connection
 from pynamodb.models import Model
 
+from dynaledger.errors import LedgerError
 from dynaledger.models.attributes import DecimalAttribute, ISODateTimeAttribute
 from dynaledger.models.schema_migration import SchemaMigration
 from dynaledger.models.transaction import Transaction
@@ -82,7 +84,10 @@ def bind_models(settings: ConnectionSettings) -> BoundModels:
         aws_secret_access_key=secret_key,
     )
     # Create the client now: PynamoDB builds it lazily and without a lock.
-    _ = connection.client
+    try:
+        _ = connection.client
+    except BotoCoreError as error:  # such as half-configured credentials
+        raise LedgerError(f"cannot configure the DynamoDB client: {error}", cause=error) from None
     return BoundModels(
         user=_bind(User, settings, connection),
         transaction=_bind(Transaction, settings, connection),

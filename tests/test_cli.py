@@ -1,0 +1,173 @@
+"""The dynaledger command end to end against the test server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from dynaledger import Ledger
+from dynaledger.cli import main
+from tests.conftest import unique
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(fresh_ledger: Ledger, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run the CLI in-process on the fresh ledger's tables; return (code, stdout, stderr)."""
+    prefix = fresh_ledger.settings.table_prefix
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["--endpoint", dynamodb_endpoint, "--table-prefix", prefix, *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+class TestCommands:
+    def test_migrate_then_status(self, cli: Run) -> None:
+        """migrate on migrated tables applies nothing; --status lists both revisions applied."""
+        assert (0, "nothing to apply: up to date\n", "") == cli("migrate")
+        code, out, _ = cli("migrate", "--status")
+        lines = out.splitlines()
+        assert (0, ["0001", "0002"]) == (code, [line.split()[0] for line in lines])
+        assert all("applied" in line for line in lines)
+
+    def test_seed_twice(self, cli: Run) -> None:
+        """seed reports created then skipped users."""
+        assert (0, "created 5, skipped 0 existing\n", "") == cli("seed")
+        assert (0, "created 0, skipped 5 existing\n", "") == cli("seed")
+
+    def test_seed_generate_shows_progress(self, cli: Run) -> None:
+        """seed --generate N writes N users and draws a progress bar on stderr."""
+        code, out, err = cli("seed", "--generate", "30")
+        assert (0, "created 30, skipped 0 existing\n") == (code, out)
+        assert err.endswith("] 30/30\n")
+
+    def test_balance_transact_transfer_history_reconcile(self, cli: Run) -> None:
+        """The money commands print one readable line each and exit 0."""
+        cli("seed")
+        assert (0, "carol: 100.00 USD (opening balance)\n", "") == cli("balance", "carol")
+        assert (0, "credit 5.00 USD to carol\n", "") == cli(
+            "transact", "--key", "c1", "--user", "carol", "--amount", "5", "--type", "credit"
+        )
+        assert (0, "credit 5.00 USD to carol (replayed: already applied)\n", "") == cli(
+            "transact", "--key", "c1", "--user", "carol", "--amount", "5", "--type", "credit"
+        )
+        assert (0, "transferred 1.50 USD from alice to carol\n", "") == cli(
+            "transfer", "--key", "t1", "--from", "alice", "--to", "carol", "--amount", "1.50"
+        )
+        code, out, _ = cli("history", "carol")
+        lines = out.splitlines()
+        assert (0, 2) == (code, len(lines))
+        assert lines[0].endswith("+          1.50 USD  t1  (from alice)")
+        assert lines[1].endswith("+          5.00 USD  c1")
+        assert (0, "reconciled 5 accounts: OK\n", "") == cli("reconcile")
+
+    def test_json_output_for_machines(self, cli: Run) -> None:
+        """--json prints the result object as JSON with exact decimal strings."""
+        cli("seed")
+        code, out, _ = cli("balance", "alice", "--json")
+        assert (0, {"user_id": "alice", "amount": "250.00", "currency": "USD",
+                    "is_opening": False}) == (code, json.loads(out))  # fmt: skip
+        code, out, _ = cli("transact", "--key", "j1", "--user", "alice", "--amount", "0.10",
+                           "--type", "debit", "--json")  # fmt: skip
+        data = json.loads(out)
+        assert ("j1", "0.10", "debit", False) == (
+            data["idempotency_key"], data["amount"], data["type"], data["replayed"],
+        )  # fmt: skip
+
+    def test_history_pages_with_a_cursor(self, cli: Run) -> None:
+        """--limit shows a cursor line; --cursor continues from it."""
+        cli("seed")
+        for n in range(3):
+            cli("transact", "--key", f"h{n}", "--user", "bob", "--amount", "1", "--type", "credit")
+        _, out, _ = cli("history", "bob", "--limit", "2")
+        cursor = out.splitlines()[-1].split("--cursor ")[1]
+        _, rest, _ = cli("history", "bob", "--limit", "2", "--cursor", cursor)
+        assert rest.splitlines()[0].endswith("h0")
+
+    def test_reconcile_exits_non_zero_on_a_mismatch(self, cli: Run, fresh_ledger: Ledger) -> None:
+        """A tampered balance makes reconcile print the mismatch and exit 1."""
+        cli("seed")
+        fresh_ledger.botocore_client.update_item(
+            TableName=fresh_ledger.table_names[0], Key={"userId": {"S": "bob"}},
+            UpdateExpression="SET balance = :b", ExpressionAttributeValues={":b": {"N": "1"}},
+        )  # fmt: skip
+        expected = (
+            "MISMATCH bob: history says 40.00, balance is 1.00\n"
+            "reconciled 5 accounts: 1 mismatches\n"
+        )
+        assert (1, expected, "") == cli("reconcile")
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["balance", "ghost"], "error: user 'ghost' does not exist\n"),
+            (["transact", "--key", "e1", "--user", "alice", "--amount", "1e3", "--type", "credit"],
+             "error: amount: '1e3' is not a plain decimal number such as '12.34'\n"),
+            (["transact", "--key", "e2", "--user", "bob", "--amount", "100", "--type", "debit"],
+             "error: insufficient funds: user 'bob' has 40.00 USD, 100.00 USD requested\n"),
+            (["transact", "--key", "e3", "--user", "bob", "--amount", "1", "--type", "refund"],
+             "error: type: must be 'credit' or 'debit', not 'refund'\n"),
+            (["transfer", "--key", "e4", "--from", "bob", "--to", "bob", "--amount", "1"],
+             "error: to_user_id: must differ from from_user_id\n"),
+            (["history", "bob", "--limit", "0"],
+             "error: limit: must be an int from 1 to 1000, not 0\n"),
+        ],
+    )  # fmt: skip
+    def test_domain_errors_print_one_line_and_exit_1(
+        self, cli: Run, args: list[str], message: str
+    ) -> None:
+        """Expected failures print a single error line on stderr, no traceback."""
+        cli("seed")
+        assert (1, "", message) == cli(*args)
+
+    def test_missing_tables_say_to_migrate(
+        self, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """On an unmigrated prefix the error names the table and the fix."""
+        prefix = f"{unique('none')}_"
+        code = main(["--endpoint", dynamodb_endpoint, "--table-prefix", prefix, "balance", "x"])
+        _, err = capsys.readouterr()
+        assert (1, f"error: table '{prefix}Users' does not exist; run `dynaledger migrate`\n") == (
+            code, err,
+        )  # fmt: skip
+
+
+class TestConsoleScript:
+    def test_the_installed_command_runs_end_to_end(
+        self, dynamodb_endpoint: str, fresh_ledger: Ledger
+    ) -> None:
+        """``python -m dynaledger`` reads the endpoint and prefix from the environment."""
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+            "DYNALEDGER_TABLE_PREFIX": fresh_ledger.settings.table_prefix,
+        }
+        user_id = unique("sub")
+        fresh_ledger.create_user(user_id, balance="3")
+        done = subprocess.run(
+            [sys.executable, "-m", "dynaledger", "balance", user_id],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        assert (0, f"{user_id}: 3.00 USD\n", "") == (done.returncode, done.stdout, done.stderr)
+
+    def test_demo_walks_through_every_guarantee(self) -> None:
+        """``dynaledger demo`` starts its own endpoint and ends with reconcile OK."""
+        done = subprocess.run(
+            [sys.executable, "-m", "dynaledger", "demo"],
+            capture_output=True, text=True, check=False,
+            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")},
+        )  # fmt: skip
+        assert 0 == done.returncode, done.stderr
+        assert "applied 8, refused 12; balance now 0.00" in done.stdout
+        assert done.stdout.rstrip().endswith("checked 6 accounts: OK")

@@ -1,0 +1,147 @@
+"""The embedded endpoint: a real HTTP server on loopback that keeps every acknowledged write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from urllib.parse import urlparse
+
+import pytest
+
+from dynaledger import Ledger
+from dynaledger.local import embedded_dynamodb
+from tests.conftest import FAST_RETRY
+
+
+def _port_open(url: str) -> bool:
+    parsed = urlparse(url)
+    with socket.socket() as sock:
+        return sock.connect_ex((parsed.hostname or "", parsed.port or 0)) == 0
+
+
+class TestEmbeddedEndpoint:
+    def test_serves_dynamodb_on_loopback_and_stops_with_the_block(self) -> None:
+        """Inside the block the endpoint answers DynamoDB calls; after it, the port is closed."""
+        with embedded_dynamodb() as url:
+            assert "127.0.0.1" == urlparse(url).hostname
+            ledger = Ledger(url, table_prefix="local-start-")
+            assert ["0001", "0002"] == ledger.migrate()
+            assert _port_open(url)
+        assert not _port_open(url)
+
+    def test_concurrent_transactions_are_all_kept(self) -> None:
+        """16 threads x 30 credits on one account: every acknowledged credit is in the balance.
+
+        moto's stock threaded server loses some of these; the embedded endpoint
+        serializes requests so none is lost.
+        """
+        threads, per_thread = 16, 30
+        with embedded_dynamodb() as url:
+            ledger = Ledger(url, table_prefix="local-race-", retry=FAST_RETRY)
+            ledger.migrate()
+            ledger.create_user("hot", balance="0")
+
+            def credit(worker: int) -> int:
+                for n in range(per_thread):
+                    ledger.transact(idempotency_key=f"w{worker}-{n}", user_id="hot",
+                                    amount="1", type="credit")  # fmt: skip
+                return per_thread
+
+            with ThreadPoolExecutor(threads) as pool:
+                acknowledged = sum(pool.map(credit, range(threads)))
+            assert Decimal(acknowledged) == ledger.get_user_balance("hot").amount
+            assert ledger.reconcile(["hot"]).ok
+
+
+class TestServeCommand:
+    def test_serve_runs_in_the_foreground_until_interrupted(self) -> None:
+        """``dynaledger serve --port 0`` prints its URL, answers requests and exits 0 on Ctrl-C."""
+        with subprocess.Popen(
+            [sys.executable, "-m", "dynaledger", "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        ) as process:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            url = line.split(" on ")[1].split(";")[0]
+            ledger = Ledger(url, table_prefix="serve-")
+            assert ["0001", "0002"] == ledger.migrate()
+            process.send_signal(signal.SIGINT)
+            assert 0 == process.wait(timeout=30)
+
+
+class TestConfiguration:
+    def test_from_env_reads_the_standard_variables(self) -> None:
+        """The DynamoDB-specific endpoint wins over the general one; AWS_REGION over the default."""
+        ledger = Ledger.from_env(
+            {
+                "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:4566",
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:9999",
+                "AWS_REGION": "eu-west-1",
+                "AWS_DEFAULT_REGION": "us-west-2",
+                "DYNALEDGER_TABLE_PREFIX": "staging-",
+            }
+        )
+        assert ("http://127.0.0.1:4566", "eu-west-1", "staging-") == (
+            ledger.settings.endpoint_url,
+            ledger.settings.region,
+            ledger.settings.table_prefix,
+        )
+        assert ("staging-Users", "staging-Transactions", "staging-SchemaMigrations") == (
+            ledger.table_names
+        )
+
+    def test_from_env_falls_back_to_the_general_variables(self) -> None:
+        """Without the specific variables, AWS_ENDPOINT_URL and AWS_DEFAULT_REGION apply."""
+        ledger = Ledger.from_env(
+            {"AWS_ENDPOINT_URL": "http://localhost:8000", "AWS_DEFAULT_REGION": "us-west-2"}
+        )
+        assert ("http://localhost:8000", "us-west-2", "") == (
+            ledger.settings.endpoint_url,
+            ledger.settings.region,
+            ledger.settings.table_prefix,
+        )
+
+    @pytest.mark.parametrize(
+        "endpoint", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"]
+    )
+    def test_placeholder_credentials_only_for_loopback_without_credentials(
+        self, endpoint: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A local endpoint with no credentials set gets placeholders (local servers accept any)."""
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        assert ("dynaledger-local", "dynaledger-local") == Ledger(endpoint).settings.credentials
+
+    @pytest.mark.parametrize(
+        "endpoint", [None, "https://dynamodb.eu-west-1.amazonaws.com", "http://10.0.0.5:8000"]
+    )
+    def test_never_placeholder_credentials_toward_aws(
+        self, endpoint: str | None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """AWS and any non-loopback endpoint use botocore's credential chain untouched."""
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+        assert Ledger(endpoint, region="eu-west-1").settings.credentials is None
+
+    def test_configured_credentials_are_kept_for_loopback(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """When credentials are set, even a local endpoint gets them, not placeholders."""
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example-secret")
+        assert Ledger("http://127.0.0.1:8000").settings.credentials is None
+
+    def test_opening_balance_and_currency_are_validated(self) -> None:
+        """A bad default currency or opening balance is refused at construction."""
+        from dynaledger.errors import ValidationError
+
+        with pytest.raises(ValidationError, match="default_currency"):
+            Ledger("http://127.0.0.1:1", default_currency="usd")
+        with pytest.raises(ValidationError, match="opening_balance"):
+            Ledger("http://127.0.0.1:1", opening_balance="-1")

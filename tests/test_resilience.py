@@ -1,0 +1,210 @@
+"""One request per operation, and retries that are safe under injected faults."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+
+import pytest
+
+from dynaledger import Ledger, RetryPolicy
+from dynaledger.errors import (
+    ConcurrencyError,
+    IdempotencyConflict,
+    InsufficientFunds,
+    ServiceUnavailable,
+    UserNotFound,
+)
+from tests import faultproxy
+from tests.conftest import FAST_RETRY, RequestCounter, unique
+
+
+class TestOneRoundTrip:
+    @pytest.fixture
+    def counted(
+        self, ledger: Ledger, count_requests: Callable[[Ledger], RequestCounter]
+    ) -> tuple[Ledger, RequestCounter]:
+        return ledger, count_requests(ledger)
+
+    def _user(self, ledger: Ledger, balance: str = "100") -> str:
+        user_id = unique("rt")
+        ledger.create_user(user_id, balance=balance)
+        return user_id
+
+    def test_each_operation_costs_exactly_its_requests(
+        self, counted: tuple[Ledger, RequestCounter]
+    ) -> None:
+        """Success and replay cost one request; insufficient funds costs two (it is recorded)."""
+        ledger, counter = counted
+        payer, payee = self._user(ledger), self._user(ledger)
+        key, tkey = unique("k"), unique("t")
+        operations: dict[str, Callable[[], object]] = {
+            "balance": lambda: ledger.get_user_balance(payer),
+            "credit": lambda: ledger.transact(idempotency_key=key, user_id=payer, amount="1",
+                                              type="credit"),
+            "replay": lambda: ledger.transact(idempotency_key=key, user_id=payer, amount="1",
+                                              type="credit"),
+            "transfer": lambda: ledger.transfer(idempotency_key=tkey, from_user_id=payer,
+                                                to_user_id=payee, amount="1"),
+            "history": lambda: ledger.history(payer, limit=10),
+        }  # fmt: skip
+        costs = {}
+        for name, operation in operations.items():
+            counter.reset()
+            operation()
+            costs[name] = dict(counter.by_operation)
+        assert {
+            "balance": {"GetItem": 1},
+            "credit": {"TransactWriteItems": 1},
+            "replay": {"TransactWriteItems": 1},
+            "transfer": {"TransactWriteItems": 1},
+            "history": {"Query": 1},
+        } == costs
+
+    def test_refusals_cost_one_request_and_insufficient_funds_two(
+        self, counted: tuple[Ledger, RequestCounter]
+    ) -> None:
+        """Conflicts and unknown users are told apart without a read; a refusal is recorded."""
+        ledger, counter = counted
+        user_id, key = self._user(ledger, "1"), unique("k")
+        ledger.transact(idempotency_key=key, user_id=user_id, amount="1", type="credit")
+        costs = {}
+        for name, call, error in [
+            ("conflict", lambda: ledger.transact(idempotency_key=key, user_id=user_id,
+                                                 amount="2", type="credit"), IdempotencyConflict),
+            ("unknown", lambda: ledger.transact(idempotency_key=unique("k"), user_id="ghost-rt",
+                                                amount="2", type="credit"), UserNotFound),
+            ("overdraft", lambda: ledger.transact(idempotency_key=unique("k"), user_id=user_id,
+                                                  amount="50", type="debit"), InsufficientFunds),
+        ]:  # fmt: skip
+            counter.reset()
+            with pytest.raises(error):
+                call()
+            costs[name] = counter.total
+        assert {"conflict": 1, "unknown": 1, "overdraft": 2} == costs
+
+
+@pytest.fixture
+def proxied(
+    ledger: Ledger, dynamodb_endpoint: str
+) -> Iterator[Callable[..., tuple[Ledger, faultproxy.FaultProxy]]]:
+    """Build a ledger on the session's tables that talks through a fault proxy."""
+    proxies = []
+
+    def build(
+        schedule: faultproxy.Schedule, **kwargs: object
+    ) -> tuple[Ledger, faultproxy.FaultProxy]:
+        context = faultproxy.fault_proxy(dynamodb_endpoint, schedule)
+        proxy = context.__enter__()
+        proxies.append(context)
+        kwargs.setdefault("retry", FAST_RETRY)
+        through = Ledger(proxy.url, table_prefix=ledger.settings.table_prefix, **kwargs)  # type: ignore[arg-type]
+        return through, proxy
+
+    yield build
+    for context in proxies:
+        context.__exit__(None, None, None)
+
+
+def _account(ledger: Ledger, balance: str = "100") -> str:
+    user_id = unique("f")
+    ledger.create_user(user_id, balance=balance)
+    return user_id
+
+
+class TestRetries:
+    @pytest.mark.parametrize(
+        "fault",
+        [faultproxy.CONFLICT, faultproxy.THROTTLE, faultproxy.THROUGHPUT, faultproxy.SERVER_ERROR],
+    )
+    def test_transient_faults_are_retried_and_apply_once(
+        self, ledger: Ledger, proxied: Callable[..., tuple[Ledger, faultproxy.FaultProxy]],
+        fault: str,
+    ) -> None:  # fmt: skip
+        """Two injected faults, then success: the debit applies once, after two retries."""
+        through, proxy = proxied(faultproxy.scripted(fault, fault))
+        user_id = _account(ledger)
+        result = through.transact(idempotency_key=unique("k"), user_id=user_id, amount="10",
+                                  type="debit")  # fmt: skip
+        assert (False, 2) == (result.replayed, proxy.injected[fault])
+        assert Decimal("90.00") == ledger.get_user_balance(user_id).amount
+        assert 2 == sum(through.stats.retries.values())
+
+    def test_conflicts_on_a_transfer_are_retried(
+        self, ledger: Ledger, proxied: Callable[..., tuple[Ledger, faultproxy.FaultProxy]]
+    ) -> None:
+        """A transfer cancelled by conflicts goes through on a later attempt, once."""
+        through, proxy = proxied(faultproxy.scripted(*[faultproxy.CONFLICT] * 3))
+        payer, payee = _account(ledger), _account(ledger)
+        through.transfer(idempotency_key=unique("t"), from_user_id=payer, to_user_id=payee,
+                         amount="5")  # fmt: skip
+        assert (Decimal("95.00"), Decimal("105.00")) == (
+            ledger.get_user_balance(payer).amount, ledger.get_user_balance(payee).amount,
+        )  # fmt: skip
+        assert 3 == proxy.injected[faultproxy.CONFLICT]
+
+    def test_conflicts_past_the_budget_raise_concurrency_error_and_the_key_stays_usable(
+        self, ledger: Ledger, proxied: Callable[..., tuple[Ledger, faultproxy.FaultProxy]]
+    ) -> None:
+        """Conflicts on every attempt end in ConcurrencyError; a later retry applies once."""
+        policy = RetryPolicy(max_attempts=3, base_delay=0, max_delay=0)
+        through, _ = proxied(faultproxy.scripted(*[faultproxy.CONFLICT] * 3), retry=policy)
+        user_id, key = _account(ledger), unique("k")
+        with pytest.raises(ConcurrencyError):
+            through.transact(idempotency_key=key, user_id=user_id, amount="10", type="debit")
+        assert Decimal("100.00") == ledger.get_user_balance(user_id).amount
+        result = through.transact(idempotency_key=key, user_id=user_id, amount="10", type="debit")
+        assert (False, Decimal("90.00")) == (
+            result.replayed, ledger.get_user_balance(user_id).amount,
+        )  # fmt: skip
+        assert 1 == through.stats.exhausted
+
+    def test_server_errors_past_the_budget_raise_service_unavailable(
+        self, ledger: Ledger, proxied: Callable[..., tuple[Ledger, faultproxy.FaultProxy]]
+    ) -> None:
+        """Persistent 500s end in ServiceUnavailable, not a botocore exception."""
+        policy = RetryPolicy(max_attempts=2, base_delay=0, max_delay=0)
+        through, _ = proxied(faultproxy.scripted(*[faultproxy.SERVER_ERROR] * 2), retry=policy)
+        with pytest.raises(ServiceUnavailable):
+            through.transact(idempotency_key=unique("k"), user_id=_account(ledger), amount="1",
+                             type="credit")  # fmt: skip
+
+    def test_an_unreachable_endpoint_raises_service_unavailable(self) -> None:
+        """A closed port is retried, then reported as ServiceUnavailable."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        ledger = Ledger(f"http://127.0.0.1:{port}", retry=RetryPolicy(2, 0, 0), connect_timeout=1)
+        with pytest.raises(ServiceUnavailable):
+            ledger.get_user_balance("anyone")
+
+
+class TestAmbiguousFailures:
+    @pytest.mark.parametrize("fault", [faultproxy.DROP_AFTER_COMMIT, faultproxy.STALL_AFTER_COMMIT])
+    def test_a_lost_reply_after_commit_is_recognized_as_this_calls_own_success(
+        self, ledger: Ledger, proxied: Callable[..., tuple[Ledger, faultproxy.FaultProxy]],
+        fault: str,
+    ) -> None:  # fmt: skip
+        """The server applied it, the reply never came: the retry finds its own record, once."""
+        through, proxy = proxied(faultproxy.scripted(fault), read_timeout=0.5)
+        user_id, key = _account(ledger), unique("k")
+        result = through.transact(idempotency_key=key, user_id=user_id, amount="10", type="debit")
+        assert (False, 1) == (result.replayed, proxy.injected[fault])
+        assert Decimal("90.00") == ledger.get_user_balance(user_id).amount
+        again = ledger.transact(idempotency_key=key, user_id=user_id, amount="10", type="debit")
+        assert (True, result.timestamp) == (again.replayed, again.timestamp)
+        assert Decimal("90.00") == ledger.get_user_balance(user_id).amount
+
+    def test_a_lost_reply_to_a_recorded_refusal_still_refuses(
+        self, ledger: Ledger, proxied: Callable[..., tuple[Ledger, faultproxy.FaultProxy]]
+    ) -> None:
+        """The refusal's record committed but its reply was lost: the caller is still refused."""
+        # The first TransactWriteItems is the debit (the server cancels it); the second records it.
+        through, proxy = proxied(faultproxy.scripted(None, faultproxy.DROP_AFTER_COMMIT))
+        user_id, key = _account(ledger, "1"), unique("k")
+        with pytest.raises(InsufficientFunds):
+            through.transact(idempotency_key=key, user_id=user_id, amount="5", type="debit")
+        assert 1 == proxy.injected[faultproxy.DROP_AFTER_COMMIT]
+        with pytest.raises(InsufficientFunds):
+            ledger.transact(idempotency_key=key, user_id=user_id, amount="5", type="debit")
