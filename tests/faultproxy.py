@@ -14,6 +14,7 @@ import json
 import random
 import select
 import socket
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -196,12 +197,20 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that gave up (its read timeout) leaves a broken pipe: expected here.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 @contextmanager
 def fault_proxy(upstream: str, schedule: Schedule = no_faults) -> Iterator[FaultProxy]:
     """Run a proxy on 127.0.0.1 in front of ``upstream``; stop it when the block ends."""
     proxy = FaultProxy(upstream, schedule)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(proxy))
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _handler(proxy))
     thread = threading.Thread(target=server.serve_forever, name="faultproxy", daemon=True)
     thread.start()
     proxy.url = f"http://127.0.0.1:{server.server_address[1]}"

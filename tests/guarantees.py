@@ -1,0 +1,551 @@
+"""Measure the ledger's guarantees under load and injected faults; print the README's table.
+
+Run ``python -m tests.guarantees`` (or ``make guarantees``). The same
+functions back the tests in ``test_guarantees.py``: the tests assert zero
+violations, this command prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from dynaledger import Ledger, RetryPolicy
+from dynaledger.errors import (
+    ConcurrencyError,
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InsufficientFunds,
+    LedgerError,
+    ServiceUnavailable,
+    UserNotFound,
+    ValidationError,
+)
+from tests import faultproxy
+
+#: The fault mix of a faulty run: rates per TransactWriteItems request.
+DEFAULT_FAULT_RATES = {
+    faultproxy.CONFLICT: 0.10,
+    faultproxy.THROTTLE: 0.03,
+    faultproxy.THROUGHPUT: 0.02,
+    faultproxy.SERVER_ERROR: 0.03,
+    faultproxy.DROP_AFTER_COMMIT: 0.03,
+    faultproxy.STALL_AFTER_COMMIT: 0.005,
+}
+LOAD_RETRY = RetryPolicy(max_attempts=8, base_delay=0.001, max_delay=0.02)
+UNAVAILABLE = (ConcurrencyError, ServiceUnavailable)
+READ_TIMEOUT = 5.0
+
+
+# Load ---------------------------------------------------------------------------------
+
+
+@attrs.define
+class KeyState:
+    """What the client asked under one key and every outcome it saw."""
+
+    kind: str
+    args: dict[str, Any]
+    outcomes: list[str] = attrs.Factory(list)
+
+    @property
+    def definite(self) -> str | None:
+        """``applied`` or ``rejected`` once any call told; None while only failures were seen."""
+        if {"applied", "replayed"} & set(self.outcomes):
+            return "applied"
+        if "rejected" in self.outcomes:
+            return "rejected"
+        return None
+
+
+@attrs.define
+class LoadReport:
+    """What a load run did and which invariants broke (all counts)."""
+
+    operations: int = 0
+    outcomes: Counter[str] = attrs.Factory(Counter)
+    faults: Counter[str] = attrs.Factory(Counter)
+    retries: dict[str, int] = attrs.Factory(dict)
+    violations: Counter[str] = attrs.Factory(Counter)
+    seconds: float = 0.0
+
+    @property
+    def ambiguous(self) -> int:
+        """Requests the server committed whose reply the client never got."""
+        return sum(self.faults[f] for f in faultproxy.AMBIGUOUS)
+
+    def add(self, other: LoadReport) -> None:
+        self.operations += other.operations
+        self.outcomes.update(other.outcomes)
+        self.faults.update(other.faults)
+        for kind, count in other.retries.items():
+            self.retries[kind] = self.retries.get(kind, 0) + count
+        self.violations.update(other.violations)
+        self.seconds += other.seconds
+
+
+class _Client:
+    """One worker's view: the keys it used and what it saw."""
+
+    def __init__(
+        self, ledger: Ledger, direct: Ledger, accounts: list[str], rng: random.Random, run: str
+    ) -> None:
+        self.ledger, self.direct, self.accounts, self.rng, self.run = (
+            ledger, direct, accounts, rng, run,
+        )  # fmt: skip
+        self.lowest = Decimal("Infinity")
+        self.keys: dict[str, KeyState] = {}
+        self.outcomes: Counter[str] = Counter()
+        self.unexpected: Counter[str] = Counter()
+
+    def call(self, kind: str, args: dict[str, Any]) -> str:
+        try:
+            if kind == "transfer":
+                result: Any = self.ledger.transfer(**args)
+            else:
+                result = self.ledger.transact(**args)
+        except InsufficientFunds:
+            outcome = "rejected"
+        except IdempotencyConflict:
+            outcome = "conflict"
+        except UNAVAILABLE:
+            outcome = "unavailable"
+        except LedgerError as error:
+            outcome = f"error:{type(error).__name__}"
+            self.unexpected[outcome] += 1
+        except Exception as error:  # noqa: BLE001 - a leak is what this counts
+            outcome = f"leaked:{type(error).__name__}"
+            self.unexpected[outcome] += 1
+        else:
+            outcome = "replayed" if result.replayed else "applied"
+        self.outcomes[outcome] += 1
+        # No overdraft, checked after every step: read what this step touched.
+        for user_id in _effects(kind, args):
+            self.lowest = min(self.lowest, self.direct.get_user_balance(user_id).amount)
+        return outcome
+
+    def step(self, n: int) -> None:
+        rng, used = self.rng, [k for k, s in self.keys.items() if s.definite]
+        roll = rng.random()
+        if used and roll < 0.10:  # a client retry of an earlier request
+            key = rng.choice(used)
+            state = self.keys[key]
+            state.outcomes.append(self.call(state.kind, state.args))
+            return
+        if used and roll < 0.15:  # the same key for something else: must be refused
+            key = rng.choice(used)
+            state = self.keys[key]
+            changed = {**state.args, "amount": str(Decimal(state.args["amount"]) + 1)}
+            if self.call(state.kind, changed) in {"applied", "replayed", "rejected"}:
+                self.unexpected["reused key not refused"] += 1
+            return
+        key = f"{self.run}-{threading.get_ident()}-{n}"
+        if roll < 0.45:
+            kind, args = "transact", {"user_id": rng.choice(self.accounts), "type": "credit",
+                                      "amount": str(rng.randint(1, 20))}  # fmt: skip
+        elif roll < 0.75:
+            kind, args = "transact", {"user_id": rng.choice(self.accounts), "type": "debit",
+                                      "amount": str(rng.randint(1, 40))}  # fmt: skip
+        else:
+            payer, payee = rng.sample(self.accounts, 2)
+            kind, args = "transfer", {"from_user_id": payer, "to_user_id": payee,
+                                      "amount": str(rng.randint(1, 30))}  # fmt: skip
+        state = KeyState(kind, {"idempotency_key": key, **args})
+        self.keys[key] = state
+        state.outcomes.append(self.call(kind, state.args))
+
+
+def run_load(
+    direct: Ledger,
+    endpoint: str,
+    *,
+    threads: int,
+    operations: int,
+    seed: int,
+    fault_rates: dict[str, float] | None = None,
+    accounts: int = 4,
+) -> LoadReport:
+    """Hammer a few hot accounts from ``threads`` workers through the fault proxy; verify.
+
+    ``direct`` is a ledger on the same tables that bypasses the proxy: it sets
+    up, watches balances during the run, settles unknown outcomes and checks
+    the invariants afterwards.
+    """
+    run = f"load-{uuid.uuid4().hex[:8]}"
+    hot = [f"{run}-acct{i}" for i in range(accounts)]
+    for i, user_id in enumerate(hot):
+        direct.create_user(user_id, balance=None if i == 0 else "100")
+    initial = {u: direct.get_user_balance(u).amount for u in hot}
+    schedule = faultproxy.seeded(seed, fault_rates) if fault_rates else faultproxy.no_faults
+    report = LoadReport()
+    started = time.monotonic()
+    with faultproxy.fault_proxy(_upstream(direct), schedule) as proxy:
+        # The embedded endpoint serves one request at a time: with 16 threads a
+        # reply can wait seconds in its queue, so only a stall should time out.
+        through = Ledger(proxy.url, table_prefix=direct.settings.table_prefix, retry=LOAD_RETRY,
+                         read_timeout=READ_TIMEOUT)  # fmt: skip
+        clients = [
+            _Client(through, direct, hot, random.Random(seed * 1000 + t), run)
+            for t in range(threads)
+        ]
+
+        def work(client: _Client) -> None:
+            for n in range(operations):
+                client.step(n)
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, clients))
+        report.faults.update(proxy.injected)
+        report.retries = dict(through.stats.retries)
+    report.seconds = time.monotonic() - started
+    for client in clients:
+        report.operations += sum(client.outcomes.values())
+        report.outcomes.update(client.outcomes)
+        report.violations.update(client.unexpected)
+    keys = {k: s for client in clients for k, s in client.keys.items()}
+    _settle(direct, keys)
+    report.violations.update(_verify(direct, hot, initial, keys))
+    if min(client.lowest for client in clients) < 0:
+        report.violations["balance below zero after a step"] += 1
+    del endpoint
+    return report
+
+
+def _upstream(ledger: Ledger) -> str:
+    assert ledger.settings.endpoint_url is not None
+    return ledger.settings.endpoint_url
+
+
+def _settle(ledger: Ledger, keys: dict[str, KeyState]) -> None:
+    """Send once more, with no faults, every request whose outcome the client never learnt."""
+    for state in keys.values():
+        if state.definite is None:
+            call = ledger.transfer if state.kind == "transfer" else ledger.transact
+            try:
+                result: Any = call(**state.args)
+                state.outcomes.append("replayed" if result.replayed else "applied")
+            except InsufficientFunds:
+                state.outcomes.append("rejected")
+
+
+def _effects(kind: str, args: dict[str, Any]) -> dict[str, Decimal]:
+    """What a request does to each account's balance when applied."""
+    amount = Decimal(args["amount"])
+    if kind == "transfer":
+        return {args["from_user_id"]: -amount, args["to_user_id"]: amount}
+    return {args["user_id"]: amount if args["type"] == "credit" else -amount}
+
+
+def _verify(
+    ledger: Ledger, accounts: list[str], initial: dict[str, Decimal], keys: dict[str, KeyState]
+) -> Counter[str]:
+    """Check invariants 1 to 4 from the client's view against what the server holds."""
+    violations: Counter[str] = Counter()
+    expected = dict(initial)
+    credits_minus_debits = Decimal(0)
+    applied_per_account: dict[str, Counter[str]] = defaultdict(Counter)
+    for key, state in keys.items():
+        outcome = state.definite
+        if outcome is None:
+            violations["outcome never learnt"] += 1
+            continue
+        if {"applied", "replayed"} & set(state.outcomes) and "rejected" in state.outcomes:
+            violations["key both applied and rejected"] += 1
+        if state.outcomes.count("applied") > 1:
+            violations["applied twice (exactly once)"] += 1
+        if outcome == "applied":
+            for user_id, delta in _effects(state.kind, state.args).items():
+                expected[user_id] += delta
+                applied_per_account[user_id][key] += 1
+            if state.kind == "transact":
+                credits_minus_debits += _effects(state.kind, state.args)[state.args["user_id"]]
+    actual = {u: ledger.get_user_balance(u).amount for u in accounts}
+    for user_id in accounts:
+        if actual[user_id] != expected[user_id]:
+            violations["balance differs from acknowledged effects (exactly once)"] += 1
+        if actual[user_id] < 0:
+            violations["balance below zero"] += 1
+        history: Counter[str] = Counter()
+        cursor = None
+        while True:
+            page = ledger.history(user_id, limit=1000, cursor=cursor)
+            history.update(e.idempotency_key for e in page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        if history != applied_per_account[user_id]:
+            violations["history differs from applied entries"] += 1
+    if sum(actual.values()) != sum(initial.values()) + credits_minus_debits:
+        violations["money created or lost (conservation)"] += 1
+    if not ledger.reconcile(accounts).ok:
+        violations["reconcile found a mismatch"] += 1
+    return violations
+
+
+# Bad input ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class BadInput:
+    """One malformed call and the error it must raise."""
+
+    description: str
+    call: Callable[[Ledger, dict[str, str]], object]
+    error: type[LedgerError]
+
+
+def _transact(**overrides: Any) -> Callable[[Ledger, dict[str, str]], object]:
+    def call(ledger: Ledger, ids: dict[str, str]) -> object:
+        args = {"idempotency_key": ids["fresh_key"], "user_id": ids["user"], "amount": "1",
+                "type": "debit"}  # fmt: skip
+        return ledger.transact(**{**args, **{k: ids.get(v, v) if isinstance(v, str) else v
+                                             for k, v in overrides.items()}})  # fmt: skip
+
+    return call
+
+
+def _transfer(**overrides: Any) -> Callable[[Ledger, dict[str, str]], object]:
+    def call(ledger: Ledger, ids: dict[str, str]) -> object:
+        args = {"idempotency_key": ids["fresh_key"], "from_user_id": ids["user"],
+                "to_user_id": ids["other"], "amount": "1"}  # fmt: skip
+        return ledger.transfer(**{**args, **{k: ids.get(v, v) if isinstance(v, str) else v
+                                             for k, v in overrides.items()}})  # fmt: skip
+
+    return call
+
+
+def _cli(*args: str) -> Callable[[Ledger, dict[str, str]], object]:
+    def call(ledger: Ledger, ids: dict[str, str]) -> object:
+        from dynaledger.cli import main
+
+        argv = [ids.get(a, a) for a in args]
+        assert ledger.settings.endpoint_url is not None
+        done = subprocess.run(
+            [sys.executable, "-m", "dynaledger", "--endpoint", ledger.settings.endpoint_url,
+             "--table-prefix", ledger.settings.table_prefix, *argv],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        del main
+        lines = done.stderr.splitlines()
+        if done.returncode != 1 or len(lines) != 1 or not lines[0].startswith("error: "):
+            raise AssertionError(f"CLI {argv}: exit {done.returncode}, stderr {done.stderr!r}")
+        raise _CLIRefused(lines[0])
+
+    return call
+
+
+class _CLIRefused(LedgerError):
+    """The CLI printed one error line and exited 1."""
+
+
+V = ValidationError
+BAD_INPUTS: list[BadInput] = [
+    BadInput("amount: float NaN", _transact(amount=float("nan")), V),
+    BadInput("amount: Decimal NaN", _transact(amount=Decimal("NaN")), V),
+    BadInput("amount: str NaN", _transact(amount="NaN"), V),
+    BadInput("amount: +infinity", _transact(amount=float("inf")), V),
+    BadInput("amount: -infinity", _transact(amount=Decimal("-Infinity")), V),
+    BadInput("amount: exponent str 1e3", _transact(amount="1e3"), V),
+    BadInput("amount: exponent str 1E-2", _transact(amount="1E-2"), V),
+    BadInput("amount: negative zero", _transact(amount=Decimal("-0")), V),
+    BadInput("amount: negative", _transact(amount="-5"), V),
+    BadInput("amount: zero", _transact(amount=0), V),
+    BadInput("amount: 3 decimals in USD", _transact(amount="1.001"), V),
+    BadInput("amount: float 0.1 + 0.2", _transact(amount=0.1 + 0.2), V),
+    BadInput("amount: 39 digits", _transact(amount="9" * 39), V),
+    BadInput("amount: above the maximum", _transact(amount="1000000000000000.01"), V),
+    BadInput("amount: bool", _transact(amount=True), V),
+    BadInput("amount: None", _transact(amount=None), V),
+    BadInput("amount: list", _transact(amount=[1]), V),
+    BadInput("amount: empty str", _transact(amount=""), V),
+    BadInput("amount: padded str", _transact(amount=" 1"), V),
+    BadInput("amount: Arabic-Indic digits", _transact(amount="١"), V),
+    BadInput("amount: 0.5 JPY", _transact(user_id="yen", amount="0.5"), V),
+    BadInput("type: unknown", _transact(type="refund"), V),
+    BadInput("type: upper case", _transact(type="CREDIT"), V),
+    BadInput("type: None", _transact(type=None), V),
+    BadInput("currency: unknown code", _transact(currency="XYZ"), V),
+    BadInput("currency: lower case", _transact(currency="usd"), V),
+    BadInput("currency: differs from account", _transact(currency="EUR"), CurrencyMismatch),
+    BadInput("key: empty", _transact(idempotency_key=""), V),
+    BadInput("key: 256 characters", _transact(idempotency_key="k" * 256), V),
+    BadInput("key: NUL character", _transact(idempotency_key="a\x00b"), V),
+    BadInput("key: newline", _transact(idempotency_key="a\nb"), V),
+    BadInput("key: lone surrogate", _transact(idempotency_key="a\ud800"), V),
+    BadInput("key: int", _transact(idempotency_key=42), V),
+    BadInput("key: reused with another amount", _transact(idempotency_key="used_key",
+                                                          amount="2"), IdempotencyConflict),
+    BadInput("user: empty", _transact(user_id=""), V),
+    BadInput("user: whitespace only", _transact(user_id="   "), V),
+    BadInput("user: 256 characters", _transact(user_id="u" * 256), V),
+    BadInput("user: unknown", _transact(user_id="ghost"), UserNotFound),
+    BadInput("user: bytes", _transact(user_id=b"user"), V),
+    BadInput("transfer: to oneself", _transfer(to_user_id="user"), V),
+    BadInput("transfer: unknown payee", _transfer(to_user_id="ghost"), UserNotFound),
+    BadInput("transfer: unknown payer", _transfer(from_user_id="ghost"), UserNotFound),
+    BadInput("transfer: across currencies", _transfer(to_user_id="euro"), CurrencyMismatch),
+    BadInput("transfer: NaN amount", _transfer(amount="NaN"), V),
+    BadInput("balance: empty user", lambda ledger, ids: ledger.get_user_balance(""), V),
+    BadInput("balance: unknown user", lambda ledger, ids: ledger.get_user_balance("ghost"),
+             UserNotFound),  # fmt: skip
+    BadInput("history: limit 0", lambda ledger, ids: ledger.history(ids["user"], limit=0), V),
+    BadInput("history: forged cursor", lambda ledger, ids: ledger.history(ids["user"],
+                                                                          cursor="e30="), V),
+    BadInput("create_user: taken id", lambda ledger, ids: ledger.create_user(ids["user"]),
+             LedgerError),  # fmt: skip
+    BadInput("create_user: negative balance",
+             lambda ledger, ids: ledger.create_user("new-neg", balance="-1"), V),  # fmt: skip
+    BadInput("cli: amount in exponent form", _cli("transact", "--key", "fresh_key", "--user",
+                                                  "user", "--amount", "1e2", "--type", "credit"),
+             _CLIRefused),  # fmt: skip
+    BadInput("cli: unknown type", _cli("transact", "--key", "fresh_key", "--user", "user",
+                                       "--amount", "1", "--type", "refund"), _CLIRefused),
+    BadInput("cli: overdraft of an unknown user", _cli("transact", "--key", "fresh_key",
+                                                       "--user", "ghost", "--amount", "1",
+                                                       "--type", "debit"), _CLIRefused),
+    BadInput("cli: self-transfer", _cli("transfer", "--key", "fresh_key", "--from", "user",
+                                        "--to", "user", "--amount", "1"), _CLIRefused),
+    BadInput("cli: history limit 5000", _cli("history", "user", "--limit", "5000"), _CLIRefused),
+]  # fmt: skip
+
+
+def bad_input_ids(ledger: Ledger) -> dict[str, str]:
+    """Create the accounts the bad-input matrix refers to; return the names it substitutes."""
+    run = uuid.uuid4().hex[:8]
+    ids = {
+        "user": f"bad-{run}-user",
+        "other": f"bad-{run}-other",
+        "yen": f"bad-{run}-yen",
+        "euro": f"bad-{run}-euro",
+        "ghost": f"bad-{run}-ghost",
+        "fresh_key": f"bad-{run}-fresh",
+        "used_key": f"bad-{run}-used",
+    }
+    ledger.create_user(ids["user"], balance="10")
+    ledger.create_user(ids["other"], balance="10")
+    ledger.create_user(ids["yen"], balance="1000", currency="JPY")
+    ledger.create_user(ids["euro"], balance="10", currency="EUR")
+    ledger.transact(idempotency_key=ids["used_key"], user_id=ids["user"], amount="1",
+                    type="credit")  # fmt: skip
+    return ids
+
+
+def scan_all(ledger: Ledger) -> dict[str, list[dict[str, Any]]]:
+    """Every item of every ledger table, raw and sorted: equal scans mean nothing was written."""
+    client = ledger.botocore_client
+    snapshot = {}
+    for table in ledger.table_names:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+        while True:
+            page = client.scan(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        snapshot[table] = sorted(items, key=repr)
+    return snapshot
+
+
+def try_bad_input(ledger: Ledger, ids: dict[str, str], case: BadInput) -> str | None:
+    """Run one bad call; return None if it raised its error and wrote nothing, else what broke."""
+    before = scan_all(ledger)
+    try:
+        case.call(ledger, ids)
+    except case.error:
+        pass
+    except Exception as error:  # noqa: BLE001 - the wrong error is the finding
+        return f"{case.description}: raised {type(error).__name__}: {error}"
+    else:
+        return f"{case.description}: raised nothing"
+    if scan_all(ledger) != before:
+        return f"{case.description}: wrote to a table"
+    return None
+
+
+# The command -------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print the "Guarantees, measured" table."""
+    parser = argparse.ArgumentParser(prog="python -m tests.guarantees", description=__doc__)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--operations", type=int, default=100, help="per thread")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    from dynaledger.local import embedded_dynamodb
+
+    with embedded_dynamodb() as url:
+
+        def fresh() -> Ledger:
+            ledger = Ledger(url, table_prefix=f"g{uuid.uuid4().hex[:6]}_", retry=LOAD_RETRY)
+            ledger.migrate()
+            return ledger
+
+        clean = run_load(fresh(), url, threads=args.threads, operations=args.operations,
+                         seed=args.seed)  # fmt: skip
+        faulty = run_load(fresh(), url, threads=args.threads, operations=args.operations,
+                          seed=args.seed + 1, fault_rates=DEFAULT_FAULT_RATES)  # fmt: skip
+        matrix = fresh()
+        ids = bad_input_ids(matrix)
+        failures = [f for f in (try_bad_input(matrix, ids, c) for c in BAD_INPUTS) if f]
+    print(_table(args, clean, faulty, len(BAD_INPUTS), failures))
+    return 0 if not (clean.violations or faulty.violations or failures) else 1
+
+
+def _table(
+    args: argparse.Namespace, clean: LoadReport, faulty: LoadReport, tried: int,
+    failures: list[str],
+) -> str:  # fmt: skip
+    def faults(report: LoadReport) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(report.faults.items())) or "none"
+
+    def outcomes(report: LoadReport) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items()))
+
+    def retries(report: LoadReport) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(report.retries.items())) or "0"
+
+    rows = [
+        ("operations attempted", clean.operations, faulty.operations),
+        ("outcomes seen by clients", outcomes(clean), outcomes(faulty)),
+        ("faults injected", faults(clean), faults(faulty)),
+        ("ambiguous failures (committed, reply lost)", clean.ambiguous, faulty.ambiguous),
+        ("retries by kind", retries(clean), retries(faulty)),
+        ("invariant violations", sum(clean.violations.values()),
+         sum(faulty.violations.values())),  # fmt: skip
+        ("seconds", f"{clean.seconds:.1f}", f"{faulty.seconds:.1f}"),
+    ]
+    lines = [
+        f"Command: python -m tests.guarantees --threads {args.threads} "
+        f"--operations {args.operations} --seed {args.seed}",
+        "",
+        "| measured | no faults | injected faults |",
+        "| --- | --- | --- |",
+        *(f"| {name} | {a} | {b} |" for name, a, b in rows),
+        "",
+        f"Bad inputs tried: {tried}; rejected with their documented error and no write: "
+        f"{tried - len(failures)}.",
+    ]
+    for report in (clean, faulty):
+        lines.extend(f"VIOLATION: {k} x{v}" for k, v in report.violations.items())
+    lines.extend(f"BAD INPUT NOT HANDLED: {f}" for f in failures)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
