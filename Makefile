@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest soak clean
+.PHONY: demo test lint typecheck pytest soak guarantees clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,7 @@ soak: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+
+# The figures of the README's "Guarantees, measured" section.
+guarantees: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.guarantees $(GUARANTEES_ARGS)

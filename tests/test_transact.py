@@ -237,6 +237,22 @@ class TestCurrency:
         assert ("JPY", Decimal("250")) == (result.currency, result.amount)
         assert Decimal("750") == ledger.get_user_balance(user_id).amount
 
+    def test_a_replay_without_a_currency_matches_a_foreign_account(self, ledger: Ledger) -> None:
+        """Regression: replaying a EUR debit named without currency replays, not a conflict."""
+        user_id, key = _user(ledger, "10", "EUR"), unique("k")
+        ledger.transact(idempotency_key=key, user_id=user_id, amount="4", type="debit")
+        again = ledger.transact(idempotency_key=key, user_id=user_id, amount="4", type="debit")
+        assert (True, "EUR") == (again.replayed, again.currency)
+
+    def test_a_refusal_without_a_currency_replays_on_a_foreign_account(
+        self, ledger: Ledger
+    ) -> None:
+        """Regression (found by the state machine): a refused EUR debit stays refused on replay."""
+        user_id, key = _user(ledger, "1", "EUR"), unique("k")
+        for _ in range(2):
+            with pytest.raises(InsufficientFunds):
+                ledger.transact(idempotency_key=key, user_id=user_id, amount="4", type="debit")
+
     def test_the_account_currency_decides_the_decimals_allowed(self, ledger: Ledger) -> None:
         """Yen have no minor unit: 1.5 JPY is refused, and nothing is written."""
         user_id = _user(ledger, "1000", "JPY")

@@ -98,7 +98,11 @@ class Request:
             ("to_user_id", stored.counterparty_id == self.counterparty_id),
             ("amount", stored.amount == self.amount),
             ("type", stored.type == self.type.value),
-            ("currency", (stored.currency or default_currency) == self.currency),
+            # A caller who named no currency asked for the account's, whatever it is.
+            (
+                "currency",
+                not self.currency_given or (stored.currency or default_currency) == self.currency,
+            ),
         ]
         return [name for name, same in checks if not same and (transfer or name != "to_user_id")]
 

@@ -1,0 +1,293 @@
+"""The ledger's guarantees, checked under load, injected faults, random sequences and bad input.
+
+1. Exactly once per key.  2. Conservation.  3. No overdraft.
+4. History agrees (reconcile OK, each applied entry listed once).
+5. Clear failure: only dynaledger errors reach the caller.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+)
+
+from dynaledger import Ledger, RetryPolicy
+from dynaledger.errors import (
+    ConcurrencyError,
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InsufficientFunds,
+    ServiceUnavailable,
+    ValidationError,
+)
+from dynaledger.money import quantum
+from tests import faultproxy, guarantees
+from tests.conftest import FAST_RETRY
+
+OPENING = Decimal("100")
+FAULTS_IN_STATE_MACHINE = {
+    faultproxy.CONFLICT: 0.15,
+    faultproxy.THROTTLE: 0.05,
+    faultproxy.SERVER_ERROR: 0.05,
+    faultproxy.DROP_AFTER_COMMIT: 0.05,
+}
+amounts = st.integers(1, 15_000).map(lambda cents: Decimal(cents).scaleb(-2))
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    """Random sequences of ledger calls against a plain in-memory model of what must happen."""
+
+    endpoint = ""
+    prefix = ""
+    fault_rates: dict[str, float] | None = None
+
+    users = Bundle("users")
+    keys = Bundle("keys")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run = uuid.uuid4().hex[:8]
+        self.direct = Ledger(self.endpoint, table_prefix=self.prefix, retry=FAST_RETRY)
+        self.proxy_context = None
+        self.ledger = self.direct
+        self.balance: dict[str, Decimal] = {}
+        self.currency: dict[str, str] = {}
+        self.recorded: dict[str, tuple[str, dict[str, Any], str]] = {}
+        self.applied: Counter[str] = Counter()  # applied entries per user
+        self.count = 0
+
+    @initialize()
+    def connect(self) -> None:
+        if self.fault_rates:
+            schedule = faultproxy.seeded(hash(self.run) % 2**32, self.fault_rates)
+            self.proxy_context = faultproxy.fault_proxy(self.endpoint, schedule)
+            proxy = self.proxy_context.__enter__()
+            self.proxy_url = proxy.url
+            self.ledger = Ledger(proxy.url, table_prefix=self.prefix, retry=FAST_RETRY)
+
+    def teardown(self) -> None:
+        if self.proxy_context is not None:
+            self.proxy_context.__exit__(None, None, None)
+
+    def _fresh(self, label: str) -> str:
+        self.count += 1
+        return f"{self.run}-{label}{self.count}"
+
+    def _call(self, kind: str, args: dict[str, Any]) -> Any:
+        """Call through the (maybe faulty) ledger; settle an unknown outcome without faults."""
+        method = {"transact": self.ledger.transact, "transfer": self.ledger.transfer}[kind]
+        try:
+            return method(**args)
+        except (ConcurrencyError, ServiceUnavailable):
+            direct = {"transact": self.direct.transact, "transfer": self.direct.transfer}[kind]
+            return direct(**args)
+
+    # Rules ------------------------------------------------------------------------------
+
+    @rule(
+        target=users,
+        balance=st.none() | amounts,
+        currency=st.sampled_from([None, None, "EUR", "JPY"]),
+    )
+    def create_user(self, balance: Decimal | None, currency: str | None) -> str:
+        user_id = self._fresh("user")
+        held = currency or "USD"
+        if balance is not None:
+            balance = balance.quantize(quantum(held), rounding="ROUND_DOWN")
+        self.direct.create_user(user_id, balance=balance, currency=currency)
+        self.balance[user_id] = OPENING if balance is None else balance
+        self.currency[user_id] = held
+        return user_id
+
+    @rule(target=keys, user=users, amount=amounts, kind=st.sampled_from(["credit", "debit"]))
+    def transact(self, user: str, amount: Decimal, kind: str) -> Any:
+        key = self._fresh("key")
+        args = {"idempotency_key": key, "user_id": user, "amount": amount, "type": kind}
+        if amount != amount.quantize(quantum(self.currency[user]), rounding="ROUND_DOWN"):
+            with pytest.raises(ValidationError):
+                self._call("transact", args)
+            return multiple()
+        if kind == "debit" and self.balance[user] < amount:
+            with pytest.raises(InsufficientFunds) as caught:
+                self._call("transact", args)
+            assert self.balance[user] == caught.value.balance
+            self.recorded[key] = ("transact", args, "rejected")
+            return key
+        result = self._call("transact", args)
+        assert (amount, self.currency[user]) == (result.amount, result.currency)
+        self.balance[user] += amount if kind == "credit" else -amount
+        self.applied[user] += 1
+        self.recorded[key] = ("transact", args, "applied")
+        return key
+
+    @rule(target=keys, payer=users, payee=users, amount=amounts)
+    def transfer(self, payer: str, payee: str, amount: Decimal) -> Any:
+        key = self._fresh("transfer")
+        args = {"idempotency_key": key, "from_user_id": payer, "to_user_id": payee,
+                "amount": amount}  # fmt: skip
+        held = self.currency[payer]
+        if payer == payee or amount != amount.quantize(quantum(held), rounding="ROUND_DOWN"):
+            with pytest.raises(ValidationError):
+                self._call("transfer", args)
+            return multiple()
+        if self.currency[payee] != held:
+            with pytest.raises(CurrencyMismatch):
+                self._call("transfer", args)
+            return multiple()
+        if self.balance[payer] < amount:
+            with pytest.raises(InsufficientFunds):
+                self._call("transfer", args)
+            self.recorded[key] = ("transfer", args, "rejected")
+            return key
+        result = self._call("transfer", args)
+        assert (payer, payee, amount) == (result.from_user_id, result.to_user_id, result.amount)
+        self.balance[payer] -= amount
+        self.balance[payee] += amount
+        self.applied.update([payer, payee])
+        self.recorded[key] = ("transfer", args, "applied")
+        return key
+
+    @rule(key=keys)
+    def replay(self, key: str) -> None:
+        kind, args, outcome = self.recorded[key]
+        if outcome == "rejected":
+            with pytest.raises(InsufficientFunds):
+                self._call(kind, args)
+        else:
+            assert self._call(kind, args).replayed
+
+    @rule(key=keys, bump=st.integers(1, 5))
+    def reuse_key_for_another_amount(self, key: str, bump: int) -> None:
+        kind, args, _ = self.recorded[key]
+        with pytest.raises(IdempotencyConflict) as caught:
+            self._call(kind, {**args, "amount": args["amount"] + bump})
+        assert ("amount",) == caught.value.fields
+
+    @rule()
+    def restart(self) -> None:
+        """A new Ledger object: nothing the library remembers in memory may matter."""
+        url = self.ledger.settings.endpoint_url
+        self.ledger = Ledger(url, table_prefix=self.prefix, retry=FAST_RETRY)
+
+    # Invariants -------------------------------------------------------------------------
+
+    @invariant()
+    def balances_match_the_model_and_never_go_below_zero(self) -> None:
+        actual = {u: self.direct.get_user_balance(u).amount for u in self.balance}
+        assert self.balance == actual
+        assert all(amount >= 0 for amount in actual.values())
+
+    @invariant()
+    def history_lists_each_applied_entry_once_and_reconciles(self) -> None:
+        if not self.balance:
+            return
+        for user_id in self.balance:
+            items = self.direct.history(user_id, limit=1000).items
+            assert self.applied[user_id] == len(items)
+            assert len(items) == len({i.idempotency_key for i in items})
+        assert self.direct.reconcile(list(self.balance)).ok
+
+
+def _run_machine(
+    endpoint: str, ledger: Ledger, faults: dict[str, float] | None, examples: int, steps: int
+) -> None:
+    machine = type(
+        "Machine",
+        (LedgerMachine,),
+        {"endpoint": endpoint, "prefix": ledger.settings.table_prefix, "fault_rates": faults},
+    )
+    machine.TestCase.settings = settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        database=None,
+    )
+    machine.TestCase().runTest()
+
+
+class TestStateMachine:
+    def test_random_sequences_match_the_model(
+        self, dynamodb_endpoint: str, fresh_ledger: Ledger
+    ) -> None:
+        """Creates, credits, debits, transfers, replays, key reuse and restarts: model agrees."""
+        _run_machine(dynamodb_endpoint, fresh_ledger, None, examples=12, steps=20)
+
+    def test_random_sequences_match_the_model_under_injected_faults(
+        self, dynamodb_endpoint: str, fresh_ledger: Ledger
+    ) -> None:
+        """The same, through the proxy injecting conflicts, throttles, 500s and lost replies."""
+        _run_machine(
+            dynamodb_endpoint, fresh_ledger, FAULTS_IN_STATE_MACHINE, examples=12, steps=20
+        )
+
+    @pytest.mark.soak
+    def test_soak_random_sequences_under_injected_faults(
+        self, dynamodb_endpoint: str, fresh_ledger: Ledger
+    ) -> None:
+        """Many more, longer sequences through the faulty proxy."""
+        _run_machine(
+            dynamodb_endpoint, fresh_ledger, FAULTS_IN_STATE_MACHINE, examples=200, steps=50
+        )
+
+
+class TestLoad:
+    @pytest.mark.parametrize(
+        "faults", [None, guarantees.DEFAULT_FAULT_RATES], ids=["clean", "faults"]
+    )
+    def test_sixteen_threads_on_hot_accounts_keep_every_invariant(
+        self, fresh_ledger: Ledger, faults: dict[str, float] | None
+    ) -> None:
+        """16 threads mix credits, debits, transfers, replays and key reuse on 4 accounts."""
+        report = guarantees.run_load(fresh_ledger, threads=16, operations=12, seed=7,
+                                     fault_rates=faults)  # fmt: skip
+        assert {} == dict(report.violations)
+        assert 16 * 12 == report.operations
+        if faults:
+            assert report.ambiguous > 0
+            assert report.faults[faultproxy.CONFLICT] > 0
+
+    @pytest.mark.soak
+    def test_soak_sixteen_threads_a_few_hundred_operations_each(self, fresh_ledger: Ledger) -> None:
+        """The long run: 16 threads x 300 operations with every fault kind injected."""
+        report = guarantees.run_load(fresh_ledger, threads=16, operations=300, seed=11,
+                                     fault_rates=guarantees.DEFAULT_FAULT_RATES)  # fmt: skip
+        assert {} == dict(report.violations)
+
+
+@pytest.fixture(scope="module")
+def bad_input_ledger(dynamodb_endpoint: str) -> tuple[Ledger, dict[str, str]]:
+    ledger = Ledger(dynamodb_endpoint, table_prefix=f"bad{uuid.uuid4().hex[:6]}_",
+                    retry=RetryPolicy(max_attempts=2, base_delay=0, max_delay=0))  # fmt: skip
+    ledger.migrate()
+    return ledger, guarantees.bad_input_ids(ledger)
+
+
+class TestBadInput:
+    def test_the_matrix_has_at_least_forty_cases(self) -> None:
+        """The matrix covers the API and the CLI with 40 or more malformed calls."""
+        assert len(guarantees.BAD_INPUTS) >= 40
+        assert any(c.description.startswith("cli:") for c in guarantees.BAD_INPUTS)
+
+    @pytest.mark.parametrize(
+        "case", guarantees.BAD_INPUTS, ids=[c.description for c in guarantees.BAD_INPUTS]
+    )
+    def test_raises_its_documented_error_and_writes_nothing(
+        self, bad_input_ledger: tuple[Ledger, dict[str, str]], case: guarantees.BadInput
+    ) -> None:
+        """Each bad call raises its error (the CLI: one line, exit 1); the scans are equal."""
+        ledger, ids = bad_input_ledger
+        assert guarantees.try_bad_input(ledger, ids, case) is None
