@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest soak guarantees clean
+.PHONY: demo test lint typecheck pytest soak guarantees bench-embedded clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ demo: $(VENV)/.installed-local
 	$(BIN)/dynaledger demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check dynaledger tests
-	$(BIN)/ruff format --check dynaledger tests
+	$(BIN)/ruff check dynaledger tests benchmarks
+	$(BIN)/ruff format --check dynaledger tests benchmarks
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
@@ -42,3 +42,7 @@ clean:
 # The figures of the README's "Guarantees, measured" section.
 guarantees: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.guarantees $(GUARANTEES_ARGS)
+
+# Why the embedded endpoint serializes requests, and moto's cost per transaction.
+bench-embedded: $(VENV)/.installed-dev
+	$(BIN)/python -m benchmarks.embedded

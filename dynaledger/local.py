@@ -20,8 +20,13 @@ _BACKEND_LOCK = threading.Lock()
 _WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def _serialized(app: _WSGIApp) -> _WSGIApp:
-    """Wrap a WSGI app so one request at a time runs it, body included."""
+def _serialized(app: _WSGIApp, forget: Callable[[], None]) -> _WSGIApp:
+    """Wrap a WSGI app so one request at a time runs it, body included.
+
+    After each request ``forget`` drops moto's record of every model object
+    it ever made (kept only for moto's dashboard): each transaction deep-copies
+    its tables, and without this every copy stays in memory for good.
+    """
 
     def serialized_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         with _BACKEND_LOCK:
@@ -32,6 +37,7 @@ def _serialized(app: _WSGIApp) -> _WSGIApp:
                 close = getattr(body, "close", None)
                 if close is not None:
                     close()
+                forget()
 
     return serialized_app
 
@@ -50,6 +56,7 @@ def _quiet_handler() -> type[Any]:
 
 def _make_server(host: str, port: int) -> Any:
     try:
+        from moto.core.model_instances import reset_model_data
         from moto.moto_server.werkzeug_app import create_backend_app
         from werkzeug.serving import make_server
     except ImportError as error:  # pragma: no cover - depends on the install
@@ -59,7 +66,11 @@ def _make_server(host: str, port: int) -> Any:
     app = create_backend_app("dynamodb")
     app.debug = False
     return make_server(
-        host, port, _serialized(app), threaded=True, request_handler=_quiet_handler()
+        host,
+        port,
+        _serialized(app, reset_model_data),
+        threaded=True,
+        request_handler=_quiet_handler(),
     )
 
 

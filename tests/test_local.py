@@ -57,6 +57,28 @@ class TestEmbeddedEndpoint:
             assert Decimal(acknowledged) == ledger.get_user_balance("hot").amount
             assert ledger.reconcile(["hot"]).ok
 
+    def test_does_not_keep_a_copy_of_the_tables_per_transaction(self) -> None:
+        """Regression: moto tracks every model object it makes; the endpoint lets them go.
+
+        Without this, memory grew by about a megabyte per transaction once the
+        Transactions table held a few hundred items.
+        """
+        from moto.core.model_instances import model_data
+
+        with embedded_dynamodb() as url:
+            ledger = Ledger(url, table_prefix="local-leak-")
+            ledger.migrate()
+            ledger.create_user("leak", balance="0")
+            for n in range(20):
+                ledger.transact(idempotency_key=f"leak-{n}", user_id="leak", amount="1",
+                                type="credit")  # fmt: skip
+            tracked = sum(
+                len(model.instances_tracked)  # type: ignore[attr-defined]
+                for models in model_data.values()
+                for model in models.values()
+            )
+        assert 0 == tracked
+
 
 class TestServeCommand:
     def test_serve_runs_in_the_foreground_until_interrupted(self) -> None:

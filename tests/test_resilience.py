@@ -84,6 +84,21 @@ class TestOneRoundTrip:
             costs[name] = counter.total
         assert {"conflict": 1, "unknown": 1, "overdraft": 2} == costs
 
+    def test_a_foreign_currency_costs_one_more_request_unless_named(
+        self, counted: tuple[Ledger, RequestCounter]
+    ) -> None:
+        """Without ``currency`` a EUR account is learnt from the cancellation: 2 requests, else 1."""
+        ledger, counter = counted
+        user_id = unique("eur")
+        ledger.create_user(user_id, balance="10", currency="EUR")
+        costs = []
+        for currency in (None, "EUR"):
+            counter.reset()
+            ledger.transact(idempotency_key=unique("k"), user_id=user_id, amount="1",
+                            type="debit", currency=currency)  # fmt: skip
+            costs.append(counter.total)
+        assert [2, 1] == costs
+
 
 @pytest.fixture
 def proxied(

@@ -1,0 +1,1 @@
+"""Measurements behind the README's numbers; each module runs with ``python -m``."""
