@@ -87,7 +87,7 @@ class TestOneRoundTrip:
     def test_a_foreign_currency_costs_one_more_request_unless_named(
         self, counted: tuple[Ledger, RequestCounter]
     ) -> None:
-        """Without ``currency`` a EUR account is learnt from the cancellation: 2 requests, else 1."""
+        """With no ``currency`` a EUR account is learnt from the cancellation: 2 requests."""
         ledger, counter = counted
         user_id = unique("eur")
         ledger.create_user(user_id, balance="10", currency="EUR")
