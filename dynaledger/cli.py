@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from dynaledger import __version__, local, values
+from dynaledger import __version__, iam, local, values
 from dynaledger.errors import LedgerError
 from dynaledger.ledger import Ledger
 
@@ -31,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return _serve(args)
+    if args.command == "iam-policy":
+        return _iam_policy(args)
     if args.command == "demo":
         from dynaledger.demo import run_demo
 
@@ -76,6 +78,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iam_policy(args: argparse.Namespace) -> int:
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        print("error: --region (or $AWS_REGION) is required", file=sys.stderr)
+        return 1
+    prefix = args.table_prefix
+    if prefix is None:
+        prefix = os.environ.get("DYNALEDGER_TABLE_PREFIX", "")
+    document = iam.policy(region=region, account=args.account, table_prefix=prefix)
+    print(json.dumps(document, indent=2))
+    return 0
+
+
 # Output -----------------------------------------------------------------------
 
 
@@ -113,8 +128,15 @@ def _migrate(args: argparse.Namespace, ledger: Ledger) -> int:
                 else "pending"
             )
             print(f"{status.revision}  {when:<28} {status.description}")
+        for table in ledger.table_settings():
+            pitr = "on" if table.point_in_time_recovery else "off"
+            protected = "on" if table.deletion_protection else "off"
+            print(f"table {table.table}: point-in-time recovery {pitr}, "
+                  f"deletion protection {protected}")  # fmt: skip
         return 0
-    applied = ledger.migrate()
+    applied = ledger.migrate(
+        point_in_time_recovery=args.pitr, deletion_protection=args.deletion_protection
+    )
     if applied:
         print(f"applied {', '.join(applied)}")
     else:
@@ -257,6 +279,18 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = command("migrate", _migrate, "create or adopt the tables; record revisions")
     migrate.add_argument("--status", action="store_true", help="list applied and pending revisions")
+    migrate.add_argument(
+        "--pitr",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="turn on point-in-time recovery (default: on for AWS only)",
+    )
+    migrate.add_argument(
+        "--deletion-protection",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="turn on deletion protection (default: on for AWS only)",
+    )
 
     seed = command("seed", _seed, "create the test users (existing ones are skipped)")
     seed.add_argument("--generate", type=int, metavar="N", help="write N synthetic users instead")
@@ -292,6 +326,9 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_argument("users", nargs="*", metavar="USER")
 
     command("demo", None, "walk through the ledger on the embedded endpoint")
+
+    policy = command("iam-policy", None, "print a least-privilege IAM policy for the tables")
+    policy.add_argument("--account", required=True, help="the AWS account id")
     return parser
 
 

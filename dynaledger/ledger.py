@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 from botocore.client import BaseClient
 
 from dynaledger import seeds, services, values
-from dynaledger.migrations import Migrator
+from dynaledger.migrations import Migrator, TableProtection
 from dynaledger.models import ConnectionSettings, bind_models
 from dynaledger.money import parse_balance, validate_currency
 from dynaledger.services import Context, RetryPolicy, RetryStats
@@ -134,13 +134,42 @@ class Ledger:
 
     # Schema -----------------------------------------------------------------
 
-    def migrate(self) -> list[str]:
-        """Apply pending migrations; return the revision ids this call applied."""
-        return Migrator(self._ctx).upgrade()
+    @property
+    def is_aws(self) -> bool:
+        """True when requests go to AWS DynamoDB itself rather than a local or other server."""
+        endpoint = self.settings.endpoint_url
+        if endpoint is None:
+            return True
+        host = urlparse(endpoint).hostname or ""
+        return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
+    def migrate(
+        self,
+        *,
+        point_in_time_recovery: bool | None = None,
+        deletion_protection: bool | None = None,
+    ) -> list[str]:
+        """Apply pending migrations; return the revision ids this call applied.
+
+        Point-in-time recovery and deletion protection are turned on for every
+        table when asked, by default on AWS and not elsewhere. Migrate never
+        turns either off.
+        """
+        protection = TableProtection(
+            point_in_time_recovery=self.is_aws if point_in_time_recovery is None
+            else point_in_time_recovery,
+            deletion_protection=self.is_aws if deletion_protection is None
+            else deletion_protection,
+        )  # fmt: skip
+        return Migrator(self._ctx, protection=protection).upgrade()
 
     def migration_status(self) -> list[values.RevisionStatus]:
         """Every migration revision and when it was applied."""
         return Migrator(self._ctx).status()
+
+    def table_settings(self) -> list[values.TableSettings]:
+        """Point-in-time recovery and deletion protection of each existing table."""
+        return Migrator(self._ctx).table_settings()
 
     def seed(self) -> values.SeedReport:
         """Create the test users of ``dynaledger/seeds/users.json`` that do not exist yet."""

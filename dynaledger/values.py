@@ -184,6 +184,21 @@ class SeedReport:
 
 
 @attrs.frozen
+class TableSettings:
+    """The protection of one table.
+
+    Attributes:
+        table: The table name.
+        point_in_time_recovery: Continuous backups are on.
+        deletion_protection: DeleteTable is refused.
+    """
+
+    table: str
+    point_in_time_recovery: bool
+    deletion_protection: bool
+
+
+@attrs.frozen
 class RevisionStatus:
     """One migration revision and whether it is applied.
 

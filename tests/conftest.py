@@ -9,9 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from pynamodb.signals import pre_dynamodb_send
 
 from dynaledger import Ledger, RetryPolicy
-from dynaledger.testing import ServerChoice, choose_server, dynamodb_server
+from tests.guarantees import scan_all as scan_tables
+
+__all__ = ["FAST_RETRY", "RECORDER", "RequestCounter", "scan_tables", "unique"]
 
 #: Retries without waiting: tests inject faults and must not sleep.
 FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.0, max_delay=0.0)
@@ -19,10 +22,6 @@ FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.0, max_delay=0.0)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak", action="store_true", help="run the long soak tests too")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config._dynaledger_server = choose_server()  # type: ignore[attr-defined]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -34,16 +33,50 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    choice: ServerChoice = config._dynaledger_server  # type: ignore[attr-defined]
-    return f"dynaledger {choice.describe()}"
+class OperationRecorder:
+    """Every DynamoDB operation any ledger's client sends, with the tables it names.
+
+    PynamoDB's ``pre_dynamodb_send`` signal reveals each client the library
+    uses; a botocore ``before-parameter-build`` hook on it then records the
+    operation and its tables, before the request is built.
+    """
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, str]] = set()
+        self._clients: set[int] = set()
+        self._lock = threading.Lock()
+
+    def discover(self, connection: Any, **kwargs: Any) -> None:
+        client = connection.client
+        with self._lock:
+            if id(client) in self._clients:
+                return
+            self._clients.add(id(client))
+        client.meta.events.register("before-parameter-build.dynamodb", self.record)
+
+    def record(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        tables = set()
+        if "TableName" in params:
+            tables.add(params["TableName"])
+        tables.update(params.get("RequestItems", {}))
+        for item in params.get("TransactItems", []):
+            tables.update(op["TableName"] for op in item.values())
+        with self._lock:
+            self.seen.update((model.name, table) for table in tables)
 
 
-@pytest.fixture(scope="session")
-def dynamodb_endpoint(pytestconfig: pytest.Config) -> Iterator[str]:
-    """The endpoint URL of the session's DynamoDB server."""
-    with dynamodb_server(pytestconfig._dynaledger_server) as url:  # type: ignore[attr-defined]
-        yield url
+RECORDER = OperationRecorder()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_operations() -> Iterator[None]:
+    pre_dynamodb_send.connect(RECORDER.discover)
+    yield
+    pre_dynamodb_send.disconnect(RECORDER.discover)
+
+
+# The server itself (`dynamodb_endpoint`) and the pytest header come from
+# dynaledger's own pytest plugin, `dynaledger.pytest_plugin`, as in users' suites.
 
 
 def unique(label: str = "id") -> str:
@@ -59,7 +92,11 @@ def session_prefix() -> str:
 
 @pytest.fixture(scope="session")
 def ledger(dynamodb_endpoint: str, session_prefix: str) -> Ledger:
-    """A migrated ledger shared by the session; tests use unique ids."""
+    """A migrated ledger shared by the session; tests use unique ids.
+
+    This overrides the plugin's per-test ``ledger``: one migration per session
+    keeps the suite fast. Tests that need tables of their own use ``fresh_ledger``.
+    """
     shared = Ledger(dynamodb_endpoint, table_prefix=session_prefix, retry=FAST_RETRY)
     shared.migrate()
     return shared
@@ -78,11 +115,9 @@ def make_ledger(dynamodb_endpoint: str) -> Callable[..., Ledger]:
 
 
 @pytest.fixture
-def fresh_ledger(make_ledger: Callable[..., Ledger]) -> Ledger:
-    """A migrated ledger with tables of its own."""
-    built = make_ledger()
-    built.migrate()
-    return built
+def fresh_ledger(ledger_factory: Callable[..., Ledger]) -> Ledger:
+    """A migrated ledger with tables of its own (the plugin's ``ledger``, fast retries)."""
+    return ledger_factory(retry=FAST_RETRY)
 
 
 class RequestCounter:
@@ -119,20 +154,3 @@ def count_requests() -> Iterator[Callable[[Ledger], RequestCounter]]:
     yield attach
     for target, counter in attached:
         target.botocore_client.meta.events.unregister("before-send.dynamodb", counter)
-
-
-def scan_tables(target: Ledger) -> dict[str, list[dict[str, Any]]]:
-    """Every item of every ledger table, raw, sorted: for "nothing was written" checks."""
-    client = target.botocore_client
-    snapshot = {}
-    for table in target.table_names:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-        while True:
-            page = client.scan(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        snapshot[table] = sorted(items, key=repr)
-    return snapshot

@@ -87,6 +87,47 @@ class TestMigrate:
         assert [True, True] == [s.applied for s in ledgers[0].migration_status()]
 
 
+class TestProtection:
+    def test_local_endpoints_get_no_protection_by_default(self, fresh_ledger: Ledger) -> None:
+        """On a local server migrate leaves point-in-time recovery and deletion protection off."""
+        settings = fresh_ledger.table_settings()
+        assert [(False, False)] * 3 == [
+            (s.point_in_time_recovery, s.deletion_protection) for s in settings
+        ]
+
+    def test_flags_turn_both_on_for_every_table(self, make_ledger: Callable[..., Ledger]) -> None:
+        """migrate(point_in_time_recovery=True, deletion_protection=True) protects all three."""
+        ledger = make_ledger()
+        ledger.migrate(point_in_time_recovery=True, deletion_protection=True)
+        settings = ledger.table_settings()
+        assert list(ledger.table_names) == [s.table for s in settings]
+        assert [(True, True)] * 3 == [
+            (s.point_in_time_recovery, s.deletion_protection) for s in settings
+        ]
+
+    def test_a_later_migrate_never_turns_protection_off(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """Protection once on stays on when migrate runs again without the flags."""
+        ledger = make_ledger()
+        ledger.migrate(point_in_time_recovery=True, deletion_protection=True)
+        ledger.migrate(point_in_time_recovery=False, deletion_protection=False)
+        assert all(s.deletion_protection for s in ledger.table_settings())
+
+    @pytest.mark.parametrize(
+        ("endpoint", "aws"),
+        [
+            (None, True),
+            ("https://dynamodb.eu-west-1.amazonaws.com", True),
+            ("http://127.0.0.1:8000", False),
+            ("http://dynamodb-local:8000", False),
+        ],
+    )
+    def test_protection_defaults_to_on_only_for_aws(self, endpoint: str | None, aws: bool) -> None:
+        """AWS endpoints (and no endpoint) count as AWS; anything else as local."""
+        assert aws == Ledger(endpoint, region="eu-west-1").is_aws
+
+
 class TestAdoption:
     def test_tables_made_by_the_seed_services_script_are_adopted_and_indexed(
         self, make_ledger: Callable[..., Ledger]

@@ -19,15 +19,27 @@ from types import ModuleType
 from typing import Any
 
 import attrs
-from pynamodb.exceptions import PutError, ScanError, TableDoesNotExist, TableError
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import (
+    PutError,
+    PynamoDBException,
+    ScanError,
+    TableDoesNotExist,
+    TableError,
+)
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
 from dynaledger.errors import IncompatibleTable, MigrationError
 from dynaledger.models import BoundModels
-from dynaledger.models.schema_migration import STATE_APPLIED, STATE_APPLYING, SchemaMigration
+from dynaledger.models.schema_migration import (
+    STATE_APPLIED,
+    STATE_APPLYING,
+    STATE_RELEASED,
+    SchemaMigration,
+)
 from dynaledger.services._core import Context, error_code, run
-from dynaledger.values import RevisionStatus
+from dynaledger.values import RevisionStatus, TableSettings
 
 
 @attrs.frozen
@@ -45,6 +57,19 @@ class Revision:
     down_revision: str | None
     description: str
     upgrade: Callable[[MigrationContext], None]
+
+
+@attrs.frozen
+class TableProtection:
+    """What migrate turns on for each table.
+
+    Attributes:
+        point_in_time_recovery: Continuous backups, restorable to any second of 35 days.
+        deletion_protection: DeleteTable refused until this is switched off.
+    """
+
+    point_in_time_recovery: bool = False
+    deletion_protection: bool = False
 
 
 @attrs.frozen
@@ -85,20 +110,40 @@ class MigrationContext:
         for index in schema["global_secondary_indexes"]:
             if index["index_name"] in present:
                 continue
+            create = {
+                "IndexName": index["index_name"],
+                "KeySchema": index["key_schema"],
+                "Projection": index["projection"],
+            }
             self.models.connection.client.update_table(
                 TableName=model.Meta.table_name,
                 AttributeDefinitions=index["attribute_definitions"],
-                GlobalSecondaryIndexUpdates=[
-                    {
-                        "Create": {
-                            "IndexName": index["index_name"],
-                            "KeySchema": index["key_schema"],
-                            "Projection": index["projection"],
-                        }
-                    }
-                ],
+                GlobalSecondaryIndexUpdates=[{"Create": create}],
             )
         self._wait_active(model)
+
+    def protect(self, model: type[Model], protection: TableProtection) -> None:
+        """Turn on what ``protection`` asks for; never turn anything off."""
+        client, name = self.models.connection.client, model.Meta.table_name
+        if protection.point_in_time_recovery:
+            client.update_continuous_backups(
+                TableName=name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            )
+        if protection.deletion_protection:
+            client.update_table(TableName=name, DeletionProtectionEnabled=True)
+
+    def settings(self, model: type[Model]) -> TableSettings:
+        """The protection a table has now."""
+        client, name = self.models.connection.client, model.Meta.table_name
+        table = client.describe_table(TableName=name)["Table"]
+        backups = client.describe_continuous_backups(TableName=name)
+        recovery = backups["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {})
+        return TableSettings(
+            table=name,
+            point_in_time_recovery=recovery.get("PointInTimeRecoveryStatus") == "ENABLED",
+            deletion_protection=bool(table.get("DeletionProtectionEnabled", False)),
+        )
 
     def _wait_active(self, model: type[Model]) -> dict[str, Any]:
         deadline = time.monotonic() + self.wait_seconds
@@ -150,12 +195,38 @@ class Migrator:
     """Applies pending revisions and reports which are applied."""
 
     def __init__(
-        self, ctx: Context, revisions: list[Revision] | None = None, wait_seconds: float = 300.0
+        self,
+        ctx: Context,
+        revisions: list[Revision] | None = None,
+        *,
+        protection: TableProtection | None = None,
+        wait_seconds: float = 300.0,
     ) -> None:
         self._ctx = ctx
         self._revisions = load_revisions() if revisions is None else revisions
+        self._protection = protection or TableProtection()
         self._wait_seconds = wait_seconds
         self._migration_ctx = MigrationContext(ctx.models, wait_seconds)
+
+    @property
+    def _tables(self) -> tuple[type[Model], ...]:
+        models = self._ctx.models
+        return (models.user, models.transaction, models.schema_migration)
+
+    def table_settings(self) -> list[TableSettings]:
+        """Point-in-time recovery and deletion protection of each existing table."""
+
+        def attempt() -> list[TableSettings]:
+            found = []
+            for model in self._tables:
+                try:
+                    found.append(self._migration_ctx.settings(model))
+                except (PynamoDBException, ClientError) as error:
+                    if error_code(error) != "ResourceNotFoundException":
+                        raise
+            return found
+
+        return run(self._ctx, attempt)
 
     @property
     def _record(self) -> type[SchemaMigration]:
@@ -184,7 +255,13 @@ class Migrator:
     def upgrade(self) -> list[str]:
         """Apply every pending revision in order; return the ids this call applied."""
         self._migration_ctx.ensure_table(self._record)
-        return [r.revision for r in self._revisions if self._apply(r)]
+        applied = [r.revision for r in self._revisions if self._apply(r)]
+        run(self._ctx, self._protect_tables)
+        return applied
+
+    def _protect_tables(self) -> None:
+        for model in self._tables:
+            self._migration_ctx.protect(model, self._protection)
 
     def _apply(self, revision: Revision) -> bool:
         """Apply ``revision`` unless another migrator has; wait while one is applying it."""
@@ -200,7 +277,7 @@ class Migrator:
                 self._finish(revision)
                 return True
             record = self._find(revision)
-            if record is None:
+            if record is None or record.state == STATE_RELEASED:
                 continue  # released by a migrator that failed: claim it again
             if record.state == STATE_APPLIED:
                 return False
@@ -233,7 +310,10 @@ class Migrator:
 
         def attempt() -> bool:
             try:
-                record.save(condition=self._record.revision.does_not_exist())
+                free = self._record.revision.does_not_exist() | (
+                    self._record.state == STATE_RELEASED
+                )
+                record.save(condition=free)
             except PutError as error:
                 if error.cause_response_code == "ConditionalCheckFailedException":
                     return False
@@ -251,4 +331,7 @@ class Migrator:
         run(self._ctx, lambda: model(revision.revision).update(actions=actions))
 
     def _release(self, revision: Revision) -> None:
-        run(self._ctx, lambda: self._record(revision.revision).delete())
+        """Hand a failed revision back, so the next migrate claims it again."""
+        model = self._record
+        actions: list[Action] = [model.state.set(STATE_RELEASED)]
+        run(self._ctx, lambda: model(revision.revision).update(actions=actions))

@@ -9,6 +9,7 @@ from dynaledger.models.attributes import ISODateTimeAttribute
 
 STATE_APPLYING = "applying"
 STATE_APPLIED = "applied"
+STATE_RELEASED = "released"  # a migrator failed; the next one applies it again
 
 
 class SchemaMigration(Model):

@@ -1,0 +1,98 @@
+"""A least-privilege IAM policy for one ledger: only its tables, only the actions it sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dynaledger.models.schema_migration import SchemaMigration
+from dynaledger.models.transaction import Transaction
+from dynaledger.models.user import User
+
+#: The IAM actions each DynamoDB operation needs. Transactions are authorized
+#: per item: a Put needs PutItem, an Update needs UpdateItem.
+OPERATION_ACTIONS: dict[str, tuple[str, ...]] = {
+    "GetItem": ("dynamodb:GetItem",),
+    "PutItem": ("dynamodb:PutItem",),
+    "UpdateItem": ("dynamodb:UpdateItem",),
+    "DeleteItem": ("dynamodb:DeleteItem",),
+    "Query": ("dynamodb:Query",),
+    "Scan": ("dynamodb:Scan",),
+    "BatchGetItem": ("dynamodb:BatchGetItem",),
+    "BatchWriteItem": ("dynamodb:BatchWriteItem",),
+    "TransactWriteItems": ("dynamodb:PutItem", "dynamodb:UpdateItem"),
+    "CreateTable": ("dynamodb:CreateTable",),
+    "DescribeTable": ("dynamodb:DescribeTable",),
+    "UpdateTable": ("dynamodb:UpdateTable",),
+    "DescribeContinuousBackups": ("dynamodb:DescribeContinuousBackups",),
+    "UpdateContinuousBackups": ("dynamodb:UpdateContinuousBackups",),
+}
+
+RUNTIME_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+)
+MIGRATION_TABLE_ACTIONS = (
+    "dynamodb:CreateTable",
+    "dynamodb:DescribeTable",
+    "dynamodb:UpdateTable",
+    "dynamodb:DescribeContinuousBackups",
+    "dynamodb:UpdateContinuousBackups",
+)
+#: The migration records are claimed, finished and released by conditional writes.
+MIGRATION_RECORD_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Scan",
+)
+
+
+def table_arn(region: str, account: str, table: str) -> str:
+    """The ARN of a table in one account and region."""
+    return f"arn:aws:dynamodb:{region}:{account}:table/{table}"
+
+
+def policy(*, region: str, account: str, table_prefix: str = "") -> dict[str, Any]:
+    """The IAM policy document for the ledger whose tables carry ``table_prefix``.
+
+    Two statements: ``DynaledgerRuntime`` (the services: items of Users and
+    Transactions, history through the index) and ``DynaledgerMigrations``
+    (creating, describing and protecting the tables, and the migration records).
+    """
+    users, transactions, migrations = (
+        table_arn(region, account, table_prefix + model.Meta.table_name)
+        for model in (User, Transaction, SchemaMigration)
+    )
+    index = f"{transactions}/index/{Transaction.user_index.Meta.index_name}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DynaledgerRuntime",
+                "Effect": "Allow",
+                "Action": list(RUNTIME_ACTIONS),
+                "Resource": [users, transactions, index],
+            },
+            {
+                "Sid": "DynaledgerMigrations",
+                "Effect": "Allow",
+                "Action": sorted({*MIGRATION_TABLE_ACTIONS, *MIGRATION_RECORD_ACTIONS}),
+                "Resource": [users, transactions, migrations],
+            },
+        ],
+    }
+
+
+def allows(document: dict[str, Any], action: str, resource: str) -> bool:
+    """True when a statement of ``document`` allows ``action`` on exactly ``resource``."""
+    return any(
+        statement["Effect"] == "Allow"
+        and action in statement["Action"]
+        and resource in statement["Resource"]
+        for statement in document["Statement"]
+    )

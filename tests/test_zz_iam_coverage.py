@@ -1,0 +1,93 @@
+"""The IAM policy covers every operation the library sent during this whole test run.
+
+Named to run last, so the recorder (``tests/conftest.py``) has seen the whole
+suite; run alone it still checks the full scenario it drives itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from dynaledger import Ledger, iam
+from dynaledger.cli import main
+from tests.conftest import RECORDER
+
+REGION, ACCOUNT = "eu-west-1", "123456789012"
+SUFFIXES = ("SchemaMigrations", "Transactions", "Users")
+
+
+def _prefix(table: str) -> str | None:
+    for suffix in SUFFIXES:
+        if table.endswith(suffix):
+            return table[: -len(suffix)]
+    return None
+
+
+class TestPolicy:
+    def test_names_only_the_prefixed_tables_and_index(self) -> None:
+        """Every resource of the policy is one of the prefix's three tables or its index."""
+        document = iam.policy(region=REGION, account=ACCOUNT, table_prefix="prod-")
+        resources = {r for s in document["Statement"] for r in s["Resource"]}
+        base = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/prod-"
+        assert {
+            base + "Users",
+            base + "Transactions",
+            base + "Transactions/index/userId-timestamp-index",
+            base + "SchemaMigrations",
+        } == resources
+        assert ["DynaledgerRuntime", "DynaledgerMigrations"] == [
+            s["Sid"] for s in document["Statement"]
+        ]
+        assert not any("*" in a for s in document["Statement"] for a in s["Action"])
+
+    def test_runtime_cannot_create_or_delete_tables(self) -> None:
+        """The runtime statement holds item and query actions only."""
+        runtime = iam.policy(region=REGION, account=ACCOUNT)["Statement"][0]
+        assert not {"dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:DeleteItem"} & set(
+            runtime["Action"]
+        )
+
+    def test_cli_prints_the_same_policy(self, capsys: object) -> None:
+        """``dynaledger iam-policy`` prints the document as JSON."""
+        code = main(["iam-policy", "--region", REGION, "--account", ACCOUNT,
+                     "--table-prefix", "prod-"])  # fmt: skip
+        out, _ = capsys.readouterr()  # type: ignore[attr-defined]
+        expected = iam.policy(region=REGION, account=ACCOUNT, table_prefix="prod-")
+        assert (0, expected) == (code, json.loads(out))
+
+
+class TestCoverage:
+    def test_every_operation_sent_is_allowed(self, ledger_factory: Callable[..., Ledger]) -> None:
+        """Each (operation, table) the library sent maps to actions the policy allows there."""
+        ledger = ledger_factory()
+        ledger.migrate(point_in_time_recovery=True, deletion_protection=True)
+        ledger.seed()
+        ledger.generate_users(3)
+        ledger.get_user_balance("alice")
+        ledger.transact(idempotency_key="iam-1", user_id="alice", amount="1", type="credit")
+        ledger.transfer(idempotency_key="iam-2", from_user_id="alice", to_user_id="bob",
+                        amount="1")  # fmt: skip
+        ledger.history("alice")
+        ledger.reconcile()
+        ledger.migration_status()
+        ledger.table_settings()
+
+        seen = set(RECORDER.seen)
+        assert {"TransactWriteItems", "Query", "Scan", "GetItem", "BatchWriteItem",
+                "CreateTable", "UpdateContinuousBackups"} <= {op for op, _ in seen}  # fmt: skip
+        uncovered = []
+        for operation, table in sorted(seen):
+            prefix = _prefix(table)
+            if prefix is None:
+                uncovered.append(f"{operation} on unknown table {table}")
+                continue
+            document = iam.policy(region=REGION, account=ACCOUNT, table_prefix=prefix)
+            arn = iam.table_arn(REGION, ACCOUNT, table)
+            resources = (
+                [arn, f"{arn}/index/userId-timestamp-index"] if operation == "Query" else [arn]
+            )
+            for action in iam.OPERATION_ACTIONS.get(operation, (f"dynamodb:{operation}",)):
+                if not any(iam.allows(document, action, r) for r in resources):
+                    uncovered.append(f"{operation} needs {action} on {table}")
+        assert [] == uncovered
