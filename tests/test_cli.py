@@ -31,13 +31,17 @@ def cli(fresh_ledger: Ledger, dynamodb_endpoint: str, capsys: pytest.CaptureFixt
 
 
 class TestCommands:
-    def test_migrate_then_status(self, cli: Run) -> None:
-        """migrate on migrated tables applies nothing; --status lists both revisions applied."""
+    def test_migrate_then_status(self, cli: Run, fresh_ledger: Ledger) -> None:
+        """migrate on migrated tables applies nothing; --status lists revisions and protection."""
         assert (0, "nothing to apply: up to date\n", "") == cli("migrate")
         code, out, _ = cli("migrate", "--status")
         lines = out.splitlines()
-        assert (0, ["0001", "0002"]) == (code, [line.split()[0] for line in lines])
-        assert all("applied" in line for line in lines)
+        assert (0, ["0001", "0002"]) == (code, [line.split()[0] for line in lines[:2]])
+        assert all("applied" in line for line in lines[:2])
+        assert [
+            f"table {name}: point-in-time recovery off, deletion protection off"
+            for name in fresh_ledger.table_names
+        ] == lines[2:]
 
     def test_seed_twice(self, cli: Run) -> None:
         """seed reports created then skipped users."""
