@@ -1,0 +1,341 @@
+"""dynaledger against the floor: one hand-built botocore request per operation.
+
+Prints a markdown report and writes it to ``benchmarks/RESULTS.md``:
+
+1. Requests per operation, counted with a botocore ``before-send`` hook.
+2. Client overhead: ``Ledger.transact`` against a raw ``transact_write_items``
+   writing the same two items with the same conditions, and
+   ``get_user_balance`` against a raw ``get_item``; interleaved A B A B on one
+   endpoint, fresh keys each call.
+3. Contention: N threads on one account, and on N accounts, with and without
+   injected ``TransactionConflict``.
+
+The embedded endpoint serves one request at a time, so its absolute numbers
+are moto's; the ratios, request counts and retry counts are the library's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import platform
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from dynaledger import Ledger, RetryPolicy
+from dynaledger.errors import ConcurrencyError, IdempotencyConflict, InsufficientFunds
+from dynaledger.models.attributes import format_timestamp
+from tests import faultproxy
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+BENCH_RETRY = RetryPolicy(max_attempts=10, base_delay=0.005, max_delay=0.2)
+
+
+# 1. Requests per operation -------------------------------------------------------------
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, **kwargs: Any) -> None:
+        with self._lock:
+            self.count += 1
+
+
+@contextlib.contextmanager
+def counting(ledger: Ledger) -> Iterator[_Counter]:
+    """Count the HTTP requests ``ledger`` sends inside the block."""
+    counter = _Counter()
+    events = ledger.botocore_client.meta.events
+    events.register("before-send.dynamodb", counter)
+    try:
+        yield counter
+    finally:
+        events.unregister("before-send.dynamodb", counter)
+
+
+def requests_per_operation(ledger: Ledger) -> dict[str, int]:
+    """Requests each public operation costs, success and refusal paths."""
+    run = uuid.uuid4().hex[:8]
+    payer, payee = f"{run}-payer", f"{run}-payee"
+    ledger.create_user(payer, balance="100")
+    ledger.create_user(payee, balance="100")
+    key = f"{run}-credit"
+    calls: dict[str, Callable[[], object]] = {
+        "get_user_balance": lambda: ledger.get_user_balance(payer),
+        "transact (credit)": lambda: ledger.transact(
+            idempotency_key=key, user_id=payer, amount="1", type="credit"
+        ),
+        "transact (debit)": lambda: ledger.transact(
+            idempotency_key=f"{run}-debit", user_id=payer, amount="1", type="debit"
+        ),
+        "replay of an applied key": lambda: ledger.transact(
+            idempotency_key=key, user_id=payer, amount="1", type="credit"
+        ),
+        "reused key, other amount (IdempotencyConflict)": lambda: ledger.transact(
+            idempotency_key=key, user_id=payer, amount="2", type="credit"
+        ),
+        "insufficient funds (refusal recorded)": lambda: ledger.transact(
+            idempotency_key=f"{run}-overdraft", user_id=payer, amount="1000", type="debit"
+        ),
+        "transfer": lambda: ledger.transfer(
+            idempotency_key=f"{run}-transfer", from_user_id=payer, to_user_id=payee, amount="1"
+        ),
+        "history page": lambda: ledger.history(payer, limit=50),
+    }
+    costs = {}
+    for name, call in calls.items():
+        with counting(ledger) as counter:
+            with contextlib.suppress(IdempotencyConflict, InsufficientFunds):
+                call()
+        costs[name] = counter.count
+    return costs
+
+
+# 2. Client overhead --------------------------------------------------------------------
+
+
+def raw_transact(ledger: Ledger, user_id: str, key: str, amount: str) -> None:
+    """The floor: one hand-built TransactWriteItems with the same items and conditions."""
+    users, transactions, _ = ledger.table_names
+    now = format_timestamp(datetime.now(timezone.utc))
+    ledger.botocore_client.transact_write_items(
+        TransactItems=[
+            {"Put": {
+                "TableName": transactions,
+                "Item": {
+                    "idempotencyKey": {"S": key}, "userId": {"S": user_id},
+                    "amount": {"N": amount}, "type": {"S": "credit"}, "timestamp": {"S": now},
+                    "currency": {"S": "USD"}, "status": {"S": "applied"},
+                    "kind": {"S": "transact"}, "fingerprint": {"S": key},
+                    "requestId": {"S": key},
+                },
+                "ConditionExpression": "attribute_not_exists(idempotencyKey)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }},
+            {"Update": {
+                "TableName": users,
+                "Key": {"userId": {"S": user_id}},
+                "UpdateExpression": "SET balance = if_not_exists(balance, :opening) + :amount, "
+                                    "updatedAt = :now",
+                "ConditionExpression": "attribute_exists(userId) AND "
+                                       "(attribute_not_exists(currency) OR currency = :usd)",
+                "ExpressionAttributeValues": {
+                    ":opening": {"N": "100"}, ":amount": {"N": amount}, ":now": {"S": now},
+                    ":usd": {"S": "USD"},
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }},
+        ]
+    )  # fmt: skip
+
+
+def _summary(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+@dataclasses.dataclass
+class Timing:
+    """Wall-clock and calling-thread CPU seconds of one kind of call."""
+
+    wall: list[float] = dataclasses.field(default_factory=list)
+    cpu: list[float] = dataclasses.field(default_factory=list)
+
+    def measure(self, call: Callable[[], object], keep: bool) -> None:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        call()
+        if keep:
+            self.cpu.append(time.thread_time() - cpu)
+            self.wall.append(time.perf_counter() - wall)
+
+
+def overhead(ledger: Ledger, pairs: int, warmup: int) -> list[tuple[str, Timing, Timing]]:
+    """Library and raw timings, interleaved A B A B with fresh keys.
+
+    The calling thread's CPU time is the client's own cost: the embedded
+    server runs in other threads, so it is not counted there.
+    """
+    run = uuid.uuid4().hex[:8]
+    user_id = f"{run}-overhead"
+    ledger.create_user(user_id, balance="0")
+    users_table = ledger.table_names[0]
+    lib_t, raw_t, lib_g, raw_g = Timing(), Timing(), Timing(), Timing()
+    for n in range(warmup + pairs):
+        keep = n >= warmup
+        lib_t.measure(lambda n=n: ledger.transact(idempotency_key=f"{run}-lib-{n}",
+                                                  user_id=user_id, amount="1", type="credit"),
+                      keep)  # fmt: skip
+        raw_t.measure(lambda n=n: raw_transact(ledger, user_id, f"{run}-raw-{n}", "1"), keep)
+        lib_g.measure(lambda: ledger.get_user_balance(user_id), keep)
+        raw_g.measure(lambda: ledger.botocore_client.get_item(
+            TableName=users_table, Key={"userId": {"S": user_id}}, ConsistentRead=True), keep)  # fmt: skip
+    return [
+        ("transact vs transact_write_items", lib_t, raw_t),
+        ("get_user_balance vs get_item", lib_g, raw_g),
+    ]
+
+
+# 3. Contention -------------------------------------------------------------------------
+
+
+def contention(
+    ledger: Ledger, threads: int, per_thread: int, hot: bool, conflicts: float
+) -> dict[str, float]:
+    """Applied operations per second, latency and retries with ``threads`` workers."""
+    run = uuid.uuid4().hex[:8]
+    accounts = [f"{run}-acct{i}" for i in range(1 if hot else threads)]
+    for user_id in accounts:
+        ledger.create_user(user_id, balance="0")
+    schedule = (
+        faultproxy.seeded(threads, {faultproxy.CONFLICT: conflicts})
+        if conflicts
+        else (faultproxy.no_faults)
+    )
+    assert ledger.settings.endpoint_url is not None
+    latencies: list[float] = []
+    failures = Counter[str]()
+    lock = threading.Lock()
+    with faultproxy.fault_proxy(ledger.settings.endpoint_url, schedule) as proxy:
+        through = Ledger(proxy.url, table_prefix=ledger.settings.table_prefix, retry=BENCH_RETRY)
+
+        def work(worker: int) -> None:
+            user_id = accounts[0] if hot else accounts[worker]
+            for n in range(per_thread):
+                started = time.perf_counter()
+                try:
+                    through.transact(idempotency_key=f"{run}-{worker}-{n}", user_id=user_id,
+                                     amount="1", type="credit")  # fmt: skip
+                except ConcurrencyError:
+                    with lock:
+                        failures["ConcurrencyError"] += 1
+                    continue
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, range(threads)))
+        elapsed = time.perf_counter() - started
+    p50, p99 = _summary(latencies)
+    retries = sum(through.stats.retries.values())
+    return {
+        "ops_per_s": len(latencies) / elapsed,
+        "p50": p50,
+        "p99": p99,
+        "retries_per_op": retries / max(1, threads * per_thread),
+        "failed": failures["ConcurrencyError"],
+    }
+
+
+# The report ----------------------------------------------------------------------------
+
+
+def _versions() -> str:
+    names = ("dynaledger", "pynamodb", "botocore", "moto")
+    found = []
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found.append(f"{name} {metadata.version(name)}")
+    return ", ".join(found)
+
+
+def report(ledger: Ledger, args: argparse.Namespace, command: str) -> str:
+    """Run every measurement and return the markdown report."""
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Command: `{command}`  ",
+        f"Endpoint: {args.endpoint or 'embedded (moto, in memory, one request at a time)'}  ",
+        f"Machine: {platform.machine()}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, {_cpu_count()} cores  ",
+        f"Versions: {_versions()}  ",
+        f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "",
+        "## Requests per operation",
+        "",
+        "| operation | requests |",
+        "| --- | --- |",
+        *(f"| {name} | {count} |" for name, count in requests_per_operation(ledger).items()),
+        "",
+        f"## Client overhead ({args.pairs} interleaved pairs after {args.warmup} warm-up)",
+        "",
+        "Wall time includes the server; client CPU is the calling thread's own CPU time.",
+        "",
+        "| comparison | dynaledger wall median / p99 ms | raw wall median / p99 ms | "
+        "wall ratio | dynaledger client CPU median µs | raw client CPU median µs | CPU ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, lib, raw in overhead(ledger, args.pairs, args.warmup):
+        lib_wall, lib_p99 = _summary(lib.wall)
+        raw_wall, raw_p99 = _summary(raw.wall)
+        lib_cpu, raw_cpu = statistics.median(lib.cpu) * 1e6, statistics.median(raw.cpu) * 1e6
+        lines.append(
+            f"| {name} | {lib_wall:.2f} / {lib_p99:.2f} | {raw_wall:.2f} / {raw_p99:.2f} | "
+            f"{lib_wall / raw_wall:.2f} | {lib_cpu:.0f} | {raw_cpu:.0f} | {lib_cpu / raw_cpu:.2f} |"
+        )
+    lines += [
+        "",
+        f"## Contention ({args.per_thread} credits per thread)",
+        "",
+        "| accounts | threads | injected conflicts | applied ops/s | p50 ms | p99 ms | "
+        "retries per op | ConcurrencyError |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for hot in (True, False):
+        for conflicts in (0.0, 0.2):
+            for threads in args.threads:
+                row = contention(ledger, threads, args.per_thread, hot, conflicts)
+                lines.append(
+                    f"| {'one (hot)' if hot else 'one per thread'} | {threads} | "
+                    f"{conflicts:.0%} | {row['ops_per_s']:.0f} | {row['p50']:.1f} | "
+                    f"{row['p99']:.1f} | {row['retries_per_op']:.2f} | {row['failed']:.0f} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def _cpu_count() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the report and write it to RESULTS.md."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--endpoint", help="a DynamoDB endpoint (default: the embedded one)")
+    parser.add_argument("--pairs", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument("--per-thread", type=int, default=20)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    with contextlib.ExitStack() as stack:
+        endpoint = args.endpoint
+        if endpoint is None:
+            from dynaledger.local import embedded_dynamodb
+
+            endpoint = stack.enter_context(embedded_dynamodb())
+        ledger = Ledger(endpoint, table_prefix=f"bench{uuid.uuid4().hex[:6]}_", retry=BENCH_RETRY)
+        ledger.migrate()
+        text = report(ledger, args, command.strip())
+    print(text)
+    if not args.no_write:
+        RESULTS.write_text(text, encoding="utf-8")
+    return 0
