@@ -98,9 +98,11 @@ def requests_per_operation(ledger: Ledger) -> dict[str, int]:
     }
     costs = {}
     for name, call in calls.items():
-        with counting(ledger) as counter:
-            with contextlib.suppress(IdempotencyConflict, InsufficientFunds):
-                call()
+        with (
+            counting(ledger) as counter,
+            contextlib.suppress(IdempotencyConflict, InsufficientFunds),
+        ):
+            call()
         costs[name] = counter.count
     return costs
 
@@ -182,8 +184,12 @@ def overhead(ledger: Ledger, pairs: int, warmup: int) -> list[tuple[str, Timing,
                       keep)  # fmt: skip
         raw_t.measure(lambda n=n: raw_transact(ledger, user_id, f"{run}-raw-{n}", "1"), keep)
         lib_g.measure(lambda: ledger.get_user_balance(user_id), keep)
-        raw_g.measure(lambda: ledger.botocore_client.get_item(
-            TableName=users_table, Key={"userId": {"S": user_id}}, ConsistentRead=True), keep)  # fmt: skip
+        raw_g.measure(
+            lambda: ledger.botocore_client.get_item(
+                TableName=users_table, Key={"userId": {"S": user_id}}, ConsistentRead=True
+            ),
+            keep,
+        )
     return [
         ("transact vs transact_write_items", lib_t, raw_t),
         ("get_user_balance vs get_item", lib_g, raw_g),
