@@ -26,12 +26,16 @@ CONFLICT = "conflict"  # TransactionCanceledException, every reason TransactionC
 THROTTLE = "throttle"  # ThrottlingException
 THROUGHPUT = "throughput"  # ProvisionedThroughputExceededException
 SERVER_ERROR = "server_error"  # HTTP 500 InternalServerError
+GATEWAY_ERROR = "gateway_error"  # HTTP 502 with an HTML page, as a load balancer sends
 DROP_AFTER_COMMIT = "drop_after_commit"  # forwarded and committed, then the connection drops
 STALL_AFTER_COMMIT = (
     "stall_after_commit"  # forwarded and committed, then no reply until the client gives up
 )
 
-FAULTS = (CONFLICT, THROTTLE, THROUGHPUT, SERVER_ERROR, DROP_AFTER_COMMIT, STALL_AFTER_COMMIT)
+FAULTS = (
+    CONFLICT, THROTTLE, THROUGHPUT, SERVER_ERROR, GATEWAY_ERROR, DROP_AFTER_COMMIT,
+    STALL_AFTER_COMMIT,
+)  # fmt: skip
 #: Faults after which the server has committed the request: the client cannot know.
 AMBIGUOUS = frozenset({DROP_AFTER_COMMIT, STALL_AFTER_COMMIT})
 
@@ -147,6 +151,10 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             fault = proxy.schedule(operation)
             if fault is not None:
                 proxy.count(proxy.injected, fault)
+            if fault == GATEWAY_ERROR:
+                page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+                self._reply(502, page, "text/html")
+                return
             if fault in {CONFLICT, THROTTLE, THROUGHPUT, SERVER_ERROR}:
                 status, payload = _error_body(fault, json.loads(body or b"{}"))
                 self._reply(status, json.dumps(payload).encode(), "application/x-amz-json-1.0")

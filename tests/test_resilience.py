@@ -62,6 +62,21 @@ class TestOneRoundTrip:
             "history": {"Query": 1},
         } == costs
 
+    def test_the_benchmarks_request_table_holds_exactly(self, ledger: Ledger) -> None:
+        """The figures ``python -m benchmarks`` prints for requests per operation, asserted."""
+        from benchmarks.run import requests_per_operation
+
+        assert {
+            "get_user_balance": 1,
+            "transact (credit)": 1,
+            "transact (debit)": 1,
+            "replay of an applied key": 1,
+            "reused key, other amount (IdempotencyConflict)": 1,
+            "insufficient funds (refusal recorded)": 2,
+            "transfer": 1,
+            "history page": 1,
+        } == requests_per_operation(ledger)
+
     def test_refusals_cost_one_request_and_insufficient_funds_two(
         self, counted: tuple[Ledger, RequestCounter]
     ) -> None:
@@ -131,7 +146,13 @@ def _account(ledger: Ledger, balance: str = "100") -> str:
 class TestRetries:
     @pytest.mark.parametrize(
         "fault",
-        [faultproxy.CONFLICT, faultproxy.THROTTLE, faultproxy.THROUGHPUT, faultproxy.SERVER_ERROR],
+        [
+            faultproxy.CONFLICT,
+            faultproxy.THROTTLE,
+            faultproxy.THROUGHPUT,
+            faultproxy.SERVER_ERROR,
+            faultproxy.GATEWAY_ERROR,  # regression: a bare 502 page was not retried
+        ],
     )
     def test_transient_faults_are_retried_and_apply_once(
         self, ledger: Ledger, proxied: Callable[..., tuple[Ledger, faultproxy.FaultProxy]],

@@ -134,13 +134,22 @@ def transient_kind(error: BaseException) -> str | None:
     code = error_code(error)
     if code in CONTENTION_CODES:
         return CONTENTION
-    if code in UNAVAILABLE_CODES:
+    if code in UNAVAILABLE_CODES or _http_status(cause) >= 500:
         return UNAVAILABLE
-    if isinstance(cause, ClientError):
-        status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if isinstance(status, int) and status >= 500:
-            return UNAVAILABLE
     return None
+
+
+def _http_status(error: BaseException | None) -> int:
+    """The HTTP status behind a ClientError, also when PynamoDB re-wrapped it."""
+    for candidate in (error, getattr(error, "__cause__", None)):
+        if isinstance(candidate, ClientError):
+            status = candidate.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if isinstance(status, int):
+                return status
+            code = str(candidate.response.get("Error", {}).get("Code", ""))
+            if code.isdigit():  # a bare status page, such as a load balancer's 502
+                return int(code)
+    return 0
 
 
 def translate(error: Exception) -> LedgerError:
