@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest soak guarantees bench-embedded clean
+.PHONY: demo test test-docker lint typecheck pytest soak guarantees bench bench-embedded clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ pytest: $(VENV)/.installed-dev
 
 test: lint typecheck pytest
 
+# The whole suite with its DynamoDB started through testcontainers on a local
+# Docker engine (started, and stopped again, by the script).
+test-docker: $(VENV)/.installed-dev
+	scripts/docker-lane $(MAKE) pytest
+
 soak: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest --soak -m soak $(PYTEST_ARGS)
 
@@ -46,3 +51,7 @@ guarantees: $(VENV)/.installed-dev
 # Why the embedded endpoint serializes requests, and moto's cost per transaction.
 bench-embedded: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.embedded
+
+# Requests per operation, client overhead and contention; writes benchmarks/RESULTS.md.
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
