@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 from dynaledger import Ledger, RetryPolicy
+from dynaledger.errors import LedgerError
 from dynaledger.local import embedded_dynamodb
 
 RETRY = RetryPolicy(max_attempts=8, base_delay=0.001, max_delay=0.02)
@@ -41,26 +42,35 @@ def stock_moto_server() -> Iterator[str]:
         server.stop()
 
 
-def lost_credits(url: str, threads: int, per_thread: int, accounts: int = 4) -> tuple[int, int]:
-    """Return (acknowledged credits, credits missing from the final balances)."""
+def lost_credits(
+    url: str, threads: int, per_thread: int, accounts: int = 4
+) -> tuple[int, int, int]:
+    """Return (acknowledged credits, credits that failed after retries, acknowledged
+    credits missing from the final balances)."""
     ledger = Ledger(url, table_prefix=f"lost{uuid.uuid4().hex[:6]}_", retry=RETRY)
     ledger.migrate()
     users = [f"acct{i}" for i in range(accounts)]
     for user_id in users:
         ledger.create_user(user_id, balance="0")
 
-    def work(worker: int) -> int:
-        acknowledged = 0
+    def work(worker: int) -> tuple[int, int]:
+        acknowledged = failed = 0
         for n in range(per_thread):
-            ledger.transact(idempotency_key=f"{worker}-{n}", user_id=users[n % accounts],
-                            amount="1", type="credit")  # fmt: skip
-            acknowledged += 1
-        return acknowledged
+            try:
+                ledger.transact(idempotency_key=f"{worker}-{n}", user_id=users[n % accounts],
+                                amount="1", type="credit")  # fmt: skip
+            except LedgerError:
+                failed += 1
+            else:
+                acknowledged += 1
+        return acknowledged, failed
 
     with ThreadPoolExecutor(threads) as pool:
-        acknowledged = sum(pool.map(work, range(threads)))
+        results = list(pool.map(work, range(threads)))
+    acknowledged = sum(a for a, _ in results)
+    failed = sum(f for _, f in results)
     total = sum((ledger.get_user_balance(u).amount for u in users), Decimal(0))
-    return acknowledged, acknowledged - int(total)
+    return acknowledged, failed, max(0, acknowledged - int(total))
 
 
 def cost_per_transaction(url: str, sizes: list[int], samples: int) -> list[tuple[int, float]]:
@@ -99,14 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"Command: python -m benchmarks.embedded --runs {args.runs} --threads {args.threads} "
           f"--per-thread {args.per_thread}\n")  # fmt: skip
-    print("| server | run | acknowledged credits | missing from balances |")
-    print("| --- | --- | --- | --- |")
+    print("| server | run | acknowledged credits | failed after retries | "
+          "acknowledged but missing from balances |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- |")
     for name, server in (("moto ThreadedMotoServer", stock_moto_server),
                          ("dynaledger embedded", embedded_dynamodb)):  # fmt: skip
         for run in range(1, args.runs + 1):
             with server() as url:
-                acknowledged, missing = lost_credits(url, args.threads, args.per_thread)
-            print(f"| {name} | {run} | {acknowledged} | {missing} |")
+                acknowledged, failed, missing = lost_credits(url, args.threads, args.per_thread)
+            print(f"| {name} | {run} | {acknowledged} | {failed} | {missing} |")
     print("\n| items in Transactions | ms per credit (embedded endpoint) |")
     print("| --- | --- |")
     with embedded_dynamodb() as url:

@@ -136,15 +136,15 @@ def transact(
     key = validate_identifier(idempotency_key, "idempotency_key")
     user = validate_identifier(user_id, "user_id")
     entry_type = parse_type(type)
-    given = None if currency is None else validate_currency(currency)
+    value, held, given = _money(ctx, amount, currency)
     request = Request(
         kind=KIND_TRANSACT,
         key=key,
         user_id=user,
-        amount=parse_amount(amount, given or ctx.default_currency),
+        amount=value,
         type=entry_type,
-        currency=given or ctx.default_currency,
-        currency_given=given is not None,
+        currency=held,
+        currency_given=given,
     )
     outcome = _execute(ctx, request, amount)
     record = outcome.record
@@ -174,16 +174,16 @@ def transfer(
     payee = validate_identifier(to_user_id, "to_user_id")
     if payer == payee:
         raise ValidationError("to_user_id", "must differ from from_user_id")
-    given = None if currency is None else validate_currency(currency)
+    value, held, given = _money(ctx, amount, currency)
     request = Request(
         kind=KIND_TRANSFER,
         key=key,
         user_id=payer,
         counterparty_id=payee,
-        amount=parse_amount(amount, given or ctx.default_currency),
+        amount=value,
         type=EntryType.DEBIT,
-        currency=given or ctx.default_currency,
-        currency_given=given is not None,
+        currency=held,
+        currency_given=given,
     )
     outcome = _execute(ctx, request, amount)
     record = outcome.record
@@ -196,6 +196,14 @@ def transfer(
         timestamp=_timestamp(record),
         replayed=outcome.replayed,
     )
+
+
+def _money(ctx: Context, amount: object, currency: str | None) -> tuple[Decimal, str, bool]:
+    """The amount checked against the named currency (else the default); whether one was named."""
+    if currency is None:
+        return parse_amount(amount, ctx.default_currency), ctx.default_currency, False
+    held = validate_currency(currency)
+    return parse_amount(amount, held), held, True
 
 
 def _currency(ctx: Context, record: Transaction) -> str:
