@@ -199,10 +199,18 @@ def overhead(ledger: Ledger, pairs: int, warmup: int) -> list[tuple[str, Timing,
 # 3. Contention -------------------------------------------------------------------------
 
 
+def fresh_ledger(endpoint: str) -> Ledger:
+    """A migrated ledger on new tables: moto's cost per transaction grows with table size."""
+    ledger = Ledger(endpoint, table_prefix=f"bench{uuid.uuid4().hex[:6]}_", retry=BENCH_RETRY)
+    ledger.migrate()
+    return ledger
+
+
 def contention(
-    ledger: Ledger, threads: int, per_thread: int, hot: bool, conflicts: float
+    endpoint: str, threads: int, per_thread: int, hot: bool, conflicts: float
 ) -> dict[str, float]:
     """Applied operations per second, latency and retries with ``threads`` workers."""
+    ledger = fresh_ledger(endpoint)
     run = uuid.uuid4().hex[:8]
     accounts = [f"{run}-acct{i}" for i in range(1 if hot else threads)]
     for user_id in accounts:
@@ -260,8 +268,8 @@ def _versions() -> str:
     return ", ".join(found)
 
 
-def report(ledger: Ledger, args: argparse.Namespace, command: str) -> str:
-    """Run every measurement and return the markdown report."""
+def report(endpoint: str, args: argparse.Namespace, command: str) -> str:
+    """Run every measurement, each on fresh tables, and return the markdown report."""
     lines = [
         "# Benchmark results",
         "",
@@ -276,7 +284,10 @@ def report(ledger: Ledger, args: argparse.Namespace, command: str) -> str:
         "",
         "| operation | requests |",
         "| --- | --- |",
-        *(f"| {name} | {count} |" for name, count in requests_per_operation(ledger).items()),
+        *(
+            f"| {name} | {count} |"
+            for name, count in requests_per_operation(fresh_ledger(endpoint)).items()
+        ),
         "",
         f"## Client overhead ({args.pairs} interleaved pairs after {args.warmup} warm-up)",
         "",
@@ -286,7 +297,7 @@ def report(ledger: Ledger, args: argparse.Namespace, command: str) -> str:
         "wall ratio | dynaledger client CPU median µs | raw client CPU median µs | CPU ratio |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, lib, raw in overhead(ledger, args.pairs, args.warmup):
+    for name, lib, raw in overhead(fresh_ledger(endpoint), args.pairs, args.warmup):
         lib_wall, lib_p99 = _summary(lib.wall)
         raw_wall, raw_p99 = _summary(raw.wall)
         lib_cpu, raw_cpu = statistics.median(lib.cpu) * 1e6, statistics.median(raw.cpu) * 1e6
@@ -305,7 +316,7 @@ def report(ledger: Ledger, args: argparse.Namespace, command: str) -> str:
     for hot in (True, False):
         for conflicts in (0.0, 0.2):
             for threads in args.threads:
-                row = contention(ledger, threads, args.per_thread, hot, conflicts)
+                row = contention(endpoint, threads, args.per_thread, hot, conflicts)
                 lines.append(
                     f"| {'one (hot)' if hot else 'one per thread'} | {threads} | "
                     f"{conflicts:.0%} | {row['ops_per_s']:.0f} | {row['p50']:.1f} | "
@@ -338,9 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             from dynaledger.local import embedded_dynamodb
 
             endpoint = stack.enter_context(embedded_dynamodb())
-        ledger = Ledger(endpoint, table_prefix=f"bench{uuid.uuid4().hex[:6]}_", retry=BENCH_RETRY)
-        ledger.migrate()
-        text = report(ledger, args, command.strip())
+        text = report(endpoint, args, command.strip())
     print(text)
     if not args.no_write:
         RESULTS.write_text(text, encoding="utf-8")

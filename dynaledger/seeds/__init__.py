@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from importlib import resources
 from typing import Any
 
 import attrs
 
 from dynaledger.errors import UserAlreadyExists, ValidationError
-from dynaledger.money import parse_balance, validate_currency, validate_identifier
+from dynaledger.models.user import User
+from dynaledger.money import parse_balance, validate_currency
 from dynaledger.services._core import Context, run
 from dynaledger.services.accounts import create_user
 from dynaledger.values import SeedReport
@@ -74,28 +76,32 @@ def generate(
     ids = list(synthetic_ids(count))
     created = skipped = 0
     now = ctx.now()
+    fields: dict[str, Any] = {
+        "balance": starting,
+        "currency": currency and account_currency,
+        "opening_balance": starting,
+        "created_at": now,
+        "updated_at": now,
+    }
     for start in range(0, count, GET_BATCH):
-        batch = [validate_identifier(i, "user_id") for i in ids[start : start + GET_BATCH]]
-        existing = run(ctx, lambda b=batch: {u.user_id for u in model.batch_get(b)})  # type: ignore[misc]
-        fresh = [i for i in batch if i not in existing]
-
-        def write(fresh: list[str] = fresh) -> None:
-            with model.batch_write() as writer:
-                for user_id in fresh:
-                    writer.save(
-                        model(
-                            user_id,
-                            balance=starting,
-                            currency=currency and account_currency,
-                            opening_balance=starting,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-
-        run(ctx, write)
+        batch = ids[start : start + GET_BATCH]
+        fresh = run(ctx, partial(_missing, model, batch))
+        run(ctx, partial(_write, model, fresh, fields))
         created += len(fresh)
         skipped += len(batch) - len(fresh)
         if progress is not None:
             progress(start + len(batch), count)
     return SeedReport(created=created, skipped=skipped)
+
+
+def _missing(model: type[User], user_ids: list[str]) -> list[str]:
+    """The ids of ``user_ids`` that no user has yet (one BatchGetItem of up to 100 keys)."""
+    existing = {user.user_id for user in model.batch_get(user_ids)}
+    return [user_id for user_id in user_ids if user_id not in existing]
+
+
+def _write(model: type[User], user_ids: list[str], fields: dict[str, Any]) -> None:
+    """Write new users in BatchWriteItem requests of 25."""
+    with model.batch_write() as writer:
+        for user_id in user_ids:
+            writer.save(model(user_id, **fields))
