@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.command == "serve":
-        return _serve(args)
+        return _guarded(lambda: _serve(args))
     if args.command == "iam-policy":
         return _iam_policy(args)
     if args.command == "demo":

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from dynaledger.errors import LedgerError
+
 #: One lock for the whole process: moto's backends are process-wide.
 _BACKEND_LOCK = threading.Lock()
 
@@ -60,8 +62,8 @@ def _make_server(host: str, port: int) -> Any:
         from moto.moto_server.werkzeug_app import create_backend_app
         from werkzeug.serving import make_server
     except ImportError as error:  # pragma: no cover - depends on the install
-        raise RuntimeError(
-            "the embedded endpoint needs moto: pip install 'dynaledger[local]'"
+        raise LedgerError(
+            "the embedded endpoint needs moto: pip install 'dynaledger[local]'", cause=error
         ) from error
     app = create_backend_app("dynamodb")
     app.debug = False
