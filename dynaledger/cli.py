@@ -179,17 +179,22 @@ def _balance(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0
 
 
+def _replayed(replayed: bool) -> str:
+    """The note that tells a replay from a first application."""
+    return " (replayed: already applied)" if replayed else ""
+
+
 def _transact(args: argparse.Namespace, ledger: Ledger) -> int:
     result = ledger.transact(
         idempotency_key=args.key, user_id=args.user, amount=args.amount, type=args.type,
         currency=args.currency,
     )  # fmt: skip
-    replay = " (replayed: already applied)" if result.replayed else ""
     _emit(
         args,
         result,
         f"{result.type} {result.amount} {result.currency} "
-        f"{'to' if result.type == 'credit' else 'from'} {result.user_id}{replay}",
+        f"{'to' if result.type == 'credit' else 'from'} {result.user_id}"
+        f"{_replayed(result.replayed)}",
     )
     return 0
 
@@ -199,12 +204,11 @@ def _transfer(args: argparse.Namespace, ledger: Ledger) -> int:
         idempotency_key=args.key, from_user_id=args.from_user, to_user_id=args.to_user,
         amount=args.amount, currency=args.currency,
     )  # fmt: skip
-    replay = " (replayed: already applied)" if result.replayed else ""
     _emit(
         args,
         result,
         f"transferred {result.amount} {result.currency} from "
-        f"{result.from_user_id} to {result.to_user_id}{replay}",
+        f"{result.from_user_id} to {result.to_user_id}{_replayed(result.replayed)}",
     )
     return 0
 
