@@ -1,6 +1,7 @@
 """dynaledger: user balances in Amazon DynamoDB, moved by atomic, idempotent transactions."""
 
 from dynaledger.ledger import Ledger
+from dynaledger.models.layout import TableLayout
 from dynaledger.services import RetryPolicy
 from dynaledger.values import (
     Balance,
@@ -9,6 +10,7 @@ from dynaledger.values import (
     HistoryPage,
     Mismatch,
     ReconcileReport,
+    RecordProblem,
     TransactResult,
     TransferResult,
 )
@@ -23,7 +25,9 @@ __all__ = [
     "Ledger",
     "Mismatch",
     "ReconcileReport",
+    "RecordProblem",
     "RetryPolicy",
+    "TableLayout",
     "TransactResult",
     "TransferResult",
     "__version__",

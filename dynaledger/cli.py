@@ -17,7 +17,8 @@ import attrs
 
 from dynaledger import __version__, iam, local, values
 from dynaledger.errors import LedgerError
-from dynaledger.ledger import Ledger
+from dynaledger.ledger import LAYOUT_VARIABLES, Ledger, layout_from_env
+from dynaledger.models import TableLayout
 
 Handler = Callable[[argparse.Namespace, Ledger], int]
 
@@ -67,7 +68,18 @@ def _ledger(args: argparse.Namespace) -> Ledger:
         overrides["region"] = args.region
     if args.table_prefix is not None:
         overrides["table_prefix"] = args.table_prefix
+    overrides["layout"] = _layout(args)
     return Ledger.from_env(**overrides)
+
+
+def _layout(args: argparse.Namespace) -> TableLayout:
+    return layout_from_env(
+        os.environ,
+        users_table=getattr(args, "users_table", None),
+        transactions_table=getattr(args, "transactions_table", None),
+        migrations_table=getattr(args, "migrations_table", None),
+        idempotency_key_attribute=getattr(args, "idempotency_key_attribute", None),
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -246,7 +258,16 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
                 f"MISMATCH {mismatch.user_id}: history says {mismatch.expected}, "
                 f"balance is {mismatch.actual}"
             )
-        verdict = "OK" if report.ok else f"{len(report.mismatches)} mismatches"
+        for problem in report.problems:
+            print(
+                f"UNREADABLE {problem.user_id}: item {problem.key!r} of {problem.table}: "
+                f"{problem.problem}"
+            )
+        verdict = (
+            "OK"
+            if report.ok
+            else f"{len(report.mismatches)} mismatches, {len(report.problems)} unreadable items"
+        )
         print(f"reconciled {report.checked} accounts: {verdict}")
     return 0 if report.ok else 1
 
@@ -350,6 +371,13 @@ def _connection_options(parser: argparse.ArgumentParser, default: str | None) ->
         default=default,
         help="table name prefix (default: $DYNALEDGER_TABLE_PREFIX)",
     )
+    for field, variable in LAYOUT_VARIABLES.items():
+        what = "the records' key attribute" if field.endswith("attribute") else "table name"
+        parser.add_argument(
+            "--" + field.replace("_", "-"),
+            default=default,
+            help=f"{what}, to share another service's tables (default: ${variable})",
+        )
 
 
 def console() -> None:  # pragma: no cover - the console script

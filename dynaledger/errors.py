@@ -138,6 +138,26 @@ class IncompatibleTable(MigrationError):
         )
 
 
+class UnreadableRecord(LedgerError):
+    """A stored item breaks a rule the ledger relies on; it was not used.
+
+    Other clients (a service sharing the tables, the AWS CLI, a hand edit) can
+    write anything. An item the ledger cannot read right is refused with this
+    error, naming it, rather than read wrong.
+
+    Attributes:
+        table_name: The table holding the item.
+        key: The item's key (a user id or an idempotency key).
+        problem: The rule it breaks.
+    """
+
+    def __init__(self, table_name: str, key: str, problem: str) -> None:
+        self.table_name = table_name
+        self.key = key
+        self.problem = problem
+        super().__init__(f"cannot read item {key!r} of table {table_name!r}: {problem}")
+
+
 __all__ = [
     "ConcurrencyError",
     "CurrencyMismatch",
@@ -148,6 +168,7 @@ __all__ = [
     "MigrationError",
     "ServiceUnavailable",
     "TableNotFound",
+    "UnreadableRecord",
     "UserAlreadyExists",
     "UserNotFound",
     "ValidationError",

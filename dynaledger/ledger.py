@@ -13,7 +13,7 @@ from botocore.client import BaseClient
 
 from dynaledger import seeds, services, values
 from dynaledger.migrations import Migrator, TableProtection
-from dynaledger.models import ConnectionSettings, bind_models
+from dynaledger.models import ConnectionSettings, TableLayout, bind_models
 from dynaledger.money import parse_balance, validate_currency
 from dynaledger.services import Context, RetryPolicy, RetryStats
 
@@ -21,6 +21,20 @@ from dynaledger.services import Context, RetryPolicy, RetryStats
 #: servers accept any, and AWS never sees these.
 PLACEHOLDER_CREDENTIALS = ("dynaledger-local", "dynaledger-local")
 DEFAULT_LOCAL_REGION = "us-east-1"
+#: The environment variables that set a :class:`TableLayout`, by its field.
+LAYOUT_VARIABLES = {
+    "users_table": "DYNALEDGER_USERS_TABLE",
+    "transactions_table": "DYNALEDGER_TRANSACTIONS_TABLE",
+    "migrations_table": "DYNALEDGER_MIGRATIONS_TABLE",
+    "idempotency_key_attribute": "DYNALEDGER_IDEMPOTENCY_KEY_ATTRIBUTE",
+}
+
+
+def layout_from_env(environ: Mapping[str, str], **overrides: str | None) -> TableLayout:
+    """The table layout the environment names (``DYNALEDGER_USERS_TABLE``...), with overrides."""
+    names = {field: environ.get(variable) for field, variable in LAYOUT_VARIABLES.items()}
+    names.update(overrides)
+    return TableLayout(**{field: value for field, value in names.items() if value})
 
 
 def is_loopback(endpoint_url: str | None) -> bool:
@@ -47,6 +61,8 @@ class Ledger:
         table_prefix: Prepended to every table name, to keep environments apart.
         opening_balance: What an account with no stored balance holds.
         default_currency: The currency of an account with none stored.
+        layout: The names of the tables and of the records' key, to share
+            tables with another service; the defaults are dynaledger's own.
         retry: How contention and outages are retried.
         read_timeout: Seconds to wait for a reply before the attempt counts as failed.
     """
@@ -59,6 +75,7 @@ class Ledger:
         opening_balance: Decimal | int | str = Decimal("100"),
         default_currency: str = "USD",
         *,
+        layout: TableLayout | None = None,
         retry: RetryPolicy | None = None,
         read_timeout: float = 10.0,
         connect_timeout: float = 5.0,
@@ -75,7 +92,7 @@ class Ledger:
             read_timeout=read_timeout,
         )
         self._ctx = Context(
-            models=bind_models(self.settings),
+            models=bind_models(self.settings, layout),
             opening_balance=parse_balance(opening_balance, currency, "opening_balance"),
             default_currency=currency,
             retry=retry or RetryPolicy(),
@@ -86,14 +103,17 @@ class Ledger:
         """A ledger configured from the environment.
 
         Reads ``AWS_ENDPOINT_URL_DYNAMODB`` (then ``AWS_ENDPOINT_URL``),
-        ``AWS_REGION`` (then ``AWS_DEFAULT_REGION``) and
-        ``DYNALEDGER_TABLE_PREFIX``; keyword arguments win over all of them.
+        ``AWS_REGION`` (then ``AWS_DEFAULT_REGION``), ``DYNALEDGER_TABLE_PREFIX``
+        and the layout variables (``DYNALEDGER_USERS_TABLE``,
+        ``DYNALEDGER_TRANSACTIONS_TABLE``, ``DYNALEDGER_MIGRATIONS_TABLE``,
+        ``DYNALEDGER_IDEMPOTENCY_KEY_ATTRIBUTE``); keyword arguments win over all of them.
         """
         env = os.environ if environ is None else environ
         settings: dict[str, Any] = {
             "endpoint_url": env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL"),
             "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
             "table_prefix": env.get("DYNALEDGER_TABLE_PREFIX", ""),
+            "layout": layout_from_env(env),
         }
         settings.update(overrides)
         return cls(**settings)
@@ -111,6 +131,18 @@ class Ledger:
     def default_currency(self) -> str:
         """The currency of an account with none stored."""
         return self._ctx.default_currency
+
+    @property
+    def layout(self) -> TableLayout:
+        """The names of the tables (before the prefix) and of the records' key."""
+        models = self._ctx.models
+        prefix = len(self.settings.table_prefix)
+        return TableLayout(
+            users_table=models.user.Meta.table_name[prefix:],
+            transactions_table=models.transaction.Meta.table_name[prefix:],
+            migrations_table=models.schema_migration.Meta.table_name[prefix:],
+            idempotency_key_attribute=models.transaction.idempotency_key.attr_name,
+        )
 
     @property
     def table_names(self) -> tuple[str, str, str]:

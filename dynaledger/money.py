@@ -39,6 +39,8 @@ MINOR_UNITS: dict[str, int] = {
     **_MINOR_UNITS_OTHER_THAN_TWO,
 }
 
+_MOST_DECIMALS = max(MINOR_UNITS.values())
+
 #: The largest amount one credit, debit or transfer may move. With at most four
 #: decimals, a balance would need 10**19 such credits to outgrow the 38
 #: significant digits a DynamoDB number holds.
@@ -81,8 +83,12 @@ def _to_decimal(value: object, field: str) -> Decimal:
     )
 
 
-def parse_amount(value: object, currency: str, field: str = "amount") -> Decimal:
+def parse_amount(value: object, currency: str | None, field: str = "amount") -> Decimal:
     """Turn ``value`` into an exact, positive amount in ``currency``'s minor unit.
+
+    With ``currency`` None (not known yet) the amount may have as many
+    decimals as any currency allows; check it with :func:`fits` once the
+    currency is known.
 
     Raises:
         ValidationError: The value is not finite, not positive, above
@@ -97,7 +103,17 @@ def parse_balance(value: object, currency: str, field: str = "balance") -> Decim
     return _checked(_to_decimal(value, field), currency, field, allow_zero=True)
 
 
-def _checked(amount: Decimal, currency: str, field: str, *, allow_zero: bool) -> Decimal:
+def decimals(currency: str) -> int:
+    """How many decimals ``currency`` allows."""
+    return MINOR_UNITS[currency]
+
+
+def fits(amount: Decimal, currency: str) -> bool:
+    """True when ``amount`` has no more decimals than ``currency`` allows."""
+    return amount == amount.quantize(quantum(currency))
+
+
+def _checked(amount: Decimal, currency: str | None, field: str, *, allow_zero: bool) -> Decimal:
     if not amount.is_finite():
         raise ValidationError(field, f"must be finite, not {amount}")
     if amount < 0 or amount.is_signed():
@@ -106,16 +122,15 @@ def _checked(amount: Decimal, currency: str, field: str, *, allow_zero: bool) ->
         raise ValidationError(field, "must be greater than zero")
     if amount > MAX_AMOUNT:
         raise ValidationError(field, f"must be at most {MAX_AMOUNT}, got {amount}")
-    step = quantum(currency)
+    places = _MOST_DECIMALS if currency is None else decimals(currency)
     try:
-        exact = amount.quantize(step)
+        exact = amount.quantize(Decimal(1).scaleb(-places))
     except InvalidOperation:  # pragma: no cover - bounded by MAX_AMOUNT above
         raise ValidationError(field, f"{amount} cannot be represented") from None
     if exact != amount:
-        raise ValidationError(
-            field, f"{amount} has more decimals than {currency} allows ({MINOR_UNITS[currency]})"
-        )
-    return exact
+        allowed = "any currency allows" if currency is None else f"{currency} allows"
+        raise ValidationError(field, f"{amount} has more decimals than {allowed} ({places})")
+    return exact if currency is not None else amount
 
 
 def present(amount: Decimal, currency: str) -> Decimal:

@@ -153,21 +153,40 @@ class Mismatch:
 
 
 @attrs.frozen
+class RecordProblem:
+    """A stored item reconcile could not count, so its account was not judged.
+
+    Attributes:
+        user_id: The account the item belongs to.
+        table: The table holding it.
+        key: Its key (a user id or an idempotency key).
+        problem: The rule it breaks.
+    """
+
+    user_id: str
+    table: str
+    key: str
+    problem: str
+
+
+@attrs.frozen
 class ReconcileReport:
     """The result of checking balances against history.
 
     Attributes:
         checked: How many accounts were checked.
         mismatches: Every account that disagrees.
+        problems: Every item that could not be read right; its account has no verdict.
     """
 
     checked: int
     mismatches: tuple[Mismatch, ...]
+    problems: tuple[RecordProblem, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """True when every checked account agrees with its history."""
-        return not self.mismatches
+        """True when every checked account was read and agrees with its history."""
+        return not self.mismatches and not self.problems
 
 
 @attrs.frozen

@@ -106,7 +106,7 @@ class TestCommands:
         )  # fmt: skip
         expected = (
             "MISMATCH bob: history says 40.00, balance is 1.00\n"
-            "reconciled 5 accounts: 1 mismatches\n"
+            "reconciled 5 accounts: 1 mismatches, 0 unreadable items\n"
         )
         assert (1, expected, "") == cli("reconcile")
 

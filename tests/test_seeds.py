@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,72 @@ class TestCreateUser:
         with pytest.raises(UserAlreadyExists):
             fresh_ledger.create_user("dup", balance="7")
         assert Decimal("5.00") == fresh_ledger.get_user_balance("dup").amount
+
+
+class TestGenerateNeverOverwrites:
+    def test_an_account_created_and_funded_just_before_the_write_keeps_its_money(
+        self, fresh_ledger: Ledger
+    ) -> None:
+        """Another client creates and funds synthetic-0000002 right before the seed's request
+        is sent: the seed skips it (its balance stays 7.50 and reconcile passes)."""
+        other = Ledger(
+            fresh_ledger.settings.endpoint_url, table_prefix=fresh_ledger.settings.table_prefix
+        )
+        raced: list[str] = []
+
+        def create_first(**kwargs: Any) -> None:
+            if not raced:
+                raced.append("synthetic-0000002")
+                other.create_user("synthetic-0000002", balance="0")
+                other.transact(idempotency_key="fund", user_id="synthetic-0000002",
+                               amount="7.50", type="credit")  # fmt: skip
+
+        events = fresh_ledger.botocore_client.meta.events
+        events.register("before-send.dynamodb.TransactWriteItems", create_first)
+        try:
+            report = fresh_ledger.generate_users(3)
+        finally:
+            events.unregister("before-send.dynamodb.TransactWriteItems", create_first)
+        assert SeedReport(created=2, skipped=1) == report
+        assert Decimal("7.50") == fresh_ledger.get_user_balance("synthetic-0000002").amount
+        assert fresh_ledger.reconcile().ok
+
+    def test_every_put_is_conditional_on_a_new_id(self, fresh_ledger: Ledger) -> None:
+        """Each user is a Put with ``attribute_not_exists``; no BatchWriteItem is sent."""
+        sent: list[tuple[str, dict[str, Any]]] = []
+
+        def record(params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+            sent.append((model.name, params))
+
+        events = fresh_ledger.botocore_client.meta.events
+        events.register("before-parameter-build.dynamodb", record)
+        try:
+            fresh_ledger.generate_users(5)
+        finally:
+            events.unregister("before-parameter-build.dynamodb", record)
+        ((operation, params),) = sent
+        conditions = {item["Put"]["ConditionExpression"] for item in params["TransactItems"]}
+        assert ("TransactWriteItems", 5, {"attribute_not_exists (#0)"}) == (
+            operation, len(params["TransactItems"]), conditions,
+        )  # fmt: skip
+
+    def test_a_lost_reply_counts_the_users_as_created_not_skipped(
+        self, fresh_ledger: Ledger
+    ) -> None:
+        """When the batch committed but its reply was lost, the retry recognises its own users."""
+        from botocore.exceptions import ReadTimeoutError
+
+        dropped: list[bool] = []
+
+        def drop_reply(http_response: Any, **kwargs: Any) -> None:
+            if not dropped:
+                dropped.append(True)
+                raise ReadTimeoutError(endpoint_url="lost reply")
+
+        events = fresh_ledger.botocore_client.meta.events
+        events.register("after-call.dynamodb.TransactWriteItems", drop_reply)
+        try:
+            report = fresh_ledger.generate_users(4)
+        finally:
+            events.unregister("after-call.dynamodb.TransactWriteItems", drop_reply)
+        assert (SeedReport(created=4, skipped=0), [True]) == (report, dropped)

@@ -74,7 +74,7 @@ class TestCoverage:
         ledger.table_settings()
 
         seen = set(RECORDER.seen)
-        assert {"TransactWriteItems", "Query", "Scan", "GetItem", "BatchWriteItem",
+        assert {"TransactWriteItems", "Query", "Scan", "GetItem",
                 "CreateTable", "UpdateContinuousBackups"} <= {op for op, _ in seen}  # fmt: skip
         uncovered = []
         for operation, table in sorted(seen):

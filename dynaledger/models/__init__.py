@@ -12,11 +12,13 @@ from typing import TypeVar, cast
 
 import attrs
 from botocore.exceptions import BotoCoreError
+from pynamodb.attributes import UnicodeAttribute
 from pynamodb.connection import Connection
 from pynamodb.models import Model
 
 from dynaledger.errors import LedgerError
 from dynaledger.models.attributes import DecimalAttribute, ISODateTimeAttribute
+from dynaledger.models.layout import TableLayout
 from dynaledger.models.schema_migration import SchemaMigration
 from dynaledger.models.transaction import Transaction
 from dynaledger.models.user import User
@@ -64,8 +66,8 @@ class BoundModels:
     connection: Connection
 
 
-def bind_models(settings: ConnectionSettings) -> BoundModels:
-    """Derive the ledger's models for one configuration.
+def bind_models(settings: ConnectionSettings, layout: TableLayout | None = None) -> BoundModels:
+    """Derive the ledger's models for one configuration and table layout.
 
     Retries are left to the services (one policy, with jitter, that knows
     which failures are safe to retry), so botocore is told to send each
@@ -88,21 +90,36 @@ def bind_models(settings: ConnectionSettings) -> BoundModels:
         _ = connection.client
     except BotoCoreError as error:  # such as half-configured credentials
         raise LedgerError(f"cannot configure the DynamoDB client: {error}", cause=error) from None
+    layout = layout or TableLayout()
+    key = layout.idempotency_key_attribute
     return BoundModels(
-        user=_bind(User, settings, connection),
-        transaction=_bind(Transaction, settings, connection),
-        schema_migration=_bind(SchemaMigration, settings, connection),
+        user=_bind(User, layout.users_table, settings, connection),
+        transaction=_bind(
+            Transaction,
+            layout.transactions_table,
+            settings,
+            connection,
+            # The records' key may go by another service's name, such as idempotentKey.
+            idempotency_key=UnicodeAttribute(hash_key=True, attr_name=key),
+        ),
+        schema_migration=_bind(SchemaMigration, layout.migrations_table, settings, connection),
         connection=connection,
     )
 
 
-def _bind(model: type[_M], settings: ConnectionSettings, connection: Connection) -> type[_M]:
+def _bind(
+    model: type[_M],
+    table_name: str,
+    settings: ConnectionSettings,
+    connection: Connection,
+    **attributes: UnicodeAttribute,
+) -> type[_M]:
     access_key, secret_key = settings.credentials or (None, None)
     meta = type(
         "Meta",
         (),
         {
-            "table_name": settings.table_prefix + model.Meta.table_name,
+            "table_name": settings.table_prefix + table_name,
             "billing_mode": "PAY_PER_REQUEST",
             "region": settings.region,
             "host": settings.endpoint_url,
@@ -119,7 +136,7 @@ def _bind(model: type[_M], settings: ConnectionSettings, connection: Connection)
         type(
             model.__name__,
             (model,),
-            {"Meta": meta, "_connection": None, "__module__": model.__module__},
+            {"Meta": meta, "_connection": None, "__module__": model.__module__, **attributes},
         ),
     )
     # Point the bound model's table connection at the shared connection, so the
@@ -136,6 +153,7 @@ __all__ = [
     "DecimalAttribute",
     "ISODateTimeAttribute",
     "SchemaMigration",
+    "TableLayout",
     "Transaction",
     "User",
     "bind_models",

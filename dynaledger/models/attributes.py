@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
@@ -38,8 +39,20 @@ class DecimalAttribute(Attribute[Decimal]):
             raise ValueError(f"{self.attr_name}: {value!r} is not a number") from None
 
 
+#: ISO-8601 as other clients write it: ``Z``, ``z`` or an offset, 0 to 9 fractional digits.
+_ISO_TIMESTAMP = re.compile(
+    r"(?P<second>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d{1,9}))?"
+    r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})?"
+)
+_UTC_ZONES = frozenset({"Z", "z", "+00:00", "-00:00"})
+
+
 def format_timestamp(moment: datetime) -> str:
-    """ISO-8601 in UTC with microseconds and a ``Z``, e.g. ``2026-01-31T09:30:00.123456Z``."""
+    """ISO-8601 in UTC with microseconds and a ``Z``, e.g. ``2026-01-31T09:30:00.123456Z``.
+
+    This is the one form dynaledger writes: fixed width, so for its own records
+    the stored strings sort in time order.
+    """
     if moment.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -48,14 +61,48 @@ def format_timestamp(moment: datetime) -> str:
 def parse_timestamp(text: str) -> datetime:
     """Read an ISO-8601 timestamp, with ``Z`` or an offset, as an aware UTC datetime.
 
-    Accepts what JavaScript's ``Date.toISOString`` writes, so records made by
-    the TypeScript service read back too.
+    Accepts what JavaScript's ``Date.toISOString`` writes (milliseconds), what
+    Python's ``isoformat`` writes (``+00:00``), and 0 to 9 fractional digits
+    (digits past the microsecond are dropped). No zone means UTC.
+
+    Raises:
+        ValueError: ``text`` is not such a timestamp.
     """
-    normalized = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
-    moment = datetime.fromisoformat(normalized)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+    found = _ISO_TIMESTAMP.fullmatch(text)
+    if found is None:
+        raise ValueError(f"{text!r} is not an ISO-8601 timestamp")
+    fraction = (found["fraction"] or "")[:6].ljust(6, "0")
+    zone = found["zone"] or "Z"
+    moment = datetime.fromisoformat(
+        f"{found['second']}.{fraction}{'+00:00' if zone in {'Z', 'z'} else zone}"
+    )
     return moment.astimezone(timezone.utc)
+
+
+def instant_key(text: str) -> tuple[str, str] | None:
+    """A key that sorts UTC timestamps by their instant, whatever their form; None if not UTC.
+
+    ``2026-01-02T03:04:05Z``, ``...05.000Z`` and ``...05+00:00`` get the same
+    key; ``...05.123Z`` sorts before ``...05.123456Z``, though as strings it
+    sorts after it. Exact to the nanosecond.
+    """
+    found = _ISO_TIMESTAMP.fullmatch(text)
+    if found is None or (found["zone"] or "Z") not in _UTC_ZONES:
+        return None
+    try:
+        parse_timestamp(text)  # a real date and time, not 2026-13-45
+    except ValueError:
+        return None
+    return found["second"], (found["fraction"] or "").ljust(9, "0")
+
+
+def instant_prefix(text: str) -> str:
+    """``text`` without its zone: every stored form of an instant at or after this one,
+    within this one's precision, starts with it, whatever sorts after it as a string."""
+    found = _ISO_TIMESTAMP.fullmatch(text)
+    if found is None:
+        return text
+    return text[: found.end("fraction") if found["fraction"] else found.end("second")]
 
 
 class ISODateTimeAttribute(Attribute[datetime]):

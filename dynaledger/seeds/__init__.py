@@ -13,16 +13,19 @@ from importlib import resources
 from typing import Any
 
 import attrs
+from pynamodb.constants import ALL_OLD
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
 
-from dynaledger.errors import UserAlreadyExists, ValidationError
-from dynaledger.models.user import User
+from dynaledger.errors import UnreadableRecord, UserAlreadyExists, ValidationError
 from dynaledger.money import parse_balance, validate_currency
-from dynaledger.services._core import Context, run
+from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry, run
 from dynaledger.services.accounts import create_user
+from dynaledger.services.records import load_user
 from dynaledger.values import SeedReport
 
-#: DynamoDB's limits: BatchGetItem reads 100 keys, BatchWriteItem writes 25 items.
-GET_BATCH = 100
+#: Users per request: DynamoDB's limit of 100 actions per transaction.
+BATCH = 100
 
 
 @attrs.frozen
@@ -67,12 +70,18 @@ def generate(
     currency: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SeedReport:
-    """Write ``count`` synthetic users in batches: look up which exist, batch-write the rest."""
+    """Write ``count`` synthetic users, 100 per request, never touching one that exists.
+
+    Each user is a put conditional on its id being new, sent as one
+    ``TransactWriteItems`` of up to 100. When some ids exist (made by an
+    earlier run, or created and funded by anyone a moment ago), DynamoDB
+    cancels the request and names them; they are skipped and the rest sent
+    again. Nothing is ever overwritten, so no balance can be reset.
+    """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValidationError("count", f"must be a positive int, not {count!r}")
     account_currency = ctx.default_currency if currency is None else validate_currency(currency)
     starting = parse_balance(balance, account_currency)
-    model = ctx.models.user
     ids = list(synthetic_ids(count))
     created = skipped = 0
     now = ctx.now()
@@ -83,25 +92,66 @@ def generate(
         "created_at": now,
         "updated_at": now,
     }
-    for start in range(0, count, GET_BATCH):
-        batch = ids[start : start + GET_BATCH]
-        fresh = run(ctx, partial(_missing, model, batch))
-        run(ctx, partial(_write, model, fresh, fields))
-        created += len(fresh)
-        skipped += len(batch) - len(fresh)
+    for start in range(0, count, BATCH):
+        batch = ids[start : start + BATCH]
+        made, existing = _create_new(ctx, batch, fields)
+        created += made
+        skipped += existing
         if progress is not None:
             progress(start + len(batch), count)
     return SeedReport(created=created, skipped=skipped)
 
 
-def _missing(model: type[User], user_ids: list[str]) -> list[str]:
-    """The ids of ``user_ids`` that no user has yet (one BatchGetItem of up to 100 keys)."""
-    existing = {user.user_id for user in model.batch_get(user_ids)}
-    return [user_id for user_id in user_ids if user_id not in existing]
+def _create_new(ctx: Context, user_ids: list[str], fields: dict[str, Any]) -> tuple[int, int]:
+    """Create those of ``user_ids`` that do not exist: (how many were created, how many existed)."""
+    pending, created, skipped = list(user_ids), 0, 0
+    while pending:
+        existing = run(ctx, partial(_put_new, ctx, pending, fields))
+        if not existing:
+            return created + len(pending), skipped
+        ours = sum(existing.values())
+        created, skipped = created + ours, skipped + len(existing) - ours
+        pending = [user_id for user_id in pending if user_id not in existing]
+    return created, skipped
 
 
-def _write(model: type[User], user_ids: list[str], fields: dict[str, Any]) -> None:
-    """Write new users in BatchWriteItem requests of 25."""
-    with model.batch_write() as writer:
-        for user_id in user_ids:
-            writer.save(model(user_id, **fields))
+def _put_new(ctx: Context, user_ids: list[str], fields: dict[str, Any]) -> dict[str, bool]:
+    """One conditional put per user in one transaction.
+
+    Returns:
+        Nothing when all were written; otherwise the ids that exist, each
+        with True when it is this run's own user (an earlier attempt landed
+        and its reply was lost) and False when it is someone else's.
+    """
+    model = ctx.models.user
+    try:
+        with TransactWrite(connection=ctx.models.connection) as write:
+            for user_id in user_ids:
+                write.save(
+                    model(user_id, **fields),
+                    condition=model.user_id.does_not_exist(),
+                    return_values=ALL_OLD,
+                )
+    except TransactWriteError as error:
+        reasons = error.cancellation_reasons
+        if any(reason is not None and reason.code in CONTENTION_CODES for reason in reasons):
+            raise Retry(CONTENTION) from error
+        existing = {
+            user_id: _is_ours(ctx, reason.raw_item, fields)
+            for user_id, reason in zip(user_ids, reasons, strict=False)
+            if reason is not None and reason.code == "ConditionalCheckFailed"
+        }
+        if not existing:
+            raise
+        return existing
+    return {}
+
+
+def _is_ours(ctx: Context, raw: dict[str, Any] | None, fields: dict[str, Any]) -> bool:
+    if raw is None:
+        return False
+    try:
+        stored = load_user(ctx, raw)
+    except UnreadableRecord:
+        return False
+    return bool(stored.created_at == fields["created_at"] and stored.balance == fields["balance"])

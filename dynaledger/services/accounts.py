@@ -9,10 +9,11 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from dynaledger import values
-from dynaledger.errors import UserAlreadyExists, UserNotFound
+from dynaledger.errors import UnreadableRecord, UserAlreadyExists, UserNotFound
 from dynaledger.models import User
 from dynaledger.money import parse_balance, present, validate_currency, validate_identifier
 from dynaledger.services._core import Context, run
+from dynaledger.services.records import account_currency, load_user, read_user
 
 
 def get_user_balance(ctx: Context, user_id: str) -> values.Balance:
@@ -31,13 +32,7 @@ def require_user(ctx: Context, user_id: str) -> User:
         UserNotFound: No user has this id.
     """
 
-    def attempt() -> User | None:
-        try:
-            return ctx.models.user.get(user_id, consistent_read=True)
-        except ctx.models.user.DoesNotExist:
-            return None
-
-    user = run(ctx, attempt)
+    user = run(ctx, lambda: read_user(ctx, user_id))
     if user is None:
         raise UserNotFound(user_id)
     return user
@@ -45,7 +40,7 @@ def require_user(ctx: Context, user_id: str) -> User:
 
 def balance_of(ctx: Context, user: User) -> values.Balance:
     """The balance a stored user holds: its own, or the opening balance when it has none."""
-    currency = user.currency or ctx.default_currency
+    currency = account_currency(ctx, user)
     if user.balance is None:
         return values.Balance(user.user_id, present(ctx.opening_balance, currency), currency, True)
     return values.Balance(user.user_id, present(user.balance, currency), currency)
@@ -89,7 +84,10 @@ def create_user(
             if reason.raw_item is None:
                 return False
             # Our own earlier attempt may have landed before its reply was lost.
-            stored = ctx.models.user.from_raw_data(reason.raw_item)
+            try:
+                stored = load_user(ctx, reason.raw_item)
+            except UnreadableRecord:
+                return False
             return stored.created_at == now and stored.balance == starting
         return True
 

@@ -1,23 +1,93 @@
-"""History by account, and reconciliation of balances against it."""
+"""History by account, and reconciliation of balances against it.
+
+History pages are ordered by instant, not by the stored string. dynaledger
+writes one fixed-width form (microseconds and ``Z``), whose strings sort in
+time order; other clients write milliseconds, no fraction or ``+00:00``, and
+those sort differently from the instant within one second. The index is read
+newest string first, every entry is placed by its instant (then its key), and
+a page is closed only once no entry still to be read could come before its
+last one. A cursor carries the exact stored timestamp to resume from and the
+position of the last entry shown, so each entry is listed exactly once.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from typing import Any
+
+import attrs
+from pynamodb.expressions.operand import Path
 
 from dynaledger import values
-from dynaledger.errors import ValidationError
-from dynaledger.models.attributes import format_timestamp
+from dynaledger.errors import UnreadableRecord, ValidationError
+from dynaledger.models.attributes import instant_key, instant_prefix
 from dynaledger.models.transaction import Transaction
 from dynaledger.models.user import User
-from dynaledger.money import present, validate_identifier
+from dynaledger.money import MAX_ID_LENGTH, present, validate_identifier
 from dynaledger.services._core import Context, run
 from dynaledger.services.accounts import require_user
+from dynaledger.services.records import SortKey, account_currency, load_entry, load_user
 from dynaledger.values import EntryType
 
 MAX_PAGE = 1000
+#: Longer than any cursor history gives out (two ids of at most 255 characters).
+MAX_CURSOR_LENGTH = 2048
+_CURSOR_TAG = "h2"
+_TIMESTAMP = "timestamp"
+
+
+@attrs.frozen
+class _Found:
+    """An entry read from the index: the record, its place in time, its stored timestamp."""
+
+    record: Transaction
+    order: SortKey
+    stamp: str
+
+
+@attrs.frozen
+class _Cursor:
+    """Where a page ended: what to scan from, and the last entry already shown."""
+
+    user_id: str
+    resume: str
+    after: SortKey
+
+    def encode(self) -> str:
+        (second, fraction), key = self.after
+        fields = [_CURSOR_TAG, self.user_id, self.resume, second, fraction, key]
+        return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode()
+
+    @classmethod
+    def decode(cls, cursor: object, user_id: str) -> _Cursor:
+        """Read a cursor this user's history gave out; anything else is a ValidationError."""
+        invalid = ValidationError("cursor", "is not a cursor from this user's history")
+        if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH:
+            raise invalid
+        try:
+            fields = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        except (ValueError, binascii.Error, UnicodeError, RecursionError):
+            raise invalid from None
+        if not (
+            isinstance(fields, list)
+            and len(fields) == 6
+            and all(isinstance(field, str) for field in fields)
+        ):
+            raise invalid
+        tag, owner, resume, second, fraction, key = fields
+        # The cursor only positions a read of this user's own index partition.
+        if tag != _CURSOR_TAG or owner != user_id or not 0 < len(key) <= 4 * MAX_ID_LENGTH:
+            raise invalid
+        if instant_key(resume) is None or instant_key(f"{second}.{fraction}Z") != (
+            second,
+            fraction,
+        ):
+            raise invalid
+        return cls(owner, resume, ((second, fraction), key))
 
 
 def history(
@@ -25,35 +95,101 @@ def history(
 ) -> values.HistoryPage:
     """One page of an account's applied movements, newest first.
 
+    One ``Query`` for a page of dynaledger's own records; one ``GetItem``
+    more when the page is empty (to tell an unknown user from a quiet one) or
+    holds records that name no currency (they are in the account's).
+
     Raises:
         ValidationError: ``limit`` is outside 1 to 1000, or ``cursor`` is not
             one this account's history gave out.
+        UserNotFound: The first page is empty and no user has this id.
+        UnreadableRecord: A record on the page breaks the ledger's rules.
     """
     user_id = validate_identifier(user_id, "user_id")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise ValidationError("limit", f"must be an int from 1 to {MAX_PAGE}, not {limit!r}")
-    start = None if cursor is None else _decode_cursor(cursor, user_id)
+    position = None if cursor is None else _Cursor.decode(cursor, user_id)
+    found = sorted(_collect(ctx, user_id, position, limit), key=_order, reverse=True)
+    shown = found[:limit]
+    next_cursor = None
+    if len(found) > limit:
+        resume = max(item.stamp for item in found[limit:])
+        next_cursor = _Cursor(user_id, resume, shown[-1].order).encode()
+    currency = None
+    if (not shown and position is None) or any(item.record.currency is None for item in shown):
+        currency = account_currency(ctx, require_user(ctx, user_id))
+    items = tuple(entry(item.record, item.record.currency or currency or "") for item in shown)
+    return values.HistoryPage(items, next_cursor)
 
-    def attempt() -> list[Transaction]:
-        # One more than asked for tells whether another page exists.
-        query = ctx.models.transaction.user_index.query(
+
+def _order(item: _Found) -> SortKey:
+    return item.order
+
+
+def _collect(ctx: Context, user_id: str, position: _Cursor | None, limit: int) -> list[_Found]:
+    """Read the index newest string first until the page and the entry after it are settled.
+
+    An entry read later can be newer than one read earlier only if its
+    timestamp starts with the earlier one's digits (``...05.123Z`` is read
+    before ``...05.123456Z``), so reading stops at the first entry past
+    ``limit + 1`` that starts with none of them.
+    """
+    found: list[_Found] = []
+    windows: set[str] = set()
+    resume = None if position is None else position.resume
+    for raw in _index_items(ctx, user_id, resume, page_size=limit + 2):
+        stamp = _stored_timestamp(raw)
+        if len(found) > limit and not any(stamp.startswith(window) for window in windows):
+            break
+        record, order = load_entry(ctx, raw)
+        if position is not None and order >= position.after:
+            continue  # shown on an earlier page
+        found.append(_Found(record, order, stamp))
+        windows.add(instant_prefix(stamp))
+    return found
+
+
+def _stored_timestamp(raw: dict[str, Any]) -> str:
+    value = raw.get(_TIMESTAMP, {})
+    return str(value.get("S", "")) if isinstance(value, dict) else ""
+
+
+def _index_items(
+    ctx: Context, user_id: str, resume: str | None, *, page_size: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """The user's items in the history index, newest string first, from ``resume`` down."""
+    model = ctx.models.transaction
+    condition = None if resume is None else Path(_TIMESTAMP) <= resume
+
+    def page(start: dict[str, Any] | None) -> dict[str, Any]:
+        return ctx.models.connection.query(
+            model.Meta.table_name,
             user_id,
+            range_key_condition=condition,
+            index_name=model.user_index.Meta.index_name,
             scan_index_forward=False,
-            limit=limit + 1,
-            page_size=limit + 1,
-            last_evaluated_key=start,
+            limit=page_size,
+            exclusive_start_key=start,
         )
-        return list(query)
 
-    records = run(ctx, attempt)
-    page = records[:limit]
-    next_cursor = _encode_cursor(page[-1]) if len(records) > limit else None
-    return values.HistoryPage(tuple(entry(ctx, record) for record in page), next_cursor)
+    return _pages(ctx, page)
 
 
-def entry(ctx: Context, record: Transaction) -> values.HistoryEntry:
-    """The history entry a stored record stands for."""
-    currency = record.currency or ctx.default_currency
+def _pages(
+    ctx: Context, fetch: Callable[[dict[str, Any] | None], dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """Every raw item of a Query or Scan, page by page, each page fetched with retries."""
+    start: dict[str, Any] | None = None
+    while True:
+        response = run(ctx, partial(fetch, start))
+        yield from response.get("Items", [])
+        start = response.get("LastEvaluatedKey")
+        if not start:
+            return
+
+
+def entry(record: Transaction, currency: str) -> values.HistoryEntry:
+    """The history entry a stored, checked record stands for, in ``currency``."""
     assert record.timestamp is not None  # the index holds only records with one
     return values.HistoryEntry(
         idempotency_key=record.transfer_id or record.idempotency_key,
@@ -66,67 +202,90 @@ def entry(ctx: Context, record: Transaction) -> values.HistoryEntry:
     )
 
 
-def _encode_cursor(record: Transaction) -> str:
-    assert record.timestamp is not None
-    key = [record.user_id, format_timestamp(record.timestamp), record.idempotency_key]
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
-
-
-def _decode_cursor(cursor: object, user_id: str) -> dict[str, dict[str, str]]:
-    invalid = ValidationError("cursor", "is not a cursor from this user's history")
-    if not isinstance(cursor, str):
-        raise invalid
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise invalid from None
-    if not (isinstance(key, list) and len(key) == 3 and all(isinstance(k, str) for k in key)):
-        raise invalid
-    owner, timestamp, idempotency_key = key
-    if owner != user_id:
-        raise invalid
-    return {
-        "userId": {"S": owner},
-        "timestamp": {"S": timestamp},
-        "idempotencyKey": {"S": idempotency_key},
-    }
-
-
-def entries(ctx: Context, user_id: str) -> Iterator[Transaction]:
-    """Every applied record of an account, oldest first, across all pages."""
-    return iter(run(ctx, lambda: list(ctx.models.transaction.user_index.query(user_id))))
-
-
 def reconcile(ctx: Context, user_ids: Iterable[str] | None = None) -> values.ReconcileReport:
     """Check that each balance equals its opening balance plus credits minus debits.
 
     Reads every entry of every account checked; run it when the ledger is
-    quiet, since the history index is eventually consistent.
+    quiet, since the history index is eventually consistent. An item that
+    cannot be read right (an account or any of its entries) is reported as a
+    problem of that account, which then gets no verdict; the others are checked.
 
     Raises:
         UserNotFound: A named user does not exist.
+        ValidationError: ``user_ids`` is not a str or an iterable of them.
     """
-    users = (
-        _all_users(ctx)
-        if user_ids is None
-        else [require_user(ctx, validate_identifier(uid, "user_ids")) for uid in user_ids]
-    )
+    problems: list[values.RecordProblem] = []
+    users = _all_users(ctx, problems) if user_ids is None else _named(ctx, user_ids, problems)
     mismatches = []
     for user in users:
-        opening = ctx.opening_balance if user.opening_balance is None else user.opening_balance
-        expected = opening
-        for record in entries(ctx, user.user_id):
-            expected += record.amount if record.type == EntryType.CREDIT else -record.amount
-        actual = opening if user.balance is None else user.balance
-        if expected != actual:
-            currency = user.currency or ctx.default_currency
-            mismatches.append(
-                values.Mismatch(
-                    user.user_id, present(expected, currency), present(actual, currency)
-                )
+        mismatch = _check(ctx, user, problems)
+        if mismatch is not None:
+            mismatches.append(mismatch)
+    unreadable_users = {p.user_id for p in problems if p.table == ctx.models.user.Meta.table_name}
+    return values.ReconcileReport(
+        checked=len(users) + len(unreadable_users),
+        mismatches=tuple(mismatches),
+        problems=tuple(problems),
+    )
+
+
+def _check(
+    ctx: Context, user: User, problems: list[values.RecordProblem]
+) -> values.Mismatch | None:
+    """The account's mismatch, or None; its unreadable entries go to ``problems``."""
+    currency = account_currency(ctx, user)
+    opening = ctx.opening_balance if user.opening_balance is None else user.opening_balance
+    expected, unreadable = opening, False
+    table = ctx.models.transaction.Meta.table_name
+    for raw in _index_items(ctx, user.user_id, None):
+        try:
+            record, _ = load_entry(ctx, raw)
+        except UnreadableRecord as error:
+            problems.append(values.RecordProblem(user.user_id, table, error.key, error.problem))
+            unreadable = True
+            continue
+        if record.currency not in (None, currency):
+            problem = f"currency {record.currency} on an account in {currency}"
+            problems.append(
+                values.RecordProblem(user.user_id, table, record.idempotency_key, problem)
             )
-    return values.ReconcileReport(checked=len(users), mismatches=tuple(mismatches))
+            unreadable = True
+            continue
+        expected += record.amount if record.type == EntryType.CREDIT else -record.amount
+    actual = opening if user.balance is None else user.balance
+    if unreadable or expected == actual:
+        return None
+    return values.Mismatch(user.user_id, present(expected, currency), present(actual, currency))
 
 
-def _all_users(ctx: Context) -> list[User]:
-    return run(ctx, lambda: list(ctx.models.user.scan(consistent_read=True)))
+def _named(
+    ctx: Context, user_ids: Iterable[str], problems: list[values.RecordProblem]
+) -> list[User]:
+    if isinstance(user_ids, str):  # one user, not its characters
+        user_ids = [user_ids]
+    elif isinstance(user_ids, (bytes, bytearray)) or not isinstance(user_ids, Iterable):
+        raise ValidationError("user_ids", "must be a str or an iterable of str")
+    users = []
+    for user_id in user_ids:
+        try:
+            users.append(require_user(ctx, validate_identifier(user_id, "user_ids")))
+        except UnreadableRecord as error:
+            problems.append(
+                values.RecordProblem(error.key, error.table_name, error.key, error.problem)
+            )
+    return users
+
+
+def _all_users(ctx: Context, problems: list[values.RecordProblem]) -> list[User]:
+    table = ctx.models.user.Meta.table_name
+    users = []
+    for raw in _pages(
+        ctx, lambda start: ctx.models.connection.scan(
+            table, exclusive_start_key=start, consistent_read=True  # type: ignore[arg-type]
+        ),
+    ):  # fmt: skip
+        try:
+            users.append(load_user(ctx, raw))
+        except UnreadableRecord as error:
+            problems.append(values.RecordProblem(error.key, table, error.key, error.problem))
+    return users

@@ -29,6 +29,7 @@ from dynaledger.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     LedgerError,
+    UnreadableRecord,
     UserNotFound,
     ValidationError,
 )
@@ -40,8 +41,15 @@ from dynaledger.models.transaction import (
     Transaction,
 )
 from dynaledger.models.user import User
-from dynaledger.money import parse_amount, present, validate_currency, validate_identifier
+from dynaledger.money import fits, parse_amount, present, validate_currency, validate_identifier
 from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry, run
+from dynaledger.services.accounts import require_user
+from dynaledger.services.records import (
+    account_currency,
+    load_transaction,
+    load_user,
+    read_transaction,
+)
 from dynaledger.values import EntryType
 
 #: Joins a transfer's key to the key of its credit leg. User keys cannot hold
@@ -88,8 +96,11 @@ class Request:
         ]  # fmt: skip
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
-    def differences(self, stored: Transaction, default_currency: str) -> list[str]:
-        """The request fields, by their API names, in which ``stored`` asked for something else."""
+    def differences(self, stored: Transaction, stored_currency: str) -> list[str]:
+        """The request fields, by their API names, in which ``stored`` asked for something else.
+
+        ``stored_currency`` is the record's currency, or its account's when it names none.
+        """
         transfer = self.kind == KIND_TRANSFER
         user_field = "from_user_id" if transfer else "user_id"
         checks = [
@@ -101,7 +112,7 @@ class Request:
             # A caller who named no currency asked for the account's, whatever it is.
             (
                 "currency",
-                not self.currency_given or (stored.currency or default_currency) == self.currency,
+                not self.currency_given or stored_currency == self.currency,
             ),
         ]
         return [name for name, same in checks if not same and (transfer or name != "to_user_id")]
@@ -112,6 +123,7 @@ class _Outcome:
     """A stored record read back: the movement as it was applied."""
 
     record: Transaction
+    currency: str
     replayed: bool
 
 
@@ -136,7 +148,7 @@ def transact(
     key = validate_identifier(idempotency_key, "idempotency_key")
     user = validate_identifier(user_id, "user_id")
     entry_type = parse_type(type)
-    value, held, given = _money(ctx, amount, currency)
+    value, held, given = _money(ctx, user, amount, currency)
     request = Request(
         kind=KIND_TRANSACT,
         key=key,
@@ -151,9 +163,9 @@ def transact(
     return values.TransactResult(
         idempotency_key=record.idempotency_key,
         user_id=record.user_id,
-        amount=present(record.amount, _currency(ctx, record)),
+        amount=present(record.amount, outcome.currency),
         type=EntryType(record.type),
-        currency=_currency(ctx, record),
+        currency=outcome.currency,
         timestamp=_timestamp(record),
         replayed=outcome.replayed,
     )
@@ -174,7 +186,7 @@ def transfer(
     payee = validate_identifier(to_user_id, "to_user_id")
     if payer == payee:
         raise ValidationError("to_user_id", "must differ from from_user_id")
-    value, held, given = _money(ctx, amount, currency)
+    value, held, given = _money(ctx, payer, amount, currency)
     request = Request(
         kind=KIND_TRANSFER,
         key=key,
@@ -191,28 +203,37 @@ def transfer(
         idempotency_key=record.idempotency_key,
         from_user_id=record.user_id,
         to_user_id=record.counterparty_id or "",
-        amount=present(record.amount, _currency(ctx, record)),
-        currency=_currency(ctx, record),
+        amount=present(record.amount, outcome.currency),
+        currency=outcome.currency,
         timestamp=_timestamp(record),
         replayed=outcome.replayed,
     )
 
 
-def _money(ctx: Context, amount: object, currency: str | None) -> tuple[Decimal, str, bool]:
-    """The amount checked against the named currency (else the default); whether one was named."""
-    if currency is None:
+def _money(
+    ctx: Context, user_id: str, amount: object, currency: str | None
+) -> tuple[Decimal, str, bool]:
+    """The amount checked against its currency, the currency, and whether the caller named it.
+
+    With no currency named, the amount is sent in the default currency when it
+    fits it; an account in another currency is then learnt from the
+    cancellation. An amount with more decimals than the default currency
+    allows can only be judged by the account's own currency, so that is read
+    first (one more request, on this path only).
+    """
+    if currency is not None:
+        held = validate_currency(currency)
+        return parse_amount(amount, held), held, True
+    if fits(parse_amount(amount, None), ctx.default_currency):
         return parse_amount(amount, ctx.default_currency), ctx.default_currency, False
-    held = validate_currency(currency)
+    held = account_currency(ctx, require_user(ctx, user_id))
     return parse_amount(amount, held), held, True
-
-
-def _currency(ctx: Context, record: Transaction) -> str:
-    return record.currency or ctx.default_currency
 
 
 def _timestamp(record: Transaction) -> datetime:
     if record.timestamp is None:  # only rejected records lack one, and those raise
-        raise LedgerError(f"record {record.idempotency_key!r} has no timestamp")
+        table = record.Meta.table_name
+        raise UnreadableRecord(table, record.idempotency_key, "an applied record with no timestamp")
     return record.timestamp
 
 
@@ -316,7 +337,7 @@ class _Movement:
             return self._cancelled(
                 reasons[0], list(zip(accounts, reasons[len(records) :], strict=False))
             )
-        return _Outcome(records[0], replayed=False)
+        return _Outcome(records[0], self.request.currency, replayed=False)
 
     def _cancelled(
         self,
@@ -324,7 +345,7 @@ class _Movement:
         account_reasons: list[tuple[tuple[str, EntryType], CancellationReason | None]],
     ) -> _Outcome:
         if record_reason is not None and record_reason.code == _CONDITION_FAILED:
-            return self._stored_outcome(record_reason)
+            return self._stored_outcome(record_reason, self._payer_currency(account_reasons))
         reasons = [record_reason, *(reason for _, reason in account_reasons)]
         if any(reason is not None and reason.code in CONTENTION_CODES for reason in reasons):
             raise Retry(CONTENTION)
@@ -335,9 +356,9 @@ class _Movement:
                 continue
             if reason.raw_item is None:
                 raise UserNotFound(user_id)
-            failed.append((user_id, direction, self.ctx.models.user.from_raw_data(reason.raw_item)))
+            failed.append((user_id, direction, load_user(self.ctx, reason.raw_item)))
         for user_id, direction, user in failed:
-            self._check_currency(user_id, direction, user.currency or self.ctx.default_currency)
+            self._check_currency(user_id, direction, account_currency(self.ctx, user))
         for _, direction, user in failed:
             if direction is EntryType.DEBIT:
                 held = self.ctx.opening_balance if user.balance is None else user.balance
@@ -355,26 +376,48 @@ class _Movement:
             raise _CurrencyLearned(held)
         raise CurrencyMismatch(user_id, expected=request.currency, actual=held)
 
-    def _stored_outcome(self, reason: CancellationReason) -> _Outcome:
-        """What a key already in the table means for this call: replay, rejection or conflict."""
+    def _payer_currency(
+        self, account_reasons: list[tuple[tuple[str, EntryType], CancellationReason | None]]
+    ) -> str | None:
+        """The first account's currency as this cancellation shows it, if it shows it.
+
+        A condition that held checked the currency, so the account holds the
+        request's; one that failed returned the account as it is.
+        """
+        if not account_reasons:
+            return None
+        _, reason = account_reasons[0]
+        if reason is None:
+            return self.request.currency
+        if reason.code == _CONDITION_FAILED and reason.raw_item is not None:
+            return account_currency(self.ctx, load_user(self.ctx, reason.raw_item))
+        return None
+
+    def _stored_outcome(self, reason: CancellationReason, payer_currency: str | None) -> _Outcome:
+        """What a key already in the table means for this call: replay, rejection or conflict.
+
+        A record that names no currency (written by another client) is in its
+        account's currency, ``payer_currency`` when the cancellation showed it.
+        """
         request, ctx = self.request, self.ctx
         if reason.raw_item is not None:
-            stored = ctx.models.transaction.from_raw_data(reason.raw_item)
+            stored = load_transaction(ctx, reason.raw_item)
         else:  # a server that does not return old items on condition failure
-            stored = ctx.models.transaction.get(request.key, consistent_read=True)
-        differences = request.differences(stored, ctx.default_currency)
+            stored = read_transaction(ctx, request.key)
+        currency = stored.currency or payer_currency or request.currency
+        differences = request.differences(stored, currency)
         if differences:
             raise IdempotencyConflict(request.key, differences)
         if stored.status == STATUS_REJECTED:
             raise InsufficientFunds(
                 stored.user_id,
-                present(stored.rejected_balance or Decimal(0), request.currency),
-                present(stored.amount, request.currency),
-                request.currency,
+                present(stored.rejected_balance or Decimal(0), currency),
+                present(stored.amount, currency),
+                currency,
             )
         # A record carrying this call's request id was written by an earlier attempt
         # whose reply was lost: that is this call's own success, not a replay.
-        return _Outcome(stored, replayed=stored.request_id != self.request_id)
+        return _Outcome(stored, currency, replayed=stored.request_id != self.request_id)
 
     def _reject(self, balance: Decimal) -> _Outcome:
         """Record a refused debit against its key, so a replay is refused the same way."""
@@ -403,7 +446,7 @@ class _Movement:
             except TransactWriteError as error:
                 reason = error.cancellation_reasons[0] if error.cancellation_reasons else None
                 if reason is not None and reason.code == _CONDITION_FAILED:
-                    return self._stored_outcome(reason)
+                    return self._stored_outcome(reason, request.currency)
                 if reason is not None and reason.code in CONTENTION_CODES:
                     raise Retry(CONTENTION) from error
                 raise

@@ -1,0 +1,74 @@
+"""Table layout: the names a deployment's tables and idempotency key go by.
+
+The defaults are dynaledger's own (``Users``, ``Transactions``,
+``idempotencyKey``). A deployment sharing tables with an existing service sets
+that service's names instead, such as ``UserTable``, ``TransactionTable`` and
+``idempotentKey``; every other attribute keeps its wire name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import attrs
+
+from dynaledger.errors import ValidationError
+
+#: DynamoDB's rule for table names (the prefix adds to the length).
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+#: Attributes of the Transactions table the key attribute must not be named after.
+_RECORD_ATTRIBUTES = frozenset(
+    {
+        "userId", "amount", "type", "timestamp", "currency", "status", "kind", "fingerprint",
+        "requestId", "counterpartyId", "transferId", "rejectedAt", "rejectedBalance",
+    }
+)  # fmt: skip
+
+
+def _table_name(field: str) -> Callable[[object, object, object], None]:
+    def check(instance: object, attribute: object, value: object) -> None:
+        if not isinstance(value, str) or not _TABLE_NAME.fullmatch(value):
+            raise ValidationError(
+                field, f"must be 1 to 255 letters, digits, '_', '-' or '.', not {value!r}"
+            )
+
+    return check
+
+
+def _key_attribute(instance: object, attribute: object, value: object) -> None:
+    if not isinstance(value, str) or not 1 <= len(value) <= 255:
+        raise ValidationError(
+            "idempotency_key_attribute", f"must be a name of 1 to 255 characters, not {value!r}"
+        )
+    if value in _RECORD_ATTRIBUTES:
+        raise ValidationError(
+            "idempotency_key_attribute", f"{value!r} is another attribute of the records"
+        )
+
+
+@attrs.frozen
+class TableLayout:
+    """The names of a deployment's tables (before the prefix) and of the records' key.
+
+    Attributes:
+        users_table: The accounts table.
+        transactions_table: The movement records table.
+        migrations_table: Where applied migrations are recorded.
+        idempotency_key_attribute: The records' key attribute (``idempotentKey`` in
+            several TypeScript services).
+    """
+
+    users_table: str = attrs.field(default="Users", validator=_table_name("users_table"))
+    transactions_table: str = attrs.field(
+        default="Transactions", validator=_table_name("transactions_table")
+    )
+    migrations_table: str = attrs.field(
+        default="SchemaMigrations", validator=_table_name("migrations_table")
+    )
+    idempotency_key_attribute: str = attrs.field(default="idempotencyKey", validator=_key_attribute)
+
+    def __attrs_post_init__(self) -> None:
+        names = [self.users_table, self.transactions_table, self.migrations_table]
+        if len(set(names)) != len(names):
+            raise ValidationError("layout", f"the three tables need three names, not {names}")

@@ -1,0 +1,153 @@
+"""Stored items, read defensively: other clients write these tables too.
+
+A service sharing the tables, the AWS CLI or a hand edit can store anything:
+an ``amount`` as a string, ``type: "CREDIT"``, a currency in lower case, a
+timestamp in another zone. Each item is read into its model and checked
+against the rules the ledger counts on; one that breaks them raises
+:class:`~dynaledger.errors.UnreadableRecord` naming the table, the key and the
+rule, never a PynamoDB or ``KeyError`` traceback, and is never miscounted.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pynamodb.exceptions import AttributeDeserializationError
+from pynamodb.models import Model
+
+from dynaledger.errors import UnreadableRecord, ValidationError
+from dynaledger.models.attributes import instant_key
+from dynaledger.models.transaction import (
+    KIND_TRANSACT,
+    KIND_TRANSFER,
+    STATUS_APPLIED,
+    STATUS_REJECTED,
+    Transaction,
+)
+from dynaledger.models.user import User
+from dynaledger.money import validate_currency
+from dynaledger.services._core import Context
+
+_M = TypeVar("_M", bound=Model)
+
+ENTRY_TYPES = frozenset({"credit", "debit"})
+#: What an applied entry's sort key is: the instant, then the stored key.
+SortKey = tuple[tuple[str, str], str]
+
+
+def _instantiate(model: type[_M], raw: dict[str, Any], key: str) -> _M:
+    try:
+        return model.from_raw_data(raw)
+    except (AttributeDeserializationError, ValueError, TypeError) as error:
+        raise UnreadableRecord(model.Meta.table_name, key, str(error)) from error
+
+
+def _raw_key(raw: dict[str, Any], attribute: str) -> str:
+    value = raw.get(attribute, {})
+    return str(value.get("S", value)) if isinstance(value, dict) else str(value)
+
+
+def load_user(ctx: Context, raw: dict[str, Any]) -> User:
+    """A stored account, checked: a finite ``balance`` if any, a known currency if any.
+
+    Raises:
+        UnreadableRecord: The item breaks one of those rules.
+    """
+    model = ctx.models.user
+    key = _raw_key(raw, model.user_id.attr_name)
+    user = _instantiate(model, raw, key)
+    problem = _number_problem("balance", user.balance) or _number_problem(
+        "openingBalance", user.opening_balance
+    )
+    if problem is None and user.currency is not None:
+        problem = _currency_problem(user.currency)
+    if problem is not None:
+        raise UnreadableRecord(model.Meta.table_name, key, problem)
+    return user
+
+
+def account_currency(ctx: Context, user: User) -> str:
+    """The currency an account holds: its own, or the ledger's default when none is stored."""
+    return user.currency or ctx.default_currency
+
+
+def load_transaction(ctx: Context, raw: dict[str, Any]) -> Transaction:
+    """A stored movement record, checked: a user, a positive finite amount, a known type.
+
+    Raises:
+        UnreadableRecord: The item breaks one of those rules.
+    """
+    model = ctx.models.transaction
+    key = _raw_key(raw, model.idempotency_key.attr_name)
+    record = _instantiate(model, raw, key)
+    problem = _record_problem(record)
+    if problem is not None:
+        raise UnreadableRecord(model.Meta.table_name, key, problem)
+    return record
+
+
+def load_entry(ctx: Context, raw: dict[str, Any]) -> tuple[Transaction, SortKey]:
+    """An applied record from the history index, with the key that orders it by instant.
+
+    Raises:
+        UnreadableRecord: The record breaks a rule, is not applied, or its
+            ``timestamp`` is not an ISO-8601 UTC instant (``Z`` or ``+00:00``).
+    """
+    record = load_transaction(ctx, raw)
+    table, key = ctx.models.transaction.Meta.table_name, record.idempotency_key
+    if record.status not in (None, STATUS_APPLIED):
+        raise UnreadableRecord(table, key, f"status {record.status!r} carries a timestamp")
+    stamp = _raw_key(raw, "timestamp")
+    instant = instant_key(stamp)
+    if instant is None:
+        raise UnreadableRecord(table, key, f"timestamp {stamp!r} is not an ISO-8601 UTC instant")
+    return record, (instant, key)
+
+
+def _record_problem(record: Transaction) -> str | None:  # noqa: PLR0911 - one return per rule
+    if not record.user_id:
+        return "no userId"
+    if record.amount is None:
+        return "no amount"
+    if not record.amount.is_finite() or record.amount <= 0:
+        return f"amount {record.amount} is not a positive number"
+    if record.type not in ENTRY_TYPES:
+        return f"type {record.type!r} is not 'credit' or 'debit'"
+    if record.currency is not None and (problem := _currency_problem(record.currency)):
+        return problem
+    if record.status not in (None, STATUS_APPLIED, STATUS_REJECTED):
+        return f"status {record.status!r} is not 'applied' or 'rejected'"
+    if record.kind not in (None, KIND_TRANSACT, KIND_TRANSFER):
+        return f"kind {record.kind!r} is not one dynaledger writes"
+    return None
+
+
+def _number_problem(name: str, value: Decimal | None) -> str | None:
+    if value is not None and not value.is_finite():
+        return f"{name} {value} is not a finite number"
+    return None
+
+
+def _currency_problem(currency: str) -> str | None:
+    try:
+        validate_currency(currency)
+    except ValidationError as error:
+        return f"currency: {error.rule}"
+    return None
+
+
+def read_user(ctx: Context, user_id: str) -> User | None:
+    """One strongly consistent read of an account, checked; None when it does not exist."""
+    table = ctx.models.user.Meta.table_name
+    item = ctx.models.connection.get_item(table, user_id, consistent_read=True).get("Item")
+    return None if item is None else load_user(ctx, item)
+
+
+def read_transaction(ctx: Context, key: str) -> Transaction:
+    """One strongly consistent read of a movement record that is known to exist, checked."""
+    table = ctx.models.transaction.Meta.table_name
+    item = ctx.models.connection.get_item(table, key, consistent_read=True).get("Item")
+    if item is None:
+        raise UnreadableRecord(table, key, "the record vanished while it was being read")
+    return load_transaction(ctx, item)

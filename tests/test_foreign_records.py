@@ -1,0 +1,489 @@
+"""Records other clients write (the AWS CLI, a TypeScript service, a hand edit) are read
+right or refused with a clear error: never a traceback, never a miscount."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from dynaledger import Ledger
+from dynaledger.errors import InsufficientFunds, UnreadableRecord, ValidationError
+from dynaledger.values import RecordProblem
+from tests.conftest import unique
+
+
+def put_user(ledger: Ledger, user_id: str, **attributes: dict[str, str]) -> None:
+    """Write a Users item as the AWS CLI would: exactly these attributes."""
+    item = {"userId": {"S": user_id}, **attributes}
+    ledger.botocore_client.put_item(TableName=ledger.table_names[0], Item=item)
+
+
+def put_record(
+    ledger: Ledger,
+    key: str,
+    user_id: str,
+    amount: str,
+    *,
+    type_: str = "credit",
+    timestamp: str = "2026-01-02T03:04:05.123Z",
+    overrides: dict[str, dict[str, str]] | None = None,
+) -> None:
+    """Write a Transactions item the way the TypeScript service does: no currency, no status.
+
+    ``overrides`` replaces or adds raw attributes, as a hand edit would.
+    """
+    item: dict[str, Any] = {
+        "idempotencyKey": {"S": key},
+        "userId": {"S": user_id},
+        "amount": {"N": amount},
+        "type": {"S": type_},
+        "timestamp": {"S": timestamp},
+        **(overrides or {}),
+    }
+    ledger.botocore_client.put_item(TableName=ledger.table_names[1], Item=item)
+
+
+def all_pages(ledger: Ledger, user_id: str, limit: int) -> list[list[str]]:
+    pages, cursor = [], None
+    while True:
+        page = ledger.history(user_id, limit=limit, cursor=cursor)
+        pages.append([entry.idempotency_key for entry in page.items])
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages
+
+
+#: One instant's neighbourhood in every form other clients write, newest first by
+#: instant (ties by key, descending). As strings they sort in another order.
+MIXED_TIMESTAMPS = [
+    ("m9", "2026-01-02T03:04:06Z"),
+    ("m8", "2026-01-02T03:04:05.999999Z"),
+    ("m7", "2026-01-02T03:04:05.124Z"),
+    ("m6", "2026-01-02T03:04:05.123456Z"),
+    ("m5", "2026-01-02T03:04:05.123+00:00"),
+    ("m4", "2026-01-02T03:04:05.123Z"),
+    ("m3", "2026-01-02T03:04:05.123000Z"),
+    ("m2", "2026-01-02T03:04:05.000001Z"),
+    ("m1", "2026-01-02T03:04:05Z"),
+    ("m0", "2026-01-02T03:04:04.9Z"),
+]
+
+
+class TestPagedHistoryOfForeignTimestamps:
+    def test_several_records_in_one_millisecond_page_one_at_a_time(self, ledger: Ledger) -> None:
+        """Three records at 05.123Z, paged with limit=1, are each listed once (not 1, then none)."""
+        user_id = unique("ms")
+        put_user(ledger, user_id, balance={"N": "100"})
+        for key in ("a", "b", "c"):
+            put_record(ledger, f"{user_id}-{key}", user_id, "1")
+        assert [[f"{user_id}-c"], [f"{user_id}-b"], [f"{user_id}-a"]] == all_pages(
+            ledger, user_id, 1
+        )
+
+    @pytest.mark.parametrize("limit", [1, 2, 3, 4, 10, 11])
+    def test_mixed_forms_page_by_instant_each_entry_once(self, ledger: Ledger, limit: int) -> None:
+        """Z, +00:00 and 0/3/6 fractional digits are ordered by instant on every page size."""
+        user_id = unique("mix")
+        put_user(ledger, user_id)
+        for key, stamp in reversed(MIXED_TIMESTAMPS):
+            put_record(ledger, f"{key}-{user_id}", user_id, "1", timestamp=stamp)
+        pages = all_pages(ledger, user_id, limit)
+        listed = list(itertools.chain.from_iterable(pages))
+        # m5 and m4 and m3 are one instant: the tie goes to the key, descending.
+        expected = ["m9", "m8", "m7", "m6", "m5", "m4", "m3", "m2", "m1", "m0"]
+        assert [f"{key}-{user_id}" for key in expected] == listed
+        assert all(len(page) <= limit for page in pages)
+
+    def test_entries_written_by_the_library_and_by_others_interleave_by_instant(
+        self, ledger: Ledger
+    ) -> None:
+        """The library's own microsecond timestamps and foreign millisecond ones sort together."""
+        user_id = unique("both")
+        ledger.create_user(user_id)
+        ledger.transact(idempotency_key=f"{user_id}-own", user_id=user_id, amount=1, type="credit")
+        put_record(ledger, f"{user_id}-old", user_id, "1", timestamp="2020-01-01T00:00:00.000Z")
+        put_record(ledger, f"{user_id}-new", user_id, "1", timestamp="2099-01-01T00:00:00Z")
+        assert [[f"{user_id}-new"], [f"{user_id}-own"], [f"{user_id}-old"]] == all_pages(
+            ledger, user_id, 1
+        )
+
+
+class TestRecordsWithoutCurrency:
+    def test_history_shows_the_accounts_currency(self, ledger: Ledger) -> None:
+        """A record naming no currency on a EUR account is 3.00 EUR, not 3.00 USD."""
+        user_id = unique("eur")
+        ledger.create_user(user_id, currency="EUR")
+        put_record(ledger, f"{user_id}-k", user_id, "3")
+        (entry,) = ledger.history(user_id).items
+        assert (Decimal("3.00"), "EUR") == (entry.amount, entry.currency)
+
+    def test_a_replay_returns_the_accounts_currency(self, ledger: Ledger) -> None:
+        """Replaying a foreign JPY credit returns currency JPY, with or without naming it."""
+        user_id = unique("jpy")
+        ledger.create_user(user_id, currency="JPY")
+        put_record(ledger, f"{user_id}-k", user_id, "300")
+        for currency in (None, "JPY"):
+            result = ledger.transact(
+                idempotency_key=f"{user_id}-k", user_id=user_id, amount=300, type="credit",
+                currency=currency,
+            )  # fmt: skip
+            assert (True, "JPY", Decimal("300")) == (
+                result.replayed,
+                result.currency,
+                result.amount,
+            )
+
+    def test_naming_the_accounts_currency_is_not_a_conflict(self, ledger: Ledger) -> None:
+        """currency='EUR' on a replay of a currency-less record of a EUR account matches it."""
+        user_id = unique("eur")
+        ledger.create_user(user_id, currency="EUR")
+        put_record(ledger, f"{user_id}-k", user_id, "3", type_="debit")
+        result = ledger.transact(
+            idempotency_key=f"{user_id}-k", user_id=user_id, amount="3", type="debit",
+            currency="EUR",
+        )  # fmt: skip
+        assert (True, "EUR") == (result.replayed, result.currency)
+
+
+class TestCurrencyLearntFromTheAccount:
+    def test_a_replayed_refusal_reports_the_accounts_currency(self, ledger: Ledger) -> None:
+        """Debit 200 from a JPY account holding 150: first call and replay both say JPY."""
+        user_id = unique("jpy")
+        ledger.create_user(user_id, currency="JPY", balance=150)
+        messages = []
+        for _ in range(2):
+            with pytest.raises(InsufficientFunds) as refused:
+                ledger.transact(
+                    idempotency_key=f"{user_id}-k", user_id=user_id, amount=200, type="debit"
+                )
+            error = refused.value
+            messages.append((error.balance, error.amount, error.currency))
+        assert [(Decimal("150"), Decimal("200"), "JPY")] * 2 == messages
+
+    def test_three_decimals_are_valid_on_a_kwd_account_without_naming_it(
+        self, ledger: Ledger
+    ) -> None:
+        """transact(amount='1.234') on a KWD account applies 1.234 KWD; the replay too."""
+        user_id = unique("kwd")
+        ledger.create_user(user_id, currency="KWD", balance="10")
+        for replayed in (False, True):
+            result = ledger.transact(
+                idempotency_key=f"{user_id}-k", user_id=user_id, amount="1.234", type="debit"
+            )
+            assert (replayed, Decimal("1.234"), "KWD") == (
+                result.replayed, result.amount, result.currency,
+            )  # fmt: skip
+        assert Decimal("8.766") == ledger.get_user_balance(user_id).amount
+
+    def test_too_many_decimals_for_the_accounts_currency_is_refused(self, ledger: Ledger) -> None:
+        """Three decimals on a USD account, currency not named: ValidationError naming USD."""
+        user_id = unique("usd")
+        ledger.create_user(user_id)
+        with pytest.raises(ValidationError, match=r"more decimals than USD allows \(2\)"):
+            ledger.transact(idempotency_key=unique("k"), user_id=user_id, amount="1.234",
+                            type="credit")  # fmt: skip
+        assert Decimal("100.00") == ledger.get_user_balance(user_id).amount
+
+    def test_a_transfer_learns_the_payers_decimals(self, ledger: Ledger) -> None:
+        """A 3-decimal transfer between KWD accounts without naming the currency applies."""
+        payer, payee = unique("kwd"), unique("kwd")
+        ledger.create_user(payer, currency="KWD", balance="5")
+        ledger.create_user(payee, currency="KWD", balance="0")
+        result = ledger.transfer(
+            idempotency_key=unique("t"), from_user_id=payer, to_user_id=payee, amount="0.005"
+        )
+        assert ("KWD", Decimal("0.005")) == (result.currency, result.amount)
+        assert Decimal("0.005") == ledger.get_user_balance(payee).amount
+
+
+class TestUnreadableRecords:
+    def test_history_names_the_unreadable_record(self, ledger: Ledger) -> None:
+        """An amount stored as a string makes history raise UnreadableRecord naming its key."""
+        user_id = unique("bad")
+        put_user(ledger, user_id)
+        put_record(ledger, f"{user_id}-ok", user_id, "1")
+        ledger.botocore_client.put_item(
+            TableName=ledger.table_names[1],
+            Item={
+                "idempotencyKey": {"S": f"{user_id}-bad"}, "userId": {"S": user_id},
+                "amount": {"S": "12"}, "type": {"S": "credit"},
+                "timestamp": {"S": "2026-01-02T03:04:06Z"},
+            },
+        )  # fmt: skip
+        with pytest.raises(UnreadableRecord) as caught:
+            ledger.history(user_id)
+        assert (f"{user_id}-bad", ledger.table_names[1]) == (
+            caught.value.key,
+            caught.value.table_name,
+        )
+
+    @pytest.mark.parametrize(
+        ("attributes", "problem"),
+        [
+            ({"type": {"S": "CREDIT"}}, "type 'CREDIT' is not 'credit' or 'debit'"),
+            ({"amount": {"N": "-5"}}, "amount -5 is not a positive number"),
+            ({"currency": {"S": "usd"}}, "currency: 'usd' is not a known ISO 4217 currency code"),
+            ({"timestamp": {"S": "2026-01-02T05:04:05+02:00"}},
+             "timestamp '2026-01-02T05:04:05+02:00' is not an ISO-8601 UTC instant"),
+            ({"status": {"S": "pending"}}, "status 'pending' is not 'applied' or 'rejected'"),
+        ],
+    )  # fmt: skip
+    def test_reconcile_reports_unreadable_records_and_checks_the_others(
+        self, fresh_ledger: Ledger, attributes: dict[str, dict[str, str]], problem: str
+    ) -> None:
+        """A bad record is a problem of its user (ok is False, no verdict); others are judged."""
+        ledger = fresh_ledger
+        put_user(ledger, "broken", balance={"N": "105"})
+        put_user(ledger, "healthy", balance={"N": "101"})
+        put_record(ledger, "good", "healthy", "1")
+        put_record(ledger, "weird", "broken", "5", overrides=attributes)
+        report = ledger.reconcile()
+        assert (False, 2, ()) == (report.ok, report.checked, report.mismatches)
+        assert (RecordProblem("broken", ledger.table_names[1], "weird", problem),) == (
+            report.problems
+        )
+
+    def test_an_unreadable_account_is_a_problem_and_the_rest_are_checked(
+        self, fresh_ledger: Ledger
+    ) -> None:
+        """A balance stored as a string is reported for its account; a real mismatch still shows."""
+        ledger = fresh_ledger
+        put_user(ledger, "stringly", balance={"S": "ten"})
+        put_user(ledger, "off", balance={"N": "7"})
+        report = ledger.reconcile()
+        assert (2, ("off",)) == (report.checked, tuple(m.user_id for m in report.mismatches))
+        (problem,) = report.problems
+        assert ("stringly", ledger.table_names[0]) == (problem.key, problem.table)
+
+    def test_a_stored_unknown_currency_is_a_clear_error_everywhere(self, ledger: Ledger) -> None:
+        """currency 'usd' stored: balance and transact raise UnreadableRecord, not KeyError."""
+        user_id = unique("lower")
+        put_user(ledger, user_id, balance={"N": "10"}, currency={"S": "usd"})
+        with pytest.raises(UnreadableRecord, match="'usd' is not a known ISO 4217"):
+            ledger.get_user_balance(user_id)
+        with pytest.raises(UnreadableRecord, match="'usd' is not a known ISO 4217"):
+            ledger.transact(idempotency_key=unique("k"), user_id=user_id, amount=1, type="debit")
+
+    def test_a_replay_of_an_unreadable_record_is_refused_clearly(self, ledger: Ledger) -> None:
+        """A key held by a record of type 'CREDIT' is UnreadableRecord on reuse, never applied."""
+        user_id = unique("caps")
+        put_user(ledger, user_id, balance={"N": "10"})
+        put_record(ledger, f"{user_id}-k", user_id, "1", type_="CREDIT")
+        with pytest.raises(UnreadableRecord, match="type 'CREDIT'"):
+            ledger.transact(
+                idempotency_key=f"{user_id}-k", user_id=user_id, amount=1, type="credit"
+            )
+        assert Decimal("10.00") == ledger.get_user_balance(user_id).amount
+
+
+class TestReconcileArguments:
+    def test_a_plain_string_is_one_user(self, fresh_ledger: Ledger) -> None:
+        """reconcile('alice') checks alice, not the users 'a', 'l', 'i', 'c', 'e'."""
+        fresh_ledger.seed()
+        report = fresh_ledger.reconcile("alice")
+        assert (True, 1) == (report.ok, report.checked)
+
+    def test_bytes_are_refused(self, fresh_ledger: Ledger) -> None:
+        """reconcile(b'alice') is a ValidationError on user_ids."""
+        with pytest.raises(ValidationError) as caught:
+            fresh_ledger.reconcile(b"alice")  # type: ignore[arg-type]
+        assert "user_ids" == caught.value.field
+
+
+def _forge(*fields: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(fields)).encode()).decode()
+
+
+class TestCursors:
+    @pytest.mark.parametrize(
+        "cursor",
+        [
+            base64.urlsafe_b64encode(b"[" * 100_000).decode(),  # RecursionError before
+            base64.urlsafe_b64encode(b"[" * 1_000).decode(),
+            "x" * 5000,
+            _forge("h2", "{user}", "not a time", "2026-01-02T03:04:05", "000000000", "k"),
+            _forge("h2", "{user}", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05", "12", "k"),
+            _forge("h2", "{user}", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05", "000000000", ""),
+            _forge("h1", "{user}", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05", "000000000", "k"),
+            _forge("h2", "someone-else", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05",
+                   "000000000", "k"),
+        ],
+    )  # fmt: skip
+    def test_malformed_or_foreign_cursors_are_validation_errors(
+        self, ledger: Ledger, cursor: str
+    ) -> None:
+        """Oversized, nested, ill-typed and other users' cursors are ValidationErrors on cursor."""
+        user_id = unique("cur")
+        ledger.create_user(user_id)
+        with pytest.raises(ValidationError) as caught:
+            ledger.history(user_id, cursor=cursor.replace("{user}", user_id))
+        assert "cursor" == caught.value.field
+
+    def test_a_forged_well_formed_cursor_only_positions_within_the_users_own_history(
+        self, ledger: Ledger
+    ) -> None:
+        """A hand-made cursor for this user reads its own entries older than it, nothing else."""
+        user_id, other = unique("own"), unique("other")
+        for who in (user_id, other):
+            put_user(ledger, who)
+            put_record(ledger, f"{who}-old", who, "1", timestamp="2026-01-01T00:00:00Z")
+            put_record(ledger, f"{who}-new", who, "1", timestamp="2026-01-03T00:00:00Z")
+        cursor = _forge("h2", user_id, "2026-01-02T00:00:00Z", "2026-01-02T00:00:00",
+                        "000000000", "zzz")  # fmt: skip
+        page = ledger.history(user_id, cursor=cursor)
+        assert ([f"{user_id}-old"], None) == (
+            [e.idempotency_key for e in page.items], page.next_cursor,
+        )  # fmt: skip
+
+    def test_history_of_an_unknown_user_is_user_not_found(self, ledger: Ledger) -> None:
+        """An id with no account and no entries is UserNotFound, as for a balance read."""
+        from dynaledger.errors import UserNotFound
+
+        with pytest.raises(UserNotFound):
+            ledger.history(unique("nobody"))
+
+
+def test_own_timestamps_are_written_in_one_fixed_width_form(ledger: Ledger) -> None:
+    """dynaledger writes microseconds and Z, so its own strings sort in time order."""
+    user_id = unique("fmt")
+    ledger.create_user(user_id)
+    ledger.transact(idempotency_key=f"{user_id}-k", user_id=user_id, amount=1, type="credit")
+    item = ledger.botocore_client.get_item(
+        TableName=ledger.table_names[1], Key={"idempotencyKey": {"S": f"{user_id}-k"}}
+    )["Item"]
+    stamp = item["timestamp"]["S"]
+    assert (27, "Z") == (len(stamp), stamp[-1])
+    assert datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+class TestSharingAnotherServicesTables:
+    """A deployment of the TypeScript service: its table names, its key attribute, its records."""
+
+    @pytest.fixture
+    def service_tables(self, dynamodb_endpoint: str) -> tuple[Ledger, str]:
+        """``{prefix}UserTable`` and ``{prefix}TransactionTable`` made by the service's own script,
+        holding what it writes: users without a balance, records keyed by idempotentKey with
+        millisecond timestamps and no currency."""
+        from dynaledger import TableLayout
+
+        prefix = f"{unique('ts')}_"
+        layout = TableLayout(
+            users_table="UserTable",
+            transactions_table="TransactionTable",
+            idempotency_key_attribute="idempotentKey",
+        )
+        ledger = Ledger(dynamodb_endpoint, table_prefix=prefix, layout=layout)
+        client = ledger.botocore_client
+        for table, key in ((f"{prefix}UserTable", "userId"), (f"{prefix}TransactionTable",
+                                                              "idempotentKey")):  # fmt: skip
+            client.create_table(
+                TableName=table, BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+            )  # fmt: skip
+        client.put_item(TableName=f"{prefix}UserTable", Item={"userId": {"S": "player"}})
+        # The service debited 5 and credited 10 on the house (95 -> 105), in one millisecond.
+        for key, kind, amount in (("bet-1", "debit", "5"), ("win-1", "credit", "10")):
+            client.put_item(
+                TableName=f"{prefix}TransactionTable",
+                Item={
+                    "idempotentKey": {"S": key}, "userId": {"S": "house"},
+                    "amount": {"N": amount}, "type": {"S": kind},
+                    "timestamp": {"S": "2026-01-02T03:04:05.123Z"},
+                },
+            )  # fmt: skip
+        client.put_item(
+            TableName=f"{prefix}UserTable",
+            Item={
+                "userId": {"S": "house"},
+                "balance": {"N": "105"},
+                "openingBalance": {"N": "100"},
+            },
+        )
+        ledger.migrate()
+        return ledger, prefix
+
+    def test_migrate_adopts_the_tables_and_adds_the_history_index(
+        self, service_tables: tuple[Ledger, str]
+    ) -> None:
+        """The service's tables are kept (their items too) and gain userId-timestamp-index."""
+        ledger, prefix = service_tables
+        description = ledger.botocore_client.describe_table(TableName=f"{prefix}TransactionTable")
+        table = description["Table"]
+        assert (
+            [{"AttributeName": "idempotentKey", "KeyType": "HASH"}],
+            ["userId-timestamp-index"],
+            2,
+        ) == (
+            table["KeySchema"],
+            [index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])],
+            ledger.botocore_client.scan(TableName=f"{prefix}TransactionTable")["Count"],
+        )
+
+    def test_balance_replay_conflict_history_and_reconcile(
+        self, service_tables: tuple[Ledger, str]
+    ) -> None:
+        """The library reads and extends the service's data as if it had written it."""
+        ledger, prefix = service_tables
+        # A user the service wrote without a balance holds the opening balance.
+        assert (Decimal("100.00"), True) == (
+            ledger.get_user_balance("player").amount, ledger.get_user_balance("player").is_opening,
+        )  # fmt: skip
+        # The service's record replays (its currency is the account's); other fields conflict.
+        replay = ledger.transact(idempotency_key="bet-1", user_id="house", amount=5, type="debit")
+        assert (True, "USD", Decimal("105.00")) == (
+            replay.replayed, replay.currency, ledger.get_user_balance("house").amount,
+        )  # fmt: skip
+        from dynaledger.errors import IdempotencyConflict
+
+        with pytest.raises(IdempotencyConflict) as conflict:
+            ledger.transact(idempotency_key="win-1", user_id="house", amount=11, type="credit")
+        assert ("amount",) == conflict.value.fields
+        # New movements land under the service's key attribute.
+        ledger.transact(idempotency_key="bet-2", user_id="house", amount=1, type="debit")
+        item = ledger.botocore_client.get_item(
+            TableName=f"{prefix}TransactionTable", Key={"idempotentKey": {"S": "bet-2"}}
+        )["Item"]
+        assert {"S": "house"} == item["userId"]
+        # History lists the service's records and the library's, newest first.
+        keys = [entry.idempotency_key for entry in ledger.history("house").items]
+        assert ["bet-2", "win-1", "bet-1"] == keys
+        assert ledger.reconcile().ok
+
+    def test_the_layout_comes_from_the_environment(self) -> None:
+        """from_env reads DYNALEDGER_USERS_TABLE, ..._TRANSACTIONS_TABLE and the key attribute."""
+        env = {
+            "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9",
+            "DYNALEDGER_TABLE_PREFIX": "prod-",
+            "DYNALEDGER_USERS_TABLE": "UserTable",
+            "DYNALEDGER_TRANSACTIONS_TABLE": "TransactionTable",
+            "DYNALEDGER_IDEMPOTENCY_KEY_ATTRIBUTE": "idempotentKey",
+        }
+        ledger = Ledger.from_env(env)
+        assert (
+            ("prod-UserTable", "prod-TransactionTable", "prod-SchemaMigrations"),
+            "idempotentKey",
+        ) == (ledger.table_names, ledger.layout.idempotency_key_attribute)
+
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [
+            ({"users_table": "bad name"}, "users_table"),
+            ({"transactions_table": ""}, "transactions_table"),
+            ({"idempotency_key_attribute": "userId"}, "idempotency_key_attribute"),
+            ({"users_table": "Same", "transactions_table": "Same"}, "layout"),
+        ],
+    )
+    def test_a_bad_layout_is_a_validation_error(self, kwargs: dict[str, str], field: str) -> None:
+        """Table names follow DynamoDB's rule, differ, and the key is no other attribute."""
+        from dynaledger import TableLayout
+
+        with pytest.raises(ValidationError) as caught:
+            TableLayout(**kwargs)
+        assert field == caught.value.field
