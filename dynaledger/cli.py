@@ -19,6 +19,7 @@ from dynaledger import __version__, iam, local, values
 from dynaledger.errors import LedgerError
 from dynaledger.ledger import LAYOUT_VARIABLES, Ledger, layout_from_env
 from dynaledger.models import TableLayout
+from dynaledger.money import parse_assets
 
 Handler = Callable[[argparse.Namespace, Ledger], int]
 
@@ -69,6 +70,8 @@ def _ledger(args: argparse.Namespace) -> Ledger:
     if args.table_prefix is not None:
         overrides["table_prefix"] = args.table_prefix
     overrides["layout"] = _layout(args)
+    if getattr(args, "assets", None) is not None:
+        overrides["assets"] = parse_assets(args.assets, "--assets")
     return Ledger.from_env(**overrides)
 
 
@@ -108,7 +111,7 @@ def _iam_policy(args: argparse.Namespace) -> int:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")  # digit for digit, never 1E-18
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if isinstance(value, values.EntryType):
@@ -145,6 +148,8 @@ def _migrate(args: argparse.Namespace, ledger: Ledger) -> int:
             protected = "on" if table.deletion_protection else "off"
             print(f"table {table.table}: point-in-time recovery {pitr}, "
                   f"deletion protection {protected}")  # fmt: skip
+        stored = ledger.deployment_settings()
+        print(f"settings: {_settings_line(stored)}" if stored else "settings: none recorded")
         return 0
     applied = ledger.migrate(
         point_in_time_recovery=args.pitr, deletion_protection=args.deletion_protection
@@ -153,6 +158,27 @@ def _migrate(args: argparse.Namespace, ledger: Ledger) -> int:
         print(f"applied {', '.join(applied)}")
     else:
         print("nothing to apply: up to date")
+    return 0
+
+
+def _settings_line(settings: values.DeploymentSettings) -> str:
+    assets = ",".join(f"{code}:{places}" for code, places in settings.assets.items())
+    return (
+        f"opening balance {settings.opening_balance:f}, default currency "
+        f"{settings.default_currency}, assets {assets or 'none'}"
+    )
+
+
+def _settings(args: argparse.Namespace, ledger: Ledger) -> int:
+    if args.apply:
+        applied = ledger.apply_settings()
+        _emit(args, applied, f"applied: {_settings_line(applied)}")
+        return 0
+    stored = ledger.deployment_settings()
+    if args.json:
+        _emit(args, {"stored": stored and attrs.asdict(stored)}, "")
+    else:
+        print(f"stored: {_settings_line(stored) if stored else 'none (run migrate)'}")
     return 0
 
 
@@ -179,7 +205,7 @@ def _progress_bar(done: int, total: int) -> None:
 
 def _create_user(args: argparse.Namespace, ledger: Ledger) -> int:
     user = ledger.create_user(args.user, currency=args.currency, balance=args.balance)
-    shown = "the opening balance" if user.balance is None else f"{user.balance} {user.currency}"
+    shown = "the opening balance" if user.balance is None else f"{user.balance:f} {user.currency}"
     _emit(args, user, f"created {user.user_id} ({user.currency}) with {shown}")
     return 0
 
@@ -187,7 +213,7 @@ def _create_user(args: argparse.Namespace, ledger: Ledger) -> int:
 def _balance(args: argparse.Namespace, ledger: Ledger) -> int:
     balance = ledger.get_user_balance(args.user)
     note = " (opening balance)" if balance.is_opening else ""
-    _emit(args, balance, f"{balance.user_id}: {balance.amount} {balance.currency}{note}")
+    _emit(args, balance, f"{balance.user_id}: {balance.amount:f} {balance.currency}{note}")
     return 0
 
 
@@ -204,7 +230,7 @@ def _transact(args: argparse.Namespace, ledger: Ledger) -> int:
     _emit(
         args,
         result,
-        f"{result.type} {result.amount} {result.currency} "
+        f"{result.type} {result.amount:f} {result.currency} "
         f"{'to' if result.type == 'credit' else 'from'} {result.user_id}"
         f"{_replayed(result.replayed)}",
     )
@@ -219,7 +245,7 @@ def _transfer(args: argparse.Namespace, ledger: Ledger) -> int:
     _emit(
         args,
         result,
-        f"transferred {result.amount} {result.currency} from "
+        f"transferred {result.amount:f} {result.currency} from "
         f"{result.from_user_id} to {result.to_user_id}{_replayed(result.replayed)}",
     )
     return 0
@@ -238,7 +264,7 @@ def _history(args: argparse.Namespace, ledger: Ledger) -> int:
         )
         sign = "+" if item.type == "credit" else "-"
         print(
-            f"{item.timestamp:%Y-%m-%d %H:%M:%S}  {sign}{item.amount:>14} {item.currency}  "
+            f"{item.timestamp:%Y-%m-%d %H:%M:%S}  {sign}{item.amount:>14f} {item.currency}  "
             f"{item.idempotency_key}{other}"
         )
     if not page.items:
@@ -255,8 +281,8 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
     else:
         for mismatch in report.mismatches:
             print(
-                f"MISMATCH {mismatch.user_id}: history says {mismatch.expected}, "
-                f"balance is {mismatch.actual}"
+                f"MISMATCH {mismatch.user_id}: history says {mismatch.expected:f}, "
+                f"balance is {mismatch.actual:f}"
             )
         for problem in report.problems:
             print(
@@ -317,6 +343,15 @@ def _parser() -> argparse.ArgumentParser:
         help="turn on deletion protection (default: on for AWS only)",
     )
 
+    settings = command(
+        "settings", _settings, "show the deployment's opening balance, currency and assets", output
+    )
+    settings.add_argument(
+        "--apply",
+        action="store_true",
+        help="make this ledger's settings (--assets, ...) the deployment's, "
+        "unless accounts depend on what they change",
+    )
     seed = command("seed", _seed, "create the test users (existing ones are skipped)")
     seed.add_argument("--generate", type=int, metavar="N", help="write N synthetic users instead")
 
@@ -370,6 +405,12 @@ def _connection_options(parser: argparse.ArgumentParser, default: str | None) ->
         "--table-prefix",
         default=default,
         help="table name prefix (default: $DYNALEDGER_TABLE_PREFIX)",
+    )
+    parser.add_argument(
+        "--assets",
+        default=default,
+        help="assets beyond ISO 4217 with their decimals, e.g. BTC:8,ETH:18 "
+        "(default: $DYNALEDGER_ASSETS)",
     )
     for field, variable in LAYOUT_VARIABLES.items():
         what = "the records' key attribute" if field.endswith("attribute") else "table name"

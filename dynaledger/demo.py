@@ -117,7 +117,7 @@ def _race(ledger: Ledger, run: str, out: Out) -> bool:
     balance = ledger.get_user_balance(racer)
     in_history = len(ledger.history(racer, limit=1000).items)
     out(
-        f"  applied {applied}, refused {RACERS - applied}; balance now {balance.amount} "
+        f"  applied {applied}, refused {RACERS - applied}; balance now {balance.amount:f} "
         f"(never below zero); {in_history} debits in history"
     )
     return balance.amount >= 0 and in_history == applied

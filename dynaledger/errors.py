@@ -70,8 +70,8 @@ class InsufficientFunds(LedgerError):
         self.amount = amount
         self.currency = currency
         super().__init__(
-            f"insufficient funds: user {user_id!r} has {balance} {currency}, "
-            f"{amount} {currency} requested"
+            f"insufficient funds: user {user_id!r} has {balance:f} {currency}, "
+            f"{amount:f} {currency} requested"
         )
 
 
@@ -158,6 +158,22 @@ class UnreadableRecord(LedgerError):
         super().__init__(f"cannot read item {key!r} of table {table_name!r}: {problem}")
 
 
+class SettingsMismatch(LedgerError):
+    """This ledger's settings are not the deployment's stored ones; it writes nothing.
+
+    Attributes:
+        differences: One line per setting that differs, naming both values.
+    """
+
+    def __init__(self, differences: Sequence[str], hint: str) -> None:
+        self.differences = tuple(differences)
+        super().__init__(
+            "this ledger's settings differ from the deployment's: "
+            + "; ".join(self.differences)
+            + f" ({hint})"
+        )
+
+
 __all__ = [
     "ConcurrencyError",
     "CurrencyMismatch",
@@ -167,6 +183,7 @@ __all__ = [
     "LedgerError",
     "MigrationError",
     "ServiceUnavailable",
+    "SettingsMismatch",
     "TableNotFound",
     "UnreadableRecord",
     "UserAlreadyExists",

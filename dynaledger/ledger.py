@@ -14,8 +14,8 @@ from botocore.client import BaseClient
 from dynaledger import seeds, services, values
 from dynaledger.migrations import Migrator, TableProtection
 from dynaledger.models import ConnectionSettings, TableLayout, bind_models
-from dynaledger.money import parse_balance, validate_currency
-from dynaledger.services import Context, RetryPolicy, RetryStats
+from dynaledger.money import Currencies, parse_assets
+from dynaledger.services import Context, RetryPolicy, RetryStats, deployment
 
 #: Credentials sent to a local server when none are configured: local
 #: servers accept any, and AWS never sees these.
@@ -60,7 +60,10 @@ class Ledger:
             ``us-east-1`` for a local endpoint).
         table_prefix: Prepended to every table name, to keep environments apart.
         opening_balance: What an account with no stored balance holds.
-        default_currency: The currency of an account with none stored.
+        default_currency: The currency of an account with none stored: an
+            ISO 4217 code or a declared asset.
+        assets: Assets beyond ISO 4217 and their decimals, such as
+            ``{"BTC": 8, "ETH": 18, "USDT": 6, "CHIPS": 0}``.
         layout: The names of the tables and of the records' key, to share
             tables with another service; the defaults are dynaledger's own.
         retry: How contention and outages are retried.
@@ -75,12 +78,14 @@ class Ledger:
         opening_balance: Decimal | int | str = Decimal("100"),
         default_currency: str = "USD",
         *,
+        assets: Mapping[str, int] | None = None,
         layout: TableLayout | None = None,
         retry: RetryPolicy | None = None,
         read_timeout: float = 10.0,
         connect_timeout: float = 5.0,
     ) -> None:
-        currency = validate_currency(default_currency, "default_currency")
+        currencies = Currencies(dict(assets or {}))
+        currency = currencies.validate(default_currency, "default_currency")
         local = is_loopback(endpoint_url)
         has_credentials = any(os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
         self.settings = ConnectionSettings(
@@ -93,7 +98,8 @@ class Ledger:
         )
         self._ctx = Context(
             models=bind_models(self.settings, layout),
-            opening_balance=parse_balance(opening_balance, currency, "opening_balance"),
+            opening_balance=currencies.parse_balance(opening_balance, currency, "opening_balance"),
+            currencies=currencies,
             default_currency=currency,
             retry=retry or RetryPolicy(),
         )
@@ -103,10 +109,11 @@ class Ledger:
         """A ledger configured from the environment.
 
         Reads ``AWS_ENDPOINT_URL_DYNAMODB`` (then ``AWS_ENDPOINT_URL``),
-        ``AWS_REGION`` (then ``AWS_DEFAULT_REGION``), ``DYNALEDGER_TABLE_PREFIX``
-        and the layout variables (``DYNALEDGER_USERS_TABLE``,
-        ``DYNALEDGER_TRANSACTIONS_TABLE``, ``DYNALEDGER_MIGRATIONS_TABLE``,
-        ``DYNALEDGER_IDEMPOTENCY_KEY_ATTRIBUTE``); keyword arguments win over all of them.
+        ``AWS_REGION`` (then ``AWS_DEFAULT_REGION``), ``DYNALEDGER_TABLE_PREFIX``,
+        ``DYNALEDGER_ASSETS`` (``BTC:8,ETH:18``) and the layout variables
+        (``DYNALEDGER_USERS_TABLE``, ``DYNALEDGER_TRANSACTIONS_TABLE``,
+        ``DYNALEDGER_MIGRATIONS_TABLE``, ``DYNALEDGER_IDEMPOTENCY_KEY_ATTRIBUTE``);
+        keyword arguments win over all of them.
         """
         env = os.environ if environ is None else environ
         settings: dict[str, Any] = {
@@ -114,6 +121,7 @@ class Ledger:
             "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
             "table_prefix": env.get("DYNALEDGER_TABLE_PREFIX", ""),
             "layout": layout_from_env(env),
+            "assets": parse_assets(env.get("DYNALEDGER_ASSETS", ""), "DYNALEDGER_ASSETS"),
         }
         settings.update(overrides)
         return cls(**settings)
@@ -131,6 +139,11 @@ class Ledger:
     def default_currency(self) -> str:
         """The currency of an account with none stored."""
         return self._ctx.default_currency
+
+    @property
+    def assets(self) -> dict[str, int]:
+        """The assets this ledger declares beyond ISO 4217, with their decimals."""
+        return dict(self._ctx.currencies.assets)
 
     @property
     def layout(self) -> TableLayout:
@@ -185,7 +198,12 @@ class Ledger:
 
         Point-in-time recovery and deletion protection are turned on for every
         table when asked, by default on AWS and not elsewhere. Migrate never
-        turns either off.
+        turns either off. The first migrate records this ledger's opening
+        balance, default currency and assets as the deployment's settings.
+
+        Raises:
+            SettingsMismatch: The deployment's stored settings are other than
+                this ledger's (see :meth:`apply_settings`).
         """
         protection = TableProtection(
             point_in_time_recovery=self.is_aws if point_in_time_recovery is None
@@ -193,7 +211,23 @@ class Ledger:
             deletion_protection=self.is_aws if deletion_protection is None
             else deletion_protection,
         )  # fmt: skip
-        return Migrator(self._ctx, protection=protection).upgrade()
+        applied = Migrator(self._ctx, protection=protection).upgrade()
+        deployment.record(self._ctx)
+        return applied
+
+    def deployment_settings(self) -> values.DeploymentSettings | None:
+        """The deployment's stored settings (None before the first migrate)."""
+        return deployment.stored(self._ctx)
+
+    def apply_settings(self) -> values.DeploymentSettings:
+        """Make this ledger's opening balance, default currency and assets the deployment's.
+
+        Raises:
+            ValidationError: An account depends on a setting this would change
+                (it holds an asset whose decimals change, or relies on the
+                default currency or opening balance).
+        """
+        return deployment.apply(self._ctx)
 
     def migration_status(self) -> list[values.RevisionStatus]:
         """Every migration revision and when it was applied."""

@@ -12,9 +12,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from decimal import localcontext
 from typing import Any
 
 from dynaledger.errors import LedgerError
+from dynaledger.money import EXACT
 
 #: One lock for the whole process: moto's backends are process-wide.
 _BACKEND_LOCK = threading.Lock()
@@ -31,7 +33,9 @@ def _serialized(app: _WSGIApp, forget: Callable[[], None]) -> _WSGIApp:
     """
 
     def serialized_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        with _BACKEND_LOCK:
+        # moto computes numbers with Decimal in the thread's context (28 digits by
+        # default); DynamoDB keeps 38, so 18-decimal balances need a wider one.
+        with _BACKEND_LOCK, localcontext(EXACT):
             body = app(environ, start_response)
             try:
                 return list(body)

@@ -1,6 +1,6 @@
-"""Exact money: currencies, their minor units, and the parsing of amounts.
+"""Exact money: currencies and assets, their decimals, and the parsing of amounts.
 
-Every amount is a :class:`~decimal.Decimal` quantized to its currency's minor
+Every amount is a :class:`~decimal.Decimal` quantized to its currency's smallest
 unit. Floats are accepted only when their shortest repr already fits, so no
 binary rounding error can reach a balance.
 """
@@ -8,7 +8,10 @@ binary rounding error can reach a balance.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from collections.abc import Mapping
+from decimal import Context, Decimal, InvalidOperation
+
+import attrs
 
 from dynaledger.errors import ValidationError
 
@@ -39,29 +42,208 @@ MINOR_UNITS: dict[str, int] = {
     **_MINOR_UNITS_OTHER_THAN_TWO,
 }
 
-_MOST_DECIMALS = max(MINOR_UNITS.values())
-
-#: The largest amount one credit, debit or transfer may move. With at most four
-#: decimals, a balance would need 10**19 such credits to outgrow the 38
-#: significant digits a DynamoDB number holds.
+#: The largest amount one credit, debit or transfer may move, in any currency.
 MAX_AMOUNT = Decimal("1000000000000000")  # 10**15
+#: A DynamoDB number holds 38 significant digits.
+DYNAMODB_DIGITS = 38
+#: The most decimals an asset may declare (ETH and most ERC-20 tokens use 18).
+MAX_DECIMALS = 18
+#: Asset codes: 2 to 12 upper-case letters and digits, at least one letter.
+ASSET_CODE = re.compile(r"(?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,12}")
 
 _PLAIN_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
 MAX_ID_LENGTH = 255
 
 
+def _checked_assets(assets: object) -> dict[str, int]:
+    if assets is None:
+        return {}
+    if not isinstance(assets, Mapping):
+        raise ValidationError("assets", f"must map codes to decimals, not {type(assets).__name__}")
+    checked: dict[str, int] = {}
+    for code, places in assets.items():
+        if not isinstance(code, str) or not ASSET_CODE.fullmatch(code):
+            raise ValidationError(
+                "assets", f"{code!r} is not an asset code (2 to 12 of A-Z and 0-9, one letter)"
+            )
+        if isinstance(places, bool) or not isinstance(places, int):
+            raise ValidationError("assets", f"{code}: decimals must be an int, not {places!r}")
+        if not 0 <= places <= MAX_DECIMALS:
+            raise ValidationError("assets", f"{code}: decimals must be 0 to {MAX_DECIMALS}")
+        if code in MINOR_UNITS and MINOR_UNITS[code] != places:
+            raise ValidationError(
+                "assets", f"{code} is ISO 4217 with {MINOR_UNITS[code]} decimals, not {places}"
+            )
+        checked[code] = places
+    return dict(sorted(checked.items()))
+
+
+def parse_assets(text: str, field: str = "assets") -> dict[str, int]:
+    """Read ``"BTC:8,ETH:18"`` (the form of ``DYNALEDGER_ASSETS``) into codes and decimals."""
+    assets: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        code, sep, places = part.partition(":")
+        if not sep or not places.strip().isdigit():
+            raise ValidationError(field, f"{part!r} is not CODE:DECIMALS, such as BTC:8")
+        assets[code.strip()] = int(places)
+    try:
+        return _checked_assets(assets)
+    except ValidationError as error:
+        raise ValidationError(field, error.rule) from None
+
+
+@attrs.frozen
+class Currencies:
+    """What a deployment can hold: ISO 4217 currencies and the assets it declares.
+
+    Every amount is checked against its currency's decimals; every balance
+    stays within the 38 significant digits a DynamoDB number holds.
+
+    Attributes:
+        assets: Declared assets and their decimals, such as ``{"BTC": 8, "ETH": 18}``.
+    """
+
+    assets: dict[str, int] = attrs.field(factory=dict, converter=_checked_assets)
+
+    def decimals(self, currency: str) -> int:
+        """How many decimals ``currency`` allows."""
+        found = self.assets.get(currency)
+        return MINOR_UNITS[currency] if found is None else found
+
+    def known(self, currency: str) -> bool:
+        """True for an ISO 4217 code or a declared asset."""
+        return currency in self.assets or currency in MINOR_UNITS
+
+    def validate(self, currency: object, field: str = "currency") -> str:
+        """Return ``currency`` if this deployment knows it, else raise :class:`ValidationError`."""
+        if not isinstance(currency, str):
+            raise ValidationError(field, f"must be a str, not {type(currency).__name__}")
+        if not self.known(currency):
+            what = "ISO 4217 currency code or declared asset" if self.assets else (
+                "ISO 4217 currency code"
+            )  # fmt: skip
+            raise ValidationError(field, f"{currency!r} is not a known {what}")
+        return currency
+
+    def quantum(self, currency: str) -> Decimal:
+        """The currency's smallest unit, such as ``Decimal("0.01")`` for USD."""
+        return Decimal(1).scaleb(-self.decimals(currency))
+
+    def max_amount(self, currency: str) -> Decimal:
+        """The largest amount one movement may carry: 10**15 (so 33 digits at 18 decimals)."""
+        return MAX_AMOUNT
+
+    def max_balance(self, currency: str) -> Decimal:
+        """The largest balance: 38 significant digits, ``decimals`` of them after the point."""
+        places = self.decimals(currency)
+        return _WIDE.subtract(Decimal(10) ** (DYNAMODB_DIGITS - places), self.quantum(currency))
+
+    @property
+    def most_decimals(self) -> int:
+        """The most decimals any known currency allows."""
+        return max([_ISO_MOST_DECIMALS, *self.assets.values()])
+
+    def fits(self, amount: Decimal, currency: str) -> bool:
+        """True when ``amount`` has no more decimals than ``currency`` allows."""
+        return amount == amount.quantize(self.quantum(currency))
+
+    def parse_amount(self, value: object, currency: str | None, field: str = "amount") -> Decimal:
+        """Turn ``value`` into an exact, positive amount in ``currency``'s smallest unit.
+
+        With ``currency`` None (not known yet) the amount may have as many
+        decimals as any known currency allows; check it with :meth:`fits` once
+        the currency is known.
+
+        Raises:
+            ValidationError: The value is not finite, not positive, above
+                :data:`MAX_AMOUNT`, or has more decimals than the currency allows.
+        """
+        return self._checked(_to_decimal(value, field), currency, field, allow_zero=False)
+
+    def parse_balance(self, value: object, currency: str, field: str = "balance") -> Decimal:
+        """Like :meth:`parse_amount`, but zero is allowed and the bound is the largest balance."""
+        return self._checked(_to_decimal(value, field), currency, field, allow_zero=True)
+
+    def present(self, amount: Decimal, currency: str) -> Decimal:
+        """Show a stored number in the currency's smallest unit when that loses nothing."""
+        if not self.known(currency) or not amount.is_finite():
+            return amount
+        try:
+            exact = amount.quantize(self.quantum(currency), context=_WIDE)
+        except InvalidOperation:
+            return amount
+        return exact if exact == amount else amount
+
+    def _checked(
+        self, amount: Decimal, currency: str | None, field: str, *, allow_zero: bool
+    ) -> Decimal:
+        if not amount.is_finite():
+            raise ValidationError(field, f"must be finite, not {amount}")
+        if amount < 0 or amount.is_signed():
+            raise ValidationError(field, f"must not be negative, got {amount}")
+        if amount == 0 and not allow_zero:
+            raise ValidationError(field, "must be greater than zero")
+        largest = (
+            self.max_amount(currency or "")
+            if not allow_zero or currency is None
+            else self.max_balance(currency)
+        )
+        if amount > largest:
+            raise ValidationError(field, f"must be at most {largest}, got {amount}")
+        places = self.most_decimals if currency is None else self.decimals(currency)
+        try:
+            exact = amount.quantize(Decimal(1).scaleb(-places), context=_WIDE)
+        except InvalidOperation:  # pragma: no cover - bounded above
+            raise ValidationError(field, f"{amount} cannot be represented") from None
+        if exact != amount:
+            allowed = "any currency allows" if currency is None else f"{currency} allows"
+            raise ValidationError(field, f"{amount} has more decimals than {allowed} ({places})")
+        return exact if currency is not None else amount
+
+
+_ISO_MOST_DECIMALS = max(MINOR_UNITS.values())
+#: Wide enough for any number DynamoDB holds, with room for a quantize step. Python's
+#: default context keeps 28 digits, which would round sums of 18-decimal amounts:
+#: every sum of stored numbers is computed in this one.
+EXACT = Context(prec=DYNAMODB_DIGITS + 2, traps=[InvalidOperation])
+_WIDE = EXACT
+#: ISO 4217 only: what a ledger knows when it declares no assets.
+ISO = Currencies()
+
+
 def validate_currency(currency: object, field: str = "currency") -> str:
     """Return ``currency`` if it is a known ISO 4217 code, else raise :class:`ValidationError`."""
-    if not isinstance(currency, str):
-        raise ValidationError(field, f"must be a str, not {type(currency).__name__}")
-    if currency not in MINOR_UNITS:
-        raise ValidationError(field, f"{currency!r} is not a known ISO 4217 currency code")
-    return currency
+    return ISO.validate(currency, field)
 
 
 def quantum(currency: str) -> Decimal:
-    """The currency's smallest unit, such as ``Decimal("0.01")`` for USD."""
-    return Decimal(1).scaleb(-MINOR_UNITS[currency])
+    """The ISO currency's smallest unit, such as ``Decimal("0.01")`` for USD."""
+    return ISO.quantum(currency)
+
+
+def decimals(currency: str) -> int:
+    """How many decimals the ISO currency allows."""
+    return ISO.decimals(currency)
+
+
+def fits(amount: Decimal, currency: str) -> bool:
+    """True when ``amount`` has no more decimals than the ISO currency allows."""
+    return ISO.fits(amount, currency)
+
+
+def parse_amount(value: object, currency: str | None, field: str = "amount") -> Decimal:
+    """:meth:`Currencies.parse_amount` for ISO 4217 currencies."""
+    return ISO.parse_amount(value, currency, field)
+
+
+def parse_balance(value: object, currency: str, field: str = "balance") -> Decimal:
+    """:meth:`Currencies.parse_balance` for ISO 4217 currencies."""
+    return ISO.parse_balance(value, currency, field)
+
+
+def present(amount: Decimal, currency: str) -> Decimal:
+    """:meth:`Currencies.present` for ISO 4217 currencies."""
+    return ISO.present(amount, currency)
 
 
 def _to_decimal(value: object, field: str) -> Decimal:
@@ -81,68 +263,6 @@ def _to_decimal(value: object, field: str) -> Decimal:
     raise ValidationError(
         field, f"must be a Decimal, int or numeric str, not {type(value).__name__}"
     )
-
-
-def parse_amount(value: object, currency: str | None, field: str = "amount") -> Decimal:
-    """Turn ``value`` into an exact, positive amount in ``currency``'s minor unit.
-
-    With ``currency`` None (not known yet) the amount may have as many
-    decimals as any currency allows; check it with :func:`fits` once the
-    currency is known.
-
-    Raises:
-        ValidationError: The value is not finite, not positive, above
-            :data:`MAX_AMOUNT`, or has more decimals than the currency allows.
-    """
-    amount = _to_decimal(value, field)
-    return _checked(amount, currency, field, allow_zero=False)
-
-
-def parse_balance(value: object, currency: str, field: str = "balance") -> Decimal:
-    """Like :func:`parse_amount`, but zero is allowed: a starting balance may be empty."""
-    return _checked(_to_decimal(value, field), currency, field, allow_zero=True)
-
-
-def decimals(currency: str) -> int:
-    """How many decimals ``currency`` allows."""
-    return MINOR_UNITS[currency]
-
-
-def fits(amount: Decimal, currency: str) -> bool:
-    """True when ``amount`` has no more decimals than ``currency`` allows."""
-    return amount == amount.quantize(quantum(currency))
-
-
-def _checked(amount: Decimal, currency: str | None, field: str, *, allow_zero: bool) -> Decimal:
-    if not amount.is_finite():
-        raise ValidationError(field, f"must be finite, not {amount}")
-    if amount < 0 or amount.is_signed():
-        raise ValidationError(field, f"must not be negative, got {amount}")
-    if amount == 0 and not allow_zero:
-        raise ValidationError(field, "must be greater than zero")
-    if amount > MAX_AMOUNT:
-        raise ValidationError(field, f"must be at most {MAX_AMOUNT}, got {amount}")
-    places = _MOST_DECIMALS if currency is None else decimals(currency)
-    try:
-        exact = amount.quantize(Decimal(1).scaleb(-places))
-    except InvalidOperation:  # pragma: no cover - bounded by MAX_AMOUNT above
-        raise ValidationError(field, f"{amount} cannot be represented") from None
-    if exact != amount:
-        allowed = "any currency allows" if currency is None else f"{currency} allows"
-        raise ValidationError(field, f"{amount} has more decimals than {allowed} ({places})")
-    return exact if currency is not None else amount
-
-
-def present(amount: Decimal, currency: str) -> Decimal:
-    """Show a stored number in the currency's minor unit when that loses nothing."""
-    step = quantum(currency) if currency in MINOR_UNITS else None
-    if step is None or not amount.is_finite():
-        return amount
-    try:
-        exact = amount.quantize(step)
-    except InvalidOperation:
-        return amount
-    return exact if exact == amount else amount
 
 
 def validate_identifier(value: object, field: str) -> str:

@@ -190,6 +190,21 @@ class ReconcileReport:
 
 
 @attrs.frozen
+class DeploymentSettings:
+    """What every ledger on one set of tables must agree on.
+
+    Attributes:
+        opening_balance: What an account with no stored balance holds.
+        default_currency: The currency of an account with none stored.
+        assets: Assets beyond ISO 4217, with their decimals.
+    """
+
+    opening_balance: Decimal
+    default_currency: str
+    assets: dict[str, int]
+
+
+@attrs.frozen
 class SeedReport:
     """What a seed run wrote.
 

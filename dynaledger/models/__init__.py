@@ -18,6 +18,7 @@ from pynamodb.models import Model
 
 from dynaledger.errors import LedgerError
 from dynaledger.models.attributes import DecimalAttribute, ISODateTimeAttribute
+from dynaledger.models.deployment import DeploymentSettings
 from dynaledger.models.layout import TableLayout
 from dynaledger.models.schema_migration import SchemaMigration
 from dynaledger.models.transaction import Transaction
@@ -57,12 +58,14 @@ class BoundModels:
         user: The ``{prefix}Users`` model.
         transaction: The ``{prefix}Transactions`` model.
         schema_migration: The ``{prefix}SchemaMigrations`` model.
+        deployment: The deployment's settings, one item of the migrations table.
         connection: The single PynamoDB connection (one botocore client) they all use.
     """
 
     user: type[User]
     transaction: type[Transaction]
     schema_migration: type[SchemaMigration]
+    deployment: type[DeploymentSettings]
     connection: Connection
 
 
@@ -103,6 +106,7 @@ def bind_models(settings: ConnectionSettings, layout: TableLayout | None = None)
             idempotency_key=UnicodeAttribute(hash_key=True, attr_name=key),
         ),
         schema_migration=_bind(SchemaMigration, layout.migrations_table, settings, connection),
+        deployment=_bind(DeploymentSettings, layout.migrations_table, settings, connection),
         connection=connection,
     )
 
@@ -142,7 +146,9 @@ def _bind(
     # Point the bound model's table connection at the shared connection, so the
     # whole ledger uses one botocore client and one connection pool.
     table_connection = bound._get_connection()
-    connection.add_meta_table(table_connection.get_meta_table())
+    meta_table = table_connection.get_meta_table()
+    if meta_table.table_name not in connection._tables:  # two models share the migrations table
+        connection.add_meta_table(meta_table)
     table_connection.connection = connection
     return bound
 
@@ -151,6 +157,7 @@ __all__ = [
     "BoundModels",
     "ConnectionSettings",
     "DecimalAttribute",
+    "DeploymentSettings",
     "ISODateTimeAttribute",
     "SchemaMigration",
     "TableLayout",

@@ -18,7 +18,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from dynaledger.errors import UnreadableRecord, UserAlreadyExists, ValidationError
-from dynaledger.money import parse_balance, validate_currency
+from dynaledger.services import deployment
 from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry, run
 from dynaledger.services.accounts import create_user
 from dynaledger.services.records import load_user
@@ -80,8 +80,11 @@ def generate(
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValidationError("count", f"must be a positive int, not {count!r}")
-    account_currency = ctx.default_currency if currency is None else validate_currency(currency)
-    starting = parse_balance(balance, account_currency)
+    deployment.ensure(ctx)
+    account_currency = (
+        ctx.default_currency if currency is None else ctx.currencies.validate(currency)
+    )
+    starting = ctx.currencies.parse_balance(balance, account_currency)
     ids = list(synthetic_ids(count))
     created = skipped = 0
     now = ctx.now()

@@ -17,6 +17,7 @@ from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
 
 from dynaledger.errors import ConcurrencyError, LedgerError, ServiceUnavailable, TableNotFound
 from dynaledger.models import BoundModels
+from dynaledger.money import ISO, Currencies
 
 _T = TypeVar("_T")
 
@@ -86,6 +87,18 @@ class RetryStats:
                 self.exhausted += 1
 
 
+@attrs.define
+class SettingsCheck:
+    """Whether this ledger's settings were found to be the deployment's (checked once)."""
+
+    ok: bool = False
+    lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
+
+    def passed(self) -> None:
+        """Remember that the settings agree, so later writes skip the read."""
+        self.ok = True
+
+
 @attrs.frozen
 class Context:
     """Everything a service needs besides its arguments.
@@ -96,6 +109,8 @@ class Context:
         default_currency: The currency of an account that has none stored.
         retry: The retry policy.
         stats: Counters of attempts and retries.
+        currencies: The ISO 4217 currencies and the assets the deployment declares.
+        settings_check: Whether the deployment's stored settings were found to agree.
     """
 
     models: BoundModels
@@ -103,6 +118,8 @@ class Context:
     default_currency: str
     retry: RetryPolicy
     stats: RetryStats = attrs.Factory(RetryStats)
+    currencies: Currencies = ISO
+    settings_check: SettingsCheck = attrs.Factory(SettingsCheck)
 
     def now(self) -> datetime:
         """The current time, aware, in UTC."""

@@ -11,7 +11,8 @@ from pynamodb.transactions import TransactWrite
 from dynaledger import values
 from dynaledger.errors import UnreadableRecord, UserAlreadyExists, UserNotFound
 from dynaledger.models import User
-from dynaledger.money import parse_balance, present, validate_currency, validate_identifier
+from dynaledger.money import validate_identifier
+from dynaledger.services import deployment
 from dynaledger.services._core import Context, run
 from dynaledger.services.records import account_currency, load_user, read_user
 
@@ -42,8 +43,9 @@ def balance_of(ctx: Context, user: User) -> values.Balance:
     """The balance a stored user holds: its own, or the opening balance when it has none."""
     currency = account_currency(ctx, user)
     if user.balance is None:
-        return values.Balance(user.user_id, present(ctx.opening_balance, currency), currency, True)
-    return values.Balance(user.user_id, present(user.balance, currency), currency)
+        opening = ctx.currencies.present(ctx.opening_balance, currency)
+        return values.Balance(user.user_id, opening, currency, True)
+    return values.Balance(user.user_id, ctx.currencies.present(user.balance, currency), currency)
 
 
 def create_user(
@@ -59,8 +61,13 @@ def create_user(
         ValidationError: An argument breaks its rule; nothing is written.
     """
     user_id = validate_identifier(user_id, "user_id")
-    account_currency = ctx.default_currency if currency is None else validate_currency(currency)
-    starting: Decimal | None = None if balance is None else parse_balance(balance, account_currency)
+    deployment.ensure(ctx)
+    account_currency = (
+        ctx.default_currency if currency is None else ctx.currencies.validate(currency)
+    )
+    starting: Decimal | None = (
+        None if balance is None else ctx.currencies.parse_balance(balance, account_currency)
+    )
     now = ctx.now()
     user = ctx.models.user(
         user_id,

@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal, localcontext
 from functools import partial
 from typing import Any
 
@@ -27,7 +28,7 @@ from dynaledger.errors import UnreadableRecord, ValidationError
 from dynaledger.models.attributes import instant_key, instant_prefix
 from dynaledger.models.transaction import Transaction
 from dynaledger.models.user import User
-from dynaledger.money import MAX_ID_LENGTH, present, validate_identifier
+from dynaledger.money import EXACT, MAX_ID_LENGTH, validate_identifier
 from dynaledger.services._core import Context, run
 from dynaledger.services.accounts import require_user
 from dynaledger.services.records import SortKey, account_currency, load_entry, load_user
@@ -118,7 +119,7 @@ def history(
     currency = None
     if (not shown and position is None) or any(item.record.currency is None for item in shown):
         currency = account_currency(ctx, require_user(ctx, user_id))
-    items = tuple(entry(item.record, item.record.currency or currency or "") for item in shown)
+    items = tuple(entry(ctx, item.record, item.record.currency or currency or "") for item in shown)
     return values.HistoryPage(items, next_cursor)
 
 
@@ -188,13 +189,13 @@ def _pages(
             return
 
 
-def entry(record: Transaction, currency: str) -> values.HistoryEntry:
+def entry(ctx: Context, record: Transaction, currency: str) -> values.HistoryEntry:
     """The history entry a stored, checked record stands for, in ``currency``."""
     assert record.timestamp is not None  # the index holds only records with one
     return values.HistoryEntry(
         idempotency_key=record.transfer_id or record.idempotency_key,
         user_id=record.user_id,
-        amount=present(record.amount, currency),
+        amount=ctx.currencies.present(record.amount, currency),
         type=EntryType(record.type),
         currency=currency,
         timestamp=record.timestamp,
@@ -235,6 +236,19 @@ def _check(
     """The account's mismatch, or None; its unreadable entries go to ``problems``."""
     currency = account_currency(ctx, user)
     opening = ctx.opening_balance if user.opening_balance is None else user.opening_balance
+    with localcontext(EXACT):
+        expected, unreadable = _replay_entries(ctx, user, currency, opening, problems)
+    actual = opening if user.balance is None else user.balance
+    if unreadable or expected == actual:
+        return None
+    present = ctx.currencies.present
+    return values.Mismatch(user.user_id, present(expected, currency), present(actual, currency))
+
+
+def _replay_entries(
+    ctx: Context, user: User, currency: str, opening: Decimal, problems: list[values.RecordProblem]
+) -> tuple[Decimal, bool]:
+    """Opening balance plus credits minus debits, and whether any entry was unreadable."""
     expected, unreadable = opening, False
     table = ctx.models.transaction.Meta.table_name
     for raw in _index_items(ctx, user.user_id, None):
@@ -252,10 +266,7 @@ def _check(
             unreadable = True
             continue
         expected += record.amount if record.type == EntryType.CREDIT else -record.amount
-    actual = opening if user.balance is None else user.balance
-    if unreadable or expected == actual:
-        return None
-    return values.Mismatch(user.user_id, present(expected, currency), present(actual, currency))
+    return expected, unreadable
 
 
 def _named(

@@ -41,7 +41,8 @@ from dynaledger.models.transaction import (
     Transaction,
 )
 from dynaledger.models.user import User
-from dynaledger.money import fits, parse_amount, present, validate_currency, validate_identifier
+from dynaledger.money import validate_identifier
+from dynaledger.services import deployment
 from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry, run
 from dynaledger.services.accounts import require_user
 from dynaledger.services.records import (
@@ -163,7 +164,7 @@ def transact(
     return values.TransactResult(
         idempotency_key=record.idempotency_key,
         user_id=record.user_id,
-        amount=present(record.amount, outcome.currency),
+        amount=ctx.currencies.present(record.amount, outcome.currency),
         type=EntryType(record.type),
         currency=outcome.currency,
         timestamp=_timestamp(record),
@@ -203,7 +204,7 @@ def transfer(
         idempotency_key=record.idempotency_key,
         from_user_id=record.user_id,
         to_user_id=record.counterparty_id or "",
-        amount=present(record.amount, outcome.currency),
+        amount=ctx.currencies.present(record.amount, outcome.currency),
         currency=outcome.currency,
         timestamp=_timestamp(record),
         replayed=outcome.replayed,
@@ -221,13 +222,14 @@ def _money(
     allows can only be judged by the account's own currency, so that is read
     first (one more request, on this path only).
     """
+    money = ctx.currencies
     if currency is not None:
-        held = validate_currency(currency)
-        return parse_amount(amount, held), held, True
-    if fits(parse_amount(amount, None), ctx.default_currency):
-        return parse_amount(amount, ctx.default_currency), ctx.default_currency, False
+        held = money.validate(currency)
+        return money.parse_amount(amount, held), held, True
+    if money.fits(money.parse_amount(amount, None), ctx.default_currency):
+        return money.parse_amount(amount, ctx.default_currency), ctx.default_currency, False
     held = account_currency(ctx, require_user(ctx, user_id))
-    return parse_amount(amount, held), held, True
+    return money.parse_amount(amount, held), held, True
 
 
 def _timestamp(record: Transaction) -> datetime:
@@ -239,6 +241,7 @@ def _timestamp(record: Transaction) -> datetime:
 
 def _execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
     """Apply ``request``, learning the account's currency once if the caller gave none."""
+    deployment.ensure(ctx)
     movement = _Movement(ctx, request, request_id=uuid.uuid4().hex, now=ctx.now())
     try:
         return run(ctx, movement.attempt)
@@ -248,7 +251,7 @@ def _execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
         request = attrs.evolve(
             request,
             currency=learned.currency,
-            amount=parse_amount(raw_amount, learned.currency),
+            amount=ctx.currencies.parse_amount(raw_amount, learned.currency),
             currency_given=True,
         )
         return run(ctx, attrs.evolve(movement, request=request).attempt)
@@ -362,7 +365,7 @@ class _Movement:
         for _, direction, user in failed:
             if direction is EntryType.DEBIT:
                 held = self.ctx.opening_balance if user.balance is None else user.balance
-                return self._reject(present(held, self.request.currency))
+                return self._reject(self.ctx.currencies.present(held, self.request.currency))
         codes = [reason.code if reason else "None" for reason in reasons]
         raise LedgerError(f"transaction cancelled for an unexpected reason: {codes}")
 
@@ -411,8 +414,8 @@ class _Movement:
         if stored.status == STATUS_REJECTED:
             raise InsufficientFunds(
                 stored.user_id,
-                present(stored.rejected_balance or Decimal(0), currency),
-                present(stored.amount, currency),
+                ctx.currencies.present(stored.rejected_balance or Decimal(0), currency),
+                ctx.currencies.present(stored.amount, currency),
                 currency,
             )
         # A record carrying this call's request id was written by an earlier attempt

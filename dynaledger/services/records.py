@@ -26,7 +26,6 @@ from dynaledger.models.transaction import (
     Transaction,
 )
 from dynaledger.models.user import User
-from dynaledger.money import validate_currency
 from dynaledger.services._core import Context
 
 _M = TypeVar("_M", bound=Model)
@@ -61,7 +60,7 @@ def load_user(ctx: Context, raw: dict[str, Any]) -> User:
         "openingBalance", user.opening_balance
     )
     if problem is None and user.currency is not None:
-        problem = _currency_problem(user.currency)
+        problem = _currency_problem(ctx, user.currency)
     if problem is not None:
         raise UnreadableRecord(model.Meta.table_name, key, problem)
     return user
@@ -81,7 +80,7 @@ def load_transaction(ctx: Context, raw: dict[str, Any]) -> Transaction:
     model = ctx.models.transaction
     key = _raw_key(raw, model.idempotency_key.attr_name)
     record = _instantiate(model, raw, key)
-    problem = _record_problem(record)
+    problem = _record_problem(ctx, record)
     if problem is not None:
         raise UnreadableRecord(model.Meta.table_name, key, problem)
     return record
@@ -105,7 +104,7 @@ def load_entry(ctx: Context, raw: dict[str, Any]) -> tuple[Transaction, SortKey]
     return record, (instant, key)
 
 
-def _record_problem(record: Transaction) -> str | None:  # noqa: PLR0911 - one return per rule
+def _record_problem(ctx: Context, record: Transaction) -> str | None:  # noqa: PLR0911 - one return per rule
     if not record.user_id:
         return "no userId"
     if record.amount is None:
@@ -114,7 +113,7 @@ def _record_problem(record: Transaction) -> str | None:  # noqa: PLR0911 - one r
         return f"amount {record.amount} is not a positive number"
     if record.type not in ENTRY_TYPES:
         return f"type {record.type!r} is not 'credit' or 'debit'"
-    if record.currency is not None and (problem := _currency_problem(record.currency)):
+    if record.currency is not None and (problem := _currency_problem(ctx, record.currency)):
         return problem
     if record.status not in (None, STATUS_APPLIED, STATUS_REJECTED):
         return f"status {record.status!r} is not 'applied' or 'rejected'"
@@ -129,9 +128,9 @@ def _number_problem(name: str, value: Decimal | None) -> str | None:
     return None
 
 
-def _currency_problem(currency: str) -> str | None:
+def _currency_problem(ctx: Context, currency: str) -> str | None:
     try:
-        validate_currency(currency)
+        ctx.currencies.validate(currency)
     except ValidationError as error:
         return f"currency: {error.rule}"
     return None

@@ -1,0 +1,276 @@
+"""Assets beyond ISO 4217, to 18 decimals: declared per deployment, exact end to end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+
+from dynaledger import Ledger
+from dynaledger.cli import main
+from dynaledger.errors import ValidationError
+from dynaledger.money import EXACT, ISO, Currencies, parse_assets
+from tests.conftest import unique
+
+ASSETS = {"BTC": 8, "ETH": 18, "USDT": 6, "CHIPS": 0}
+WEI = "0.000000000000000001"
+#: 33 significant digits: the largest ETH amount with every decimal used.
+BIG_ETH = "999999999999999.999999999999999999"
+
+
+@pytest.fixture
+def crypto(make_ledger: Callable[..., Ledger]) -> Ledger:
+    """A migrated ledger that declares BTC, ETH, USDT and CHIPS."""
+    ledger = make_ledger(assets=ASSETS)
+    ledger.migrate()
+    return ledger
+
+
+class TestDeclaringAssets:
+    def test_assets_come_from_the_environment(self) -> None:
+        """DYNALEDGER_ASSETS='BTC:8,ETH:18' declares both for from_env."""
+        env = {
+            "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9",
+            "DYNALEDGER_ASSETS": "BTC:8, ETH:18",
+        }
+        assert {"BTC": 8, "ETH": 18} == Ledger.from_env(env).assets
+
+    @pytest.mark.parametrize(
+        ("assets", "rule"),
+        [
+            ({"btc": 8}, "'btc' is not an asset code (2 to 12 of A-Z and 0-9, one letter)"),
+            ({"B": 8}, "'B' is not an asset code (2 to 12 of A-Z and 0-9, one letter)"),
+            ({"123": 8}, "'123' is not an asset code (2 to 12 of A-Z and 0-9, one letter)"),
+            ({"LONGERTHAN12": 2, "THIRTEENCHAR1": 2},
+             "'THIRTEENCHAR1' is not an asset code (2 to 12 of A-Z and 0-9, one letter)"),
+            ({"ETH": 19}, "ETH: decimals must be 0 to 18"),
+            ({"ETH": -1}, "ETH: decimals must be 0 to 18"),
+            ({"ETH": True}, "ETH: decimals must be an int, not True"),
+            ({"JPY": 2}, "JPY is ISO 4217 with 0 decimals, not 2"),
+        ],
+    )  # fmt: skip
+    def test_bad_declarations_are_refused(self, assets: dict[str, int], rule: str) -> None:
+        """Codes follow the pattern, decimals are 0 to 18, ISO codes keep their decimals."""
+        with pytest.raises(ValidationError) as caught:
+            Ledger("http://127.0.0.1:9", assets=assets)
+        assert ("assets", rule) == (caught.value.field, caught.value.rule)
+
+    def test_an_iso_code_with_its_own_decimals_is_accepted(self) -> None:
+        """Declaring USD with 2 decimals changes nothing and is not an error."""
+        assert 2 == Currencies({"USD": 2}).decimals("USD")
+
+    @pytest.mark.parametrize("text", ["BTC", "BTC:x", "BTC:8,:2", "BTC:-1"])
+    def test_a_malformed_variable_names_the_variable(self, text: str) -> None:
+        """A value of DYNALEDGER_ASSETS that is not CODE:DECIMALS is a ValidationError naming it."""
+        with pytest.raises(ValidationError) as caught:
+            parse_assets(text, "DYNALEDGER_ASSETS")
+        assert "DYNALEDGER_ASSETS" == caught.value.field
+
+    def test_an_undeclared_asset_is_refused_before_anything_is_sent(self, ledger: Ledger) -> None:
+        """A ledger without BTC declared refuses currency='BTC' with a ValidationError."""
+        with pytest.raises(ValidationError, match="'BTC' is not a known ISO 4217 currency code"):
+            ledger.create_user(unique("u"), currency="BTC")
+
+
+class TestLimits:
+    @pytest.mark.parametrize(
+        ("currency", "largest_balance"),
+        [
+            ("JPY", "99999999999999999999999999999999999999"),
+            ("USD", "999999999999999999999999999999999999.99"),
+            ("BTC", "999999999999999999999999999999.99999999"),
+            ("ETH", "99999999999999999999.999999999999999999"),
+        ],
+    )
+    def test_the_largest_balance_uses_all_38_digits(
+        self, currency: str, largest_balance: str
+    ) -> None:
+        """Each currency's largest balance is 38 significant digits at its decimals."""
+        money = Currencies(ASSETS)
+        assert (Decimal(largest_balance), Decimal(10**15)) == (
+            money.max_balance(currency), money.max_amount(currency),
+        )  # fmt: skip
+
+    def test_amounts_past_the_limit_are_refused_before_anything_is_sent(
+        self, crypto: Ledger
+    ) -> None:
+        """An ETH amount of 10**15 + 1 wei is a ValidationError on amount."""
+        user_id = unique("eth")
+        crypto.create_user(user_id, currency="ETH", balance="1")
+        with pytest.raises(ValidationError) as caught:
+            crypto.transact(idempotency_key=unique("k"), user_id=user_id, type="credit",
+                            amount=f"1000000000000000.{WEI[2:]}", currency="ETH")  # fmt: skip
+        assert "amount" == caught.value.field
+
+    def test_a_starting_balance_past_the_largest_is_refused(self, crypto: Ledger) -> None:
+        """create_user with more than the largest ETH balance is a ValidationError on balance."""
+        with pytest.raises(ValidationError) as caught:
+            crypto.create_user(unique("eth"), currency="ETH", balance="100000000000000000000")
+        assert "balance" == caught.value.field
+
+
+class TestEighteenDecimals:
+    def test_wei_round_trip_through_every_operation(self, crypto: Ledger) -> None:
+        """One wei and a 33-digit amount are exact through create, transact, transfer,
+        balance, history and reconcile."""
+        alice, bob = unique("alice"), unique("bob")
+        crypto.create_user(alice, currency="ETH", balance="2")
+        crypto.create_user(bob, currency="ETH", balance="0")
+        credit = crypto.transact(idempotency_key=unique("k"), user_id=alice, amount=BIG_ETH,
+                                 type="credit", currency="ETH")  # fmt: skip
+        sent = crypto.transfer(idempotency_key=unique("t"), from_user_id=alice, to_user_id=bob,
+                               amount=WEI)  # fmt: skip
+        assert (Decimal(BIG_ETH), Decimal(WEI), "ETH") == (
+            credit.amount,
+            sent.amount,
+            sent.currency,
+        )
+        expected = EXACT.subtract(EXACT.add(Decimal(BIG_ETH), 2), Decimal(WEI))
+        assert Decimal("1000000000000001.999999999999999998") == expected
+        assert (expected, Decimal(WEI)) == (
+            crypto.get_user_balance(alice).amount, crypto.get_user_balance(bob).amount,
+        )  # fmt: skip
+        assert [Decimal(WEI), Decimal(BIG_ETH)] == [e.amount for e in crypto.history(alice).items]
+        assert crypto.reconcile([alice, bob]).ok
+
+    def test_a_btc_account_takes_eight_decimals_without_naming_the_currency(
+        self, crypto: Ledger
+    ) -> None:
+        """0.00000001 on a BTC account, currency not named, is one satoshi."""
+        user_id = unique("btc")
+        crypto.create_user(user_id, currency="BTC", balance="0.5")
+        result = crypto.transact(idempotency_key=unique("k"), user_id=user_id,
+                                 amount="0.00000001", type="debit")  # fmt: skip
+        assert ("BTC", Decimal("0.49999999")) == (
+            result.currency, crypto.get_user_balance(user_id).amount,
+        )  # fmt: skip
+
+    def test_chips_have_no_decimals(self, crypto: Ledger) -> None:
+        """CHIPS are whole: 1.5 chips is a ValidationError naming CHIPS."""
+        user_id = unique("chips")
+        crypto.create_user(user_id, currency="CHIPS", balance=100)
+        with pytest.raises(ValidationError, match=r"more decimals than CHIPS allows \(0\)"):
+            crypto.transact(idempotency_key=unique("k"), user_id=user_id, amount="1.5",
+                            type="debit", currency="CHIPS")  # fmt: skip
+
+    def test_the_cli_prints_wei_digit_for_digit_as_text_and_json(
+        self, crypto: Ledger, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """balance, transact and history show 0.000000000000000001, never 1E-18."""
+        user_id = unique("wei")
+        assets = "BTC:8,ETH:18,USDT:6,CHIPS:0"
+        base = ["--endpoint", crypto.settings.endpoint_url or "", "--table-prefix",
+                crypto.settings.table_prefix, "--assets", assets]  # fmt: skip
+        assert 0 == main([*base, "create-user", user_id, "--currency", "ETH", "--balance", WEI])
+        assert 0 == main([*base, "transact", "--key", unique("k"), "--user", user_id,
+                          "--amount", WEI, "--type", "credit"])  # fmt: skip
+        assert 0 == main([*base, "balance", user_id, "--json"])
+        assert 0 == main([*base, "history", user_id])
+        out = capsys.readouterr().out
+        assert "E-" not in out
+        balance = json.loads(out.splitlines()[2])
+        assert ("0.000000000000000002", "ETH") == (balance["amount"], balance["currency"])
+        lines = out.splitlines()
+        assert lines[1].startswith(f"credit {WEI} ETH to {user_id}")
+        assert f"  +{WEI} ETH  " in lines[3]
+
+
+def test_iso_alone_knows_no_assets() -> None:
+    """The module-level registry is ISO 4217 only."""
+    assert (False, True) == (ISO.known("BTC"), ISO.known("KWD"))
+
+
+class TestDeploymentSettings:
+    """The opening balance, default currency and assets are stored with the tables."""
+
+    def test_migrate_records_them_and_status_shows_them(
+        self, crypto: Ledger, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The first migrate stores the ledger's settings; migrate --status prints them."""
+        stored = crypto.deployment_settings()
+        assert stored is not None
+        assert (Decimal("100"), "USD", ASSETS) == (
+            stored.opening_balance, stored.default_currency, stored.assets,
+        )  # fmt: skip
+        assert 0 == main(["--endpoint", crypto.settings.endpoint_url or "", "--table-prefix",
+                          crypto.settings.table_prefix, "migrate", "--status"])  # fmt: skip
+        last = capsys.readouterr().out.splitlines()[-1]
+        expected = (
+            "settings: opening balance 100.00, default currency USD, "
+            "assets BTC:8,CHIPS:0,ETH:18,USDT:6"
+        )
+        assert expected == last
+
+    @pytest.mark.parametrize(
+        ("kwargs", "difference"),
+        [
+            ({"assets": {"BTC": 8}}, "assets are BTC:8,CHIPS:0,ETH:18,USDT:6 for the deployment, "
+                                     "BTC:8 here"),
+            ({"assets": ASSETS, "opening_balance": 0},
+             "opening_balance is 100.00 for the deployment, 0.00 here"),
+            ({"assets": ASSETS, "default_currency": "EUR"},
+             "default_currency is USD for the deployment, EUR here"),
+        ],
+    )  # fmt: skip
+    def test_a_ledger_that_disagrees_refuses_to_write(
+        self, crypto: Ledger, kwargs: dict[str, object], difference: str
+    ) -> None:
+        """Other settings on the same tables: SettingsMismatch naming the difference, no write."""
+        from dynaledger.errors import SettingsMismatch
+
+        other = Ledger(crypto.settings.endpoint_url, table_prefix=crypto.settings.table_prefix,
+                       **kwargs)  # type: ignore[arg-type]  # fmt: skip
+        user_id = unique("u")
+        with pytest.raises(SettingsMismatch) as caught:
+            other.create_user(user_id)
+        assert (difference,) == caught.value.differences
+        with pytest.raises(SettingsMismatch):
+            other.migrate()
+        from dynaledger.errors import UserNotFound
+
+        with pytest.raises(UserNotFound):
+            crypto.get_user_balance(user_id)
+
+    def test_the_check_costs_one_read_per_ledger_not_per_operation(
+        self, crypto: Ledger, count_requests: Callable[[Ledger], object]
+    ) -> None:
+        """A new ledger reads the settings before its first write only."""
+        other = Ledger(crypto.settings.endpoint_url, table_prefix=crypto.settings.table_prefix,
+                       assets=ASSETS)  # fmt: skip
+        counter = count_requests(other)
+        user_id = unique("u")
+        other.create_user(user_id)
+        for n in range(3):
+            other.transact(idempotency_key=f"{user_id}-{n}", user_id=user_id, amount=1,
+                           type="credit")  # fmt: skip
+        assert {"GetItem": 1, "TransactWriteItems": 4} == dict(counter.by_operation)  # type: ignore[attr-defined]
+
+    def test_apply_adds_an_asset_and_refuses_to_change_one_in_use(self, crypto: Ledger) -> None:
+        """Adding SOL is applied; changing the decimals of BTC, held by an account, is refused."""
+        crypto.create_user(unique("btc"), currency="BTC", balance="1")
+        base = {"endpoint_url": crypto.settings.endpoint_url,
+                "table_prefix": crypto.settings.table_prefix}  # fmt: skip
+        more = Ledger(**base, assets={**ASSETS, "SOL": 9})  # type: ignore[arg-type]
+        assert {**ASSETS, "SOL": 9} == more.apply_settings().assets
+        changed = Ledger(**base, assets={**ASSETS, "SOL": 9, "BTC": 9})  # type: ignore[arg-type]
+        with pytest.raises(ValidationError) as caught:
+            changed.apply_settings()
+        assert ("assets", "BTC is held by accounts; its decimals (8) cannot change") == (
+            caught.value.field, caught.value.rule,
+        )  # fmt: skip
+        stored = crypto.deployment_settings()
+        assert stored is not None
+        assert 8 == stored.assets["BTC"]
+
+    def test_the_opening_balance_cannot_change_under_accounts_that_rely_on_it(
+        self, crypto: Ledger
+    ) -> None:
+        """An account created without a balance relies on the opening balance: apply refuses."""
+        crypto.create_user(unique("opening"))
+        other = Ledger(crypto.settings.endpoint_url, table_prefix=crypto.settings.table_prefix,
+                       assets=ASSETS, opening_balance=50)  # fmt: skip
+        with pytest.raises(ValidationError) as caught:
+            other.apply_settings()
+        assert "opening_balance" == caught.value.field
