@@ -39,8 +39,11 @@ class TestCommands:
         assert (0, ["0001", "0002"]) == (code, [line.split()[0] for line in lines[:2]])
         assert all("applied" in line for line in lines[:2])
         assert [
-            f"table {name}: point-in-time recovery off, deletion protection off"
-            for name in fresh_ledger.table_names
+            *(
+                f"table {name}: point-in-time recovery off, deletion protection off"
+                for name in fresh_ledger.table_names
+            ),
+            "settings: opening balance 100.00, default currency USD, assets none",
         ] == lines[2:]
 
     def test_seed_twice(self, cli: Run) -> None:
