@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _guarded(lambda: _serve(args))
     if args.command == "iam-policy":
-        return _iam_policy(args)
+        return _guarded(lambda: _iam_policy(args))
     if args.command == "demo":
         from dynaledger.demo import run_demo
 
@@ -135,14 +135,15 @@ def _emit(args: argparse.Namespace, result: Any, line: str) -> None:
 
 
 def _migrate(args: argparse.Namespace, ledger: Ledger) -> int:
+    if args.release is not None:
+        freed = ledger.release_migration(args.release)
+        since = f" since {freed.claimed_at:%Y-%m-%d %H:%M:%S}Z" if freed.claimed_at else ""
+        print(f"released {freed.revision} (claimed by {freed.claimed_by}{since}); "
+              "`dynaledger migrate` applies it again")  # fmt: skip
+        return 0
     if args.status:
         for status in ledger.migration_status():
-            when = (
-                f"applied {status.applied_at:%Y-%m-%d %H:%M:%S}Z"
-                if status.applied_at
-                else "pending"
-            )
-            print(f"{status.revision}  {when:<28} {status.description}")
+            print(f"{status.revision}  {_revision_state(status):<28} {status.description}")
         for table in ledger.table_settings():
             pitr = "on" if table.point_in_time_recovery else "off"
             protected = "on" if table.deletion_protection else "off"
@@ -159,6 +160,18 @@ def _migrate(args: argparse.Namespace, ledger: Ledger) -> int:
     else:
         print("nothing to apply: up to date")
     return 0
+
+
+def _revision_state(status: values.RevisionStatus) -> str:
+    if status.applied_at is not None:
+        return f"applied {status.applied_at:%Y-%m-%d %H:%M:%S}Z"
+    if status.claimed_by is not None:
+        since = f" since {status.claimed_at:%Y-%m-%d %H:%M:%S}Z" if status.claimed_at else ""
+        return (
+            f"being applied by {status.claimed_by}{since} "
+            f"(if it is gone: migrate --release {status.revision})"
+        )
+    return "pending"
 
 
 def _settings_line(settings: values.DeploymentSettings) -> str:
@@ -328,20 +341,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
 
-    migrate = command("migrate", _migrate, "create or adopt the tables; record revisions")
-    migrate.add_argument("--status", action="store_true", help="list applied and pending revisions")
-    migrate.add_argument(
-        "--pitr",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="turn on point-in-time recovery (default: on for AWS only)",
-    )
-    migrate.add_argument(
-        "--deletion-protection",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="turn on deletion protection (default: on for AWS only)",
-    )
+    _migrate_options(command("migrate", _migrate, "create or adopt the tables; record revisions"))
 
     settings = command(
         "settings", _settings, "show the deployment's opening balance, currency and assets", output
@@ -390,6 +390,28 @@ def _parser() -> argparse.ArgumentParser:
     policy = command("iam-policy", None, "print a least-privilege IAM policy for the tables")
     policy.add_argument("--account", required=True, help="the AWS account id")
     return parser
+
+
+def _migrate_options(migrate: argparse.ArgumentParser) -> None:
+    action = migrate.add_mutually_exclusive_group()
+    action.add_argument("--status", action="store_true", help="list applied and pending revisions")
+    action.add_argument(
+        "--release",
+        metavar="REVISION",
+        help="free the claim a migrator that died left on REVISION, so migrate applies it again",
+    )
+    migrate.add_argument(
+        "--pitr",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="turn on point-in-time recovery (default: on for AWS only)",
+    )
+    migrate.add_argument(
+        "--deletion-protection",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="turn on deletion protection (default: on for AWS only)",
+    )
 
 
 def _connection_options(parser: argparse.ArgumentParser, default: str | None) -> None:

@@ -174,10 +174,45 @@ class SettingsMismatch(LedgerError):
         )
 
 
+class ConfigurationError(LedgerError):
+    """DynamoDB cannot be used as configured: no credentials, rejected credentials, or no access.
+
+    Retrying does not help, so it is raised at the first attempt; the message names the cause.
+    """
+
+
+class IncompatibleIndex(IncompatibleTable):
+    """A table's index exists with another key schema or projection than the model's.
+
+    Attributes:
+        index_name: The index.
+        differences: What differs, each as ``"<what> <actual>, the model expects <expected>"``.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        index_name: str,
+        expected: str,
+        actual: str,
+        differences: Sequence[str],
+    ) -> None:
+        self.table_name = table_name
+        self.index_name = index_name
+        self.expected = expected
+        self.actual = actual
+        self.differences = tuple(differences)
+        MigrationError.__init__(
+            self, f"table {table_name!r} has index {index_name!r} with {'; '.join(differences)}"
+        )
+
+
 __all__ = [
     "ConcurrencyError",
+    "ConfigurationError",
     "CurrencyMismatch",
     "IdempotencyConflict",
+    "IncompatibleIndex",
     "IncompatibleTable",
     "InsufficientFunds",
     "LedgerError",

@@ -10,8 +10,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from botocore.client import BaseClient
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from dynaledger import seeds, services, values
+from dynaledger.errors import ValidationError
 from dynaledger.migrations import Migrator, TableProtection
 from dynaledger.models import ConnectionSettings, TableLayout, bind_models
 from dynaledger.money import Currencies, parse_assets
@@ -50,6 +52,25 @@ def is_loopback(endpoint_url: str | None) -> bool:
         return False
 
 
+def _check_endpoint(endpoint_url: object) -> None:
+    """Refuse what botocore would refuse with a bare ``ValueError``, naming the field and rule."""
+    if endpoint_url is None:
+        return
+    rule = "must be an http:// or https:// URL with a host, such as http://localhost:8000"
+    if not isinstance(endpoint_url, str):
+        raise ValidationError("endpoint_url", f"{rule}, not {type(endpoint_url).__name__}")
+    parsed = urlparse(endpoint_url)
+    try:
+        parsed.port  # noqa: B018 - parsing the port is the check: "http://host:x" raises
+    except ValueError:
+        raise ValidationError(
+            "endpoint_url", f"{rule}; {endpoint_url!r} has an invalid port"
+        ) from None
+    valid = is_valid_endpoint_url(endpoint_url) or is_valid_ipv6_endpoint_url(endpoint_url)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname or not valid:
+        raise ValidationError("endpoint_url", f"{rule}, not {endpoint_url!r}")
+
+
 class Ledger:
     """User balances in DynamoDB, moved by atomic, idempotent, never-overdrawn transactions.
 
@@ -86,6 +107,7 @@ class Ledger:
     ) -> None:
         currencies = Currencies(dict(assets or {}))
         currency = currencies.validate(default_currency, "default_currency")
+        _check_endpoint(endpoint_url)
         local = is_loopback(endpoint_url)
         has_credentials = any(os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
         self.settings = ConnectionSettings(
@@ -232,6 +254,14 @@ class Ledger:
     def migration_status(self) -> list[values.RevisionStatus]:
         """Every migration revision and when it was applied."""
         return Migrator(self._ctx).status()
+
+    def release_migration(self, revision: str) -> values.RevisionStatus:
+        """Free the claim a migrator that died left on ``revision``; return what was freed.
+
+        Use it only when the migrator named by ``migration_status()`` is gone;
+        the next ``migrate`` applies the revision again.
+        """
+        return Migrator(self._ctx).release(revision)
 
     def table_settings(self) -> list[values.TableSettings]:
         """Point-in-time recovery and deletion protection of each existing table."""

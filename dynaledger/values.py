@@ -240,11 +240,16 @@ class RevisionStatus:
         revision: The revision id, such as ``"0001"``.
         description: What the revision does.
         applied_at: When it was applied, or None while pending.
+        claimed_by: While a migrator is applying it (or died doing so): its
+            ``host:pid``; None otherwise.
+        claimed_at: When that migrator claimed it.
     """
 
     revision: str
     description: str
     applied_at: datetime | None
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
 
     @property
     def applied(self) -> bool:

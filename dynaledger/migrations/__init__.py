@@ -9,28 +9,36 @@ so two migrators started at once apply every revision exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import (
     PutError,
-    PynamoDBException,
     ScanError,
     TableDoesNotExist,
     TableError,
+    UpdateError,
 )
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
-from dynaledger.errors import IncompatibleTable, MigrationError
+from dynaledger.errors import (
+    IncompatibleIndex,
+    IncompatibleTable,
+    LedgerError,
+    MigrationError,
+    ServiceUnavailable,
+)
 from dynaledger.models import BoundModels
 from dynaledger.models.schema_migration import (
     STATE_APPLIED,
@@ -40,6 +48,8 @@ from dynaledger.models.schema_migration import (
 )
 from dynaledger.services._core import Context, error_code, run
 from dynaledger.values import RevisionStatus, TableSettings
+
+_T = TypeVar("_T")
 
 
 @attrs.frozen
@@ -74,82 +84,137 @@ class TableProtection:
 
 @attrs.frozen
 class MigrationContext:
-    """What a revision's ``upgrade`` receives: the bound models and table helpers."""
+    """What a revision's ``upgrade`` receives: the bound models and table helpers.
 
-    models: BoundModels
+    Every request goes through the services' retry loop and error translation
+    (:func:`dynaledger.services._core.run`), so a schema call fails with a
+    :class:`~dynaledger.errors.LedgerError`, never a botocore or PynamoDB exception.
+    """
+
+    ctx: Context
     wait_seconds: float = 300.0
+
+    @property
+    def models(self) -> BoundModels:
+        """The ledger's models, bound to its prefix and connection."""
+        return self.ctx.models
+
+    def call(self, attempt: Callable[[], _T]) -> _T:
+        """Send one schema request (``attempt``) with retries and translated errors."""
+        try:
+            return run(self.ctx, attempt)
+        except ServiceUnavailable as error:
+            raise ServiceUnavailable(
+                f"DynamoDB did not answer ({error.cause}); migrate is safe to run again",
+                cause=error.cause,
+            ) from error
 
     def ensure_table(self, model: type[Model]) -> None:
         """Create ``model``'s table with its indexes, or adopt a compatible existing one.
 
         Raises:
             IncompatibleTable: The table exists with another key schema.
+            IncompatibleIndex: One of its indexes exists with another key schema or projection.
         """
         name = model.Meta.table_name
-        try:
-            description = model.describe_table()
-        except TableDoesNotExist:
-            description = None
+        description = self._describe(model)
         if description is None:
-            try:
-                model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-            except TableError as error:
-                if error.cause_response_code != "ResourceInUseException":
-                    raise
+            self.call(lambda: self._create(model))
             description = self._wait_active(model)
         schema = model._get_schema()
         expected = _key_schema(schema["key_schema"], schema["attribute_definitions"])
         actual = _key_schema(description["KeySchema"], description["AttributeDefinitions"])
         if expected != actual:
             raise IncompatibleTable(name, expected, actual)
-        self._ensure_indexes(model, description)
+        _check_indexes(model, description)
+        self._ensure_indexes(model)
 
-    def _ensure_indexes(self, model: type[Model], description: dict[str, Any]) -> None:
-        present = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+    def _describe(self, model: type[Model]) -> dict[str, Any] | None:
+        def attempt() -> dict[str, Any] | None:
+            try:
+                description: dict[str, Any] = model.describe_table()
+            except TableDoesNotExist:
+                return None
+            return description
+
+        return self.call(attempt)
+
+    @staticmethod
+    def _create(model: type[Model]) -> None:
+        try:
+            model.create_table(wait=False, billing_mode="PAY_PER_REQUEST")
+        except TableError as error:
+            if error_code(error) != "ResourceInUseException":  # made by another migrator
+                raise
+
+    def _ensure_indexes(self, model: type[Model]) -> None:
+        """Add the model's indexes that the table lacks (an adopted table may have none)."""
         schema = model._get_schema()
-        for index in schema["global_secondary_indexes"]:
-            if index["index_name"] in present:
-                continue
-            create = {
-                "IndexName": index["index_name"],
-                "KeySchema": index["key_schema"],
-                "Projection": index["projection"],
+
+        def attempt() -> None:
+            # Described again on each attempt: a retried create must not repeat one that landed.
+            present = {
+                i["IndexName"] for i in model.describe_table().get("GlobalSecondaryIndexes", [])
             }
-            self.models.connection.client.update_table(
-                TableName=model.Meta.table_name,
-                AttributeDefinitions=index["attribute_definitions"],
-                GlobalSecondaryIndexUpdates=[{"Create": create}],
-            )
+            for index in schema["global_secondary_indexes"]:
+                if index["index_name"] in present:
+                    continue
+                create = {
+                    "IndexName": index["index_name"],
+                    "KeySchema": index["key_schema"],
+                    "Projection": index["projection"],
+                }
+                self.models.connection.client.update_table(
+                    TableName=model.Meta.table_name,
+                    AttributeDefinitions=index["attribute_definitions"],
+                    GlobalSecondaryIndexUpdates=[{"Create": create}],
+                )
+
+        self.call(attempt)
         self._wait_active(model)
 
     def protect(self, model: type[Model], protection: TableProtection) -> None:
         """Turn on what ``protection`` asks for; never turn anything off."""
         client, name = self.models.connection.client, model.Meta.table_name
         if protection.point_in_time_recovery:
-            client.update_continuous_backups(
-                TableName=name,
-                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            self.call(
+                lambda: client.update_continuous_backups(
+                    TableName=name,
+                    PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+                )
             )
         if protection.deletion_protection:
-            client.update_table(TableName=name, DeletionProtectionEnabled=True)
+            self.call(lambda: client.update_table(TableName=name, DeletionProtectionEnabled=True))
 
-    def settings(self, model: type[Model]) -> TableSettings:
-        """The protection a table has now."""
+    def settings(self, model: type[Model]) -> TableSettings | None:
+        """The protection a table has now; None when the table does not exist."""
         client, name = self.models.connection.client, model.Meta.table_name
-        table = client.describe_table(TableName=name)["Table"]
-        backups = client.describe_continuous_backups(TableName=name)
-        recovery = backups["ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {})
-        return TableSettings(
-            table=name,
-            point_in_time_recovery=recovery.get("PointInTimeRecoveryStatus") == "ENABLED",
-            deletion_protection=bool(table.get("DeletionProtectionEnabled", False)),
-        )
+
+        def attempt() -> TableSettings | None:
+            try:
+                table = client.describe_table(TableName=name)["Table"]
+                backups = client.describe_continuous_backups(TableName=name)
+            except ClientError as error:
+                if error_code(error) == "ResourceNotFoundException":
+                    return None
+                raise
+            description = backups["ContinuousBackupsDescription"]
+            recovery = description.get("PointInTimeRecoveryDescription", {})
+            return TableSettings(
+                table=name,
+                point_in_time_recovery=recovery.get("PointInTimeRecoveryStatus") == "ENABLED",
+                deletion_protection=bool(table.get("DeletionProtectionEnabled", False)),
+            )
+
+        return self.call(attempt)
 
     def _wait_active(self, model: type[Model]) -> dict[str, Any]:
         deadline = time.monotonic() + self.wait_seconds
         delay = 0.05
         while True:
-            description: dict[str, Any] = model.describe_table()
+            description = self._describe(model)
+            if description is None:
+                raise MigrationError(f"table {model.Meta.table_name!r} disappeared while created")
             indexes = description.get("GlobalSecondaryIndexes", [])
             if description.get("TableStatus") == "ACTIVE" and all(
                 index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in indexes
@@ -168,6 +233,53 @@ def _key_schema(key_schema: Iterable[Any], definitions: Iterable[Any]) -> str:
     return ", ".join(
         f"{k['AttributeName']} {types.get(k['AttributeName'], '?')} {k['KeyType']}" for k in keys
     )
+
+
+def _projection(projection: dict[str, Any]) -> str:
+    """A projection as text: ``"ALL"``, ``"KEYS_ONLY"``, ``"INCLUDE a, b"``."""
+    kind = str(projection.get("ProjectionType", "?"))
+    if kind == "INCLUDE":
+        return f"INCLUDE {', '.join(sorted(projection.get('NonKeyAttributes', [])))}"
+    return kind
+
+
+def _check_indexes(model: type[Model], description: dict[str, Any]) -> None:
+    """Refuse an existing index of the model's that is keyed or projected differently.
+
+    History and reconcile read every attribute through the index, so it must
+    have the model's key schema and project ALL.
+
+    Raises:
+        IncompatibleIndex: naming the table, the index and each difference.
+    """
+    schema = model._get_schema()
+    definitions = schema["attribute_definitions"]
+    present = {i["IndexName"]: i for i in description.get("GlobalSecondaryIndexes", [])}
+    for wanted in schema["global_secondary_indexes"]:
+        found = present.get(wanted["index_name"])
+        if found is None:
+            continue  # added by _ensure_indexes
+        expected = (
+            _key_schema(wanted["key_schema"], definitions),
+            _projection(wanted["projection"]),
+        )
+        actual = (
+            _key_schema(found["KeySchema"], description["AttributeDefinitions"]),
+            _projection(found.get("Projection", {})),
+        )
+        differences = [
+            f"{what} {have}, but the model expects {want}"
+            for what, have, want in zip(("key schema", "projection"), actual, expected, strict=True)
+            if have != want
+        ]
+        if differences:
+            raise IncompatibleIndex(
+                model.Meta.table_name,
+                wanted["index_name"],
+                f"{expected[0]}, projection {expected[1]}",
+                f"{actual[0]}, projection {actual[1]}",
+                differences,
+            )
 
 
 def load_revisions(package: ModuleType | None = None) -> list[Revision]:
@@ -192,7 +304,7 @@ def load_revisions(package: ModuleType | None = None) -> list[Revision]:
 
 
 class Migrator:
-    """Applies pending revisions and reports which are applied."""
+    """Applies pending revisions, reports which are applied, and frees a dead migrator's claim."""
 
     def __init__(
         self,
@@ -206,62 +318,118 @@ class Migrator:
         self._revisions = load_revisions() if revisions is None else revisions
         self._protection = protection or TableProtection()
         self._wait_seconds = wait_seconds
-        self._migration_ctx = MigrationContext(ctx.models, wait_seconds)
+        self._schema = MigrationContext(ctx, wait_seconds)
+        #: Marks this migrator's claims: a claim whose reply was lost is recognised on retry.
+        self._token = uuid.uuid4().hex
+        self._identity = f"{socket.gethostname()}:{os.getpid()}"
 
     @property
     def _tables(self) -> tuple[type[Model], ...]:
         models = self._ctx.models
         return (models.user, models.transaction, models.schema_migration)
 
-    def table_settings(self) -> list[TableSettings]:
-        """Point-in-time recovery and deletion protection of each existing table."""
-
-        def attempt() -> list[TableSettings]:
-            found = []
-            for model in self._tables:
-                try:
-                    found.append(self._migration_ctx.settings(model))
-                except (PynamoDBException, ClientError) as error:
-                    if error_code(error) != "ResourceNotFoundException":
-                        raise
-            return found
-
-        return run(self._ctx, attempt)
-
     @property
     def _record(self) -> type[SchemaMigration]:
         return self._ctx.models.schema_migration
 
-    def status(self) -> list[RevisionStatus]:
-        """Every revision, with when it was applied (None while pending)."""
-        applied = self._applied()
-        return [
-            RevisionStatus(r.revision, r.description, applied.get(r.revision))
-            for r in self._revisions
-        ]
+    def table_settings(self) -> list[TableSettings]:
+        """Point-in-time recovery and deletion protection of each existing table."""
+        found = (self._schema.settings(model) for model in self._tables)
+        return [settings for settings in found if settings is not None]
 
-    def _applied(self) -> dict[str, Any]:
-        def attempt() -> dict[str, Any]:
+    def status(self) -> list[RevisionStatus]:
+        """Every revision, with when it was applied (None while pending) or who is applying it."""
+        records = self._records()
+        statuses = []
+        for revision in self._revisions:
+            record = records.get(revision.revision)
+            applied = record is not None and record.state == STATE_APPLIED
+            claimed = record is not None and record.state == STATE_APPLYING
+            statuses.append(
+                RevisionStatus(
+                    revision.revision,
+                    revision.description,
+                    record.applied_at if record is not None and applied else None,
+                    claimed_by=record.applied_by if record is not None and claimed else None,
+                    claimed_at=record.started_at if record is not None and claimed else None,
+                )
+            )
+        return statuses
+
+    def _records(self) -> dict[str, SchemaMigration]:
+        def attempt() -> dict[str, SchemaMigration]:
             try:
                 records = list(self._record.scan(consistent_read=True))
             except ScanError as error:
                 if error_code(error) == "ResourceNotFoundException":
                     return {}  # nothing was ever migrated here
                 raise
-            return {r.revision: r.applied_at for r in records if r.state == STATE_APPLIED}
+            return {r.revision: r for r in records}
 
-        return run(self._ctx, attempt)
+        return self._schema.call(attempt)
 
     def upgrade(self) -> list[str]:
         """Apply every pending revision in order; return the ids this call applied."""
-        self._migration_ctx.ensure_table(self._record)
+        self._schema.ensure_table(self._record)
         applied = [r.revision for r in self._revisions if self._apply(r)]
-        run(self._ctx, self._protect_tables)
+        for model in self._tables:
+            self._schema.protect(model, self._protection)
         return applied
 
-    def _protect_tables(self) -> None:
-        for model in self._tables:
-            self._migration_ctx.protect(model, self._protection)
+    def release(self, revision_id: str) -> RevisionStatus:
+        """Free the claim a migrator that died left on ``revision_id``; return what was freed.
+
+        The next migrate applies the revision again (its steps are idempotent:
+        tables that exist are adopted). Only for a migrator that is gone: one
+        still running would then apply the revision alongside the next.
+
+        Raises:
+            MigrationError: The revision is unknown, applied, or not claimed.
+        """
+        known = {r.revision: r for r in self._revisions}
+        revision = known.get(revision_id)
+        if revision is None:
+            raise MigrationError(
+                f"unknown revision {revision_id!r}; the revisions are {', '.join(known)}"
+            )
+        record = self._find(revision)
+        if record is None or record.state == STATE_RELEASED:
+            raise MigrationError(f"revision {revision_id} is not claimed: nothing to release")
+        if record.state == STATE_APPLIED:
+            raise MigrationError(f"revision {revision_id} is applied: nothing to release")
+        model = self._record
+        token = record.claim_token
+        same_claim = (model.state == STATE_APPLYING) & (
+            model.claim_token == token if token else model.claim_token.does_not_exist()
+        )
+        actions: list[Action] = [model.state.set(STATE_RELEASED)]
+
+        def attempt() -> None:
+            try:
+                model(revision_id).update(actions=actions, condition=same_claim)
+            except UpdateError as error:
+                if error_code(error) != "ConditionalCheckFailedException":
+                    raise
+                current = self._find(revision)
+                if (
+                    current is None
+                    or current.state != STATE_RELEASED
+                    or current.claim_token != token
+                ):
+                    raise MigrationError(
+                        f"revision {revision_id} changed while being released; "
+                        "see `dynaledger migrate --status`"
+                    ) from None
+                # else: our own release landed and its reply was lost
+
+        self._schema.call(attempt)
+        return RevisionStatus(
+            revision.revision,
+            revision.description,
+            None,
+            claimed_by=record.applied_by,
+            claimed_at=record.started_at,
+        )
 
     def _apply(self, revision: Revision) -> bool:
         """Apply ``revision`` unless another migrator has; wait while one is applying it."""
@@ -270,9 +438,9 @@ class Migrator:
         while True:
             if self._claim(revision):
                 try:
-                    revision.upgrade(self._migration_ctx)
+                    revision.upgrade(self._schema)
                 except BaseException:
-                    self._release(revision)
+                    self._release_own(revision)
                     raise
                 self._finish(revision)
                 return True
@@ -284,8 +452,8 @@ class Migrator:
             if time.monotonic() > deadline:
                 raise MigrationError(
                     f"revision {revision.revision} is still being applied by {record.applied_by} "
-                    f"since {record.started_at:%Y-%m-%d %H:%M:%S}Z; if that migrator died, delete "
-                    f"its item from {self._record.Meta.table_name} and run migrate again"
+                    f"since {record.started_at:%Y-%m-%d %H:%M:%S}Z; if that migrator is gone, "
+                    f"run `dynaledger migrate --release {revision.revision}`, then migrate again"
                 )
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -297,30 +465,36 @@ class Migrator:
             except self._record.DoesNotExist:
                 return None
 
-        return run(self._ctx, attempt)
+        return self._schema.call(attempt)
 
     def _claim(self, revision: Revision) -> bool:
-        record = self._record(
+        """Claim ``revision`` for this migrator: True when it is now ours to apply."""
+        model = self._record
+        record = model(
             revision.revision,
             description=revision.description,
             state=STATE_APPLYING,
             started_at=self._ctx.now(),
-            applied_by=f"{socket.gethostname()}:{os.getpid()}",
+            applied_by=self._identity,
+            claim_token=self._token,
+        )
+        # Free, released, or already ours (a retry after the reply to our claim was lost).
+        free = (
+            model.revision.does_not_exist()
+            | (model.state == STATE_RELEASED)
+            | ((model.state == STATE_APPLYING) & (model.claim_token == self._token))
         )
 
         def attempt() -> bool:
             try:
-                free = self._record.revision.does_not_exist() | (
-                    self._record.state == STATE_RELEASED
-                )
                 record.save(condition=free)
             except PutError as error:
-                if error.cause_response_code == "ConditionalCheckFailedException":
+                if error_code(error) == "ConditionalCheckFailedException":
                     return False
                 raise
             return True
 
-        return run(self._ctx, attempt)
+        return self._schema.call(attempt)
 
     def _finish(self, revision: Revision) -> None:
         model = self._record
@@ -328,10 +502,25 @@ class Migrator:
             model.state.set(STATE_APPLIED),
             model.applied_at.set(self._ctx.now()),
         ]
-        run(self._ctx, lambda: model(revision.revision).update(actions=actions))
+        self._schema.call(lambda: model(revision.revision).update(actions=actions))
 
-    def _release(self, revision: Revision) -> None:
-        """Hand a failed revision back, so the next migrate claims it again."""
+    def _release_own(self, revision: Revision) -> None:
+        """Hand a failed revision back, so the next migrate claims it again.
+
+        Only this migrator's own claim is released. If even that fails (the
+        service is gone), the claim stays and ``migrate --release`` frees it;
+        the caller sees the original failure either way.
+        """
         model = self._record
         actions: list[Action] = [model.state.set(STATE_RELEASED)]
-        run(self._ctx, lambda: model(revision.revision).update(actions=actions))
+        ours = model.claim_token == self._token
+
+        def attempt() -> None:
+            try:
+                model(revision.revision).update(actions=actions, condition=ours)
+            except UpdateError as error:
+                if error_code(error) != "ConditionalCheckFailedException":
+                    raise  # else: released by an operator already
+
+        with contextlib.suppress(LedgerError):
+            self._schema.call(attempt)

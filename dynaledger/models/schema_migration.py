@@ -9,7 +9,7 @@ from dynaledger.models.attributes import ISODateTimeAttribute
 
 STATE_APPLYING = "applying"
 STATE_APPLIED = "applied"
-STATE_RELEASED = "released"  # a migrator failed; the next one applies it again
+STATE_RELEASED = "released"  # a migrator failed or was released; the next one applies it again
 
 
 class SchemaMigration(Model):
@@ -25,3 +25,5 @@ class SchemaMigration(Model):
     started_at = ISODateTimeAttribute(attr_name="startedAt")
     applied_at = ISODateTimeAttribute(null=True, attr_name="appliedAt")
     applied_by = UnicodeAttribute(null=True, attr_name="appliedBy")
+    #: Unique per migrator run, so a claim whose reply was lost recognises itself on retry.
+    claim_token = UnicodeAttribute(null=True, attr_name="claimToken")

@@ -12,10 +12,24 @@ from decimal import Decimal
 from typing import TypeVar
 
 import attrs
-from botocore.exceptions import BotoCoreError, ClientError
+import botocore.exceptions
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
 
-from dynaledger.errors import ConcurrencyError, LedgerError, ServiceUnavailable, TableNotFound
+from dynaledger.errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    LedgerError,
+    ServiceUnavailable,
+    TableNotFound,
+)
 from dynaledger.models import BoundModels
 from dynaledger.money import ISO, Currencies
 
@@ -134,24 +148,65 @@ class Retry(Exception):
         super().__init__(kind)
 
 
+def _cause(error: BaseException) -> BaseException | None:
+    """The botocore exception behind ``error`` (PynamoDB and dynaledger wrap it as ``cause``)."""
+    if isinstance(error, (PynamoDBException, LedgerError)):
+        return error.cause
+    return error
+
+
 def error_code(error: BaseException) -> str | None:
-    """The DynamoDB error code behind a PynamoDB or botocore exception."""
-    cause = error.cause if isinstance(error, PynamoDBException) else error
+    """The DynamoDB error code behind a PynamoDB or botocore exception.
+
+    Unlike PynamoDB's ``cause_response_code`` this never fails: a connection
+    error or read timeout has no response, and gives None.
+    """
+    cause = _cause(error)
     if isinstance(cause, ClientError):
         code = cause.response.get("Error", {}).get("Code")
         return str(code) if code else None
     return None
 
 
+#: Connection failures and timeouts: the request may not have arrived, or its
+#: reply was lost. The same classes botocore's standard retry mode retries.
+_TRANSIENT_EXCEPTIONS = (botocore.exceptions.ConnectionError, HTTPClientError)
+#: Error codes of a request the service timed out on (botocore retries them too).
+_TIMEOUT_CODES = frozenset({"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"})
+#: Error codes that mean the credentials themselves are missing, wrong or expired.
+_CREDENTIAL_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "IncompleteSignatureException",
+        "MissingAuthenticationToken",
+        "MissingAuthenticationTokenException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+    }
+)
+_ACCESS_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
+
+
 def transient_kind(error: BaseException) -> str | None:
-    """``contention`` or ``unavailable`` if retrying ``error`` makes sense, else None."""
-    cause = error.cause if isinstance(error, PynamoDBException) else error
-    if isinstance(cause, BotoCoreError):
+    """``contention`` or ``unavailable`` if retrying ``error`` makes sense, else None.
+
+    Only connection failures, timeouts, throttling, transaction conflicts and
+    5xx replies are transient. Everything else (no credentials, rejected
+    credentials, access denied, a malformed request) fails the same way
+    every time, so it is reported at once.
+    """
+    cause = _cause(error)
+    if isinstance(cause, _TRANSIENT_EXCEPTIONS):
         return UNAVAILABLE  # connection refused, reset, or timed out
+    if isinstance(cause, BotoCoreError):
+        return None  # no credentials, a bad parameter, ...: nothing was sent
     code = error_code(error)
     if code in CONTENTION_CODES:
         return CONTENTION
-    if code in UNAVAILABLE_CODES or _http_status(cause) >= 500:
+    if code in UNAVAILABLE_CODES or code in _TIMEOUT_CODES or _http_status(cause) >= 500:
         return UNAVAILABLE
     return None
 
@@ -170,13 +225,42 @@ def _http_status(error: BaseException | None) -> int:
 
 
 def translate(error: Exception) -> LedgerError:
-    """Turn a non-retryable PynamoDB or botocore failure into a :class:`LedgerError`."""
+    """Turn a non-retryable PynamoDB or botocore failure into a :class:`LedgerError`.
+
+    Missing or rejected credentials and denied access become
+    :class:`ConfigurationError`; any other refusal names DynamoDB's code and message.
+    """
     if isinstance(error, LedgerError):
         return error
     if isinstance(error, TableDoesNotExist) or error_code(error) == "ResourceNotFoundException":
         message = str(getattr(error, "msg", error))
         return TableNotFound(_table_from_message(message))
+    cause = _cause(error)
+    if isinstance(cause, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
+        return ConfigurationError(
+            f"no usable AWS credentials ({cause}): configure them through the environment, "
+            "a profile or a role, or give a local endpoint",
+            cause=error,
+        )
+    if isinstance(cause, ClientError) and error_code(error) is not None:
+        return _refusal(error, cause)
+    if isinstance(cause, BotoCoreError):
+        return LedgerError(f"cannot send the request to DynamoDB: {cause}", cause=error)
     return LedgerError(f"DynamoDB request failed: {error}", cause=error)
+
+
+def _refusal(error: Exception, cause: ClientError) -> LedgerError:
+    """A request DynamoDB refused, named by its error code and message."""
+    code = str(error_code(error))
+    detail = f"{code}: {cause.response.get('Error', {}).get('Message') or 'no message'}"
+    if code in _CREDENTIAL_CODES:
+        return ConfigurationError(f"DynamoDB rejected the credentials ({detail})", cause=error)
+    if code in _ACCESS_CODES:
+        return ConfigurationError(
+            f"access denied ({detail}); `dynaledger iam-policy` prints what the ledger needs",
+            cause=error,
+        )
+    return LedgerError(f"DynamoDB refused the request ({detail})", cause=error)
 
 
 def _table_from_message(message: str) -> str:
