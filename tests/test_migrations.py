@@ -2,27 +2,56 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
+from typing import Any
 
+import attrs
 import pytest
 
 from dynaledger import Ledger
-from dynaledger.errors import IncompatibleTable
+from dynaledger.cli import main
+from dynaledger.errors import (
+    IncompatibleIndex,
+    IncompatibleTable,
+    MigrationError,
+    ServiceUnavailable,
+)
+from dynaledger.migrations import Migrator, load_revisions
+from tests import faultproxy
 from tests.conftest import unique
 
 ALL_REVISIONS = ["0001", "0002"]
 
 
-def _create_raw_table(ledger: Ledger, name: str, hash_key: str) -> None:
+def _create_raw_table(
+    ledger: Ledger, name: str, hash_key: str, index: dict[str, Any] | None = None
+) -> None:
+    """Create a table as another tool would: ``index`` is a GSI as CreateTable takes it."""
     client = ledger.botocore_client
+    names = {hash_key} | {k["AttributeName"] for k in (index or {}).get("KeySchema", [])}
+    extra = {"GlobalSecondaryIndexes": [index]} if index else {}
     client.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": hash_key, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": hash_key, "AttributeType": "S"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in sorted(names)],
         BillingMode="PAY_PER_REQUEST",
+        **extra,
     )
     client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.1})
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _migrator(ledger: Ledger, revisions: int | None = None) -> Migrator:
+    """A migrator for ``ledger`` that never waits for another one: it fails at once instead."""
+    chosen = load_revisions()[:revisions] if revisions is not None else None
+    return Migrator(ledger._ctx, chosen, wait_seconds=0)
 
 
 class TestMigrate:
@@ -159,3 +188,221 @@ class TestAdoption:
             == str(caught.value)
         )
         assert [False, False] == [s.applied for s in ledger.migration_status()]
+
+
+HISTORY_INDEX = "userId-timestamp-index"
+
+
+def _history_index(keys: list[tuple[str, str]], projection: str) -> dict[str, Any]:
+    return {
+        "IndexName": HISTORY_INDEX,
+        "KeySchema": [{"AttributeName": name, "KeyType": kind} for name, kind in keys],
+        "Projection": {"ProjectionType": projection},
+    }
+
+
+class TestAdoptionChecksTheHistoryIndex:
+    def test_a_keys_only_history_index_is_refused_naming_the_projection(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """History reads every attribute through the index: KEYS_ONLY stops the run at 0002."""
+        ledger = make_ledger()
+        transactions = ledger.table_names[1]
+        index = _history_index([("userId", "HASH"), ("timestamp", "RANGE")], "KEYS_ONLY")
+        _create_raw_table(ledger, transactions, "idempotencyKey", index)
+        with pytest.raises(IncompatibleIndex) as caught:
+            ledger.migrate()
+        assert (
+            f"table {transactions!r} has index {HISTORY_INDEX!r} with "
+            "projection KEYS_ONLY, but the model expects ALL"
+        ) == str(caught.value)
+        assert isinstance(caught.value, IncompatibleTable)
+        assert [True, False] == [s.applied for s in ledger.migration_status()]
+
+    def test_a_differently_keyed_history_index_is_refused_naming_both_key_schemas(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """An index of that name keyed on userId/createdAt is not the history index."""
+        ledger = make_ledger()
+        transactions = ledger.table_names[1]
+        index = _history_index([("userId", "HASH"), ("createdAt", "RANGE")], "ALL")
+        _create_raw_table(ledger, transactions, "idempotencyKey", index)
+        with pytest.raises(IncompatibleIndex) as caught:
+            ledger.migrate()
+        assert (
+            f"table {transactions!r} has index {HISTORY_INDEX!r} with key schema "
+            "userId S HASH, createdAt S RANGE, but the model expects "
+            "userId S HASH, timestamp S RANGE"
+        ) == str(caught.value)
+        assert (HISTORY_INDEX, transactions) == (caught.value.index_name, caught.value.table_name)
+
+    def test_a_matching_history_index_is_adopted(self, make_ledger: Callable[..., Ledger]) -> None:
+        """The same index made by another tool (keys and ALL) is kept and history reads it."""
+        ledger = make_ledger()
+        transactions = ledger.table_names[1]
+        index = _history_index([("userId", "HASH"), ("timestamp", "RANGE")], "ALL")
+        _create_raw_table(ledger, transactions, "idempotencyKey", index)
+        assert ALL_REVISIONS == ledger.migrate()
+        ledger.create_user("adopted")
+        ledger.transact(idempotency_key="adopt-1", user_id="adopted", amount="2", type="credit")
+        assert ["adopt-1"] == [e.idempotency_key for e in ledger.history("adopted").items]
+
+
+class TestSchemaErrors:
+    def test_an_unreachable_endpoint_is_retried_then_service_unavailable(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """migrate's first DescribeTable goes through the retry loop: 8 attempts, then an error."""
+        ledger = make_ledger(f"http://127.0.0.1:{_closed_port()}", connect_timeout=1)
+        with pytest.raises(ServiceUnavailable) as caught:
+            ledger.migrate()
+        assert str(caught.value).startswith("DynamoDB did not answer (Unable to describe table: ")
+        assert (8, {"unavailable": 7}, 1) == (
+            ledger.stats.attempts, ledger.stats.retries, ledger.stats.exhausted,
+        )  # fmt: skip
+
+    @pytest.mark.parametrize(
+        ("operation", "fault"),
+        [
+            ("DescribeTable", faultproxy.SERVER_ERROR),
+            ("CreateTable", faultproxy.THROTTLE),
+            ("UpdateTable", faultproxy.GATEWAY_ERROR),
+            ("UpdateContinuousBackups", faultproxy.SERVER_ERROR),
+            ("PutItem", faultproxy.THROTTLE),
+            ("UpdateItem", faultproxy.SERVER_ERROR),
+        ],
+    )
+    def test_transient_failures_of_schema_calls_are_retried(
+        self, make_ledger: Callable[..., Ledger], dynamodb_endpoint: str, operation: str, fault: str
+    ) -> None:
+        """Two faults on any schema or migration-record request: retried, and migrate completes."""
+        prefix = f"{unique('sf')}_"
+        with faultproxy.fault_proxy(
+            dynamodb_endpoint, faultproxy.scripted(fault, fault, operation=operation)
+        ) as proxy:
+            through = make_ledger(proxy.url, table_prefix=prefix)
+            applied = through.migrate(point_in_time_recovery=True, deletion_protection=True)
+        assert (ALL_REVISIONS, 2) == (applied, proxy.injected[fault])
+        assert {"unavailable" if fault != faultproxy.THROTTLE else "contention": 2} == (
+            through.stats.retries
+        )
+
+    def test_cli_migrate_on_a_closed_port_prints_one_error_line(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``dynaledger --endpoint http://127.0.0.1:PORT migrate``: exit 1, one line on stderr."""
+        port = _closed_port()
+        code = main(["--endpoint", f"http://127.0.0.1:{port}", "migrate"])
+        out, err = capsys.readouterr()
+        assert (1, "") == (code, out)
+        assert [
+            f"error: DynamoDB did not answer (Unable to describe table: Could not connect to the "
+            f'endpoint URL: "http://127.0.0.1:{port}/"); migrate is safe to run again'
+        ] == err.splitlines()
+
+    def test_cli_migrate_status_on_a_closed_port_prints_one_error_line(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``migrate --status`` reads the records through the same loop: exit 1, one line."""
+        port = _closed_port()
+        code = main(["--endpoint", f"http://127.0.0.1:{port}", "migrate", "--status"])
+        out, err = capsys.readouterr()
+        assert (1, "") == (code, out)
+        assert [
+            f"error: DynamoDB did not answer (Failed to scan table: Could not connect to the "
+            f'endpoint URL: "http://127.0.0.1:{port}/"); migrate is safe to run again'
+        ] == err.splitlines()
+
+
+class TestClaims:
+    @pytest.mark.parametrize("fault", [faultproxy.DROP_AFTER_COMMIT, faultproxy.STALL_AFTER_COMMIT])
+    def test_a_claim_whose_reply_was_lost_recognises_itself_on_retry(
+        self, make_ledger: Callable[..., Ledger], dynamodb_endpoint: str, fault: str
+    ) -> None:
+        """The claim committed, its reply was lost: the retry sees its own token and applies."""
+        prefix = f"{unique('lost')}_"
+        with faultproxy.fault_proxy(
+            dynamodb_endpoint, faultproxy.scripted(fault, operation="PutItem")
+        ) as proxy:
+            through = make_ledger(proxy.url, table_prefix=prefix, read_timeout=0.5)
+            applied = _migrator(through).upgrade()
+        assert (ALL_REVISIONS, 1) == (applied, proxy.injected[fault])
+        ledger = make_ledger(table_prefix=prefix)
+        assert [(True, None), (True, None)] == [
+            (s.applied, s.claimed_by) for s in ledger.migration_status()
+        ]
+
+    def _die_while_applying_0002(self, ledger: Ledger) -> None:
+        """Apply 0001, then leave the claim a migrator killed inside 0002 would leave."""
+        assert ["0001"] == _migrator(ledger, revisions=1).upgrade()
+        ledger.botocore_client.put_item(
+            TableName=ledger.table_names[2],
+            Item={
+                "revision": {"S": "0002"},
+                "state": {"S": "applying"},
+                "startedAt": {"S": "2026-01-02T03:04:05.000000Z"},
+                "appliedBy": {"S": "deadhost:4242"},
+                "claimToken": {"S": "token-of-the-dead-migrator"},
+            },
+        )
+
+    def test_a_stale_claim_is_named_and_released_by_the_cli(
+        self, make_ledger: Callable[..., Ledger], dynamodb_endpoint: str,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:  # fmt: skip
+        """A dead migrator's claim blocks 0002 with a message naming the command that frees it."""
+        ledger = make_ledger()
+        self._die_while_applying_0002(ledger)
+        with pytest.raises(MigrationError) as caught:
+            _migrator(ledger).upgrade()
+        assert (
+            "revision 0002 is still being applied by deadhost:4242 since 2026-01-02 03:04:05Z; "
+            "if that migrator is gone, run `dynaledger migrate --release 0002`, then migrate again"
+        ) == str(caught.value)
+
+        cli = ["--endpoint", dynamodb_endpoint, "--table-prefix", ledger.settings.table_prefix]
+        assert 0 == main([*cli, "migrate", "--status"])
+        status = capsys.readouterr().out.splitlines()[1]
+        assert status.startswith(
+            "0002  being applied by deadhost:4242 since 2026-01-02 03:04:05Z "
+            "(if it is gone: migrate --release 0002) "
+        )
+        assert 0 == main([*cli, "migrate", "--release", "0002"])
+        assert (
+            "released 0002 (claimed by deadhost:4242 since 2026-01-02 03:04:05Z); "
+            "`dynaledger migrate` applies it again\n"
+        ) == capsys.readouterr().out
+        assert ["0002"] == ledger.migrate()
+        assert [True, True] == [s.applied for s in ledger.migration_status()]
+
+    @pytest.mark.parametrize(
+        ("revision", "message"),
+        [
+            ("0001", "revision 0001 is applied: nothing to release"),
+            ("0009", "unknown revision '0009'; the revisions are 0001, 0002"),
+        ],
+    )
+    def test_release_refuses_what_is_not_a_claim(
+        self, fresh_ledger: Ledger, revision: str, message: str
+    ) -> None:
+        """Releasing an applied or unknown revision is a MigrationError and changes nothing."""
+        with pytest.raises(MigrationError) as caught:
+            fresh_ledger.release_migration(revision)
+        assert message == str(caught.value)
+        assert [True, True] == [s.applied for s in fresh_ledger.migration_status()]
+
+    def test_a_failed_revision_releases_its_own_claim(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """A revision that raises hands its claim back; the next migrate applies it."""
+        ledger = make_ledger()
+        first = load_revisions()[0]
+
+        def broken(ctx: object) -> None:
+            raise RuntimeError("revision failed")
+
+        failing = Migrator(ledger._ctx, [attrs.evolve(first, upgrade=broken)], wait_seconds=0)
+        with pytest.raises(RuntimeError, match="revision failed"):
+            failing.upgrade()
+        assert [(False, None)] == [(s.applied, s.claimed_by) for s in failing.status()]
+        assert ALL_REVISIONS == _migrator(ledger).upgrade()
