@@ -5,17 +5,32 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+from pynamodb.exceptions import GetError
 
 from dynaledger import Ledger, RetryPolicy
 from dynaledger.errors import (
     ConcurrencyError,
+    ConfigurationError,
     IdempotencyConflict,
     InsufficientFunds,
+    LedgerError,
     ServiceUnavailable,
     UserNotFound,
+    ValidationError,
 )
+from dynaledger.services._core import transient_kind, translate
 from tests import faultproxy
 from tests.conftest import FAST_RETRY, RequestCounter, unique
 
@@ -244,3 +259,150 @@ class TestAmbiguousFailures:
         assert 1 == proxy.injected[faultproxy.DROP_AFTER_COMMIT]
         with pytest.raises(InsufficientFunds):
             ledger.transact(idempotency_key=key, user_id=user_id, amount="5", type="debit")
+
+
+def _client_error(code: str, status: int = 400, message: str = "m") -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        "GetItem",
+    )
+
+
+ENDPOINT = "http://127.0.0.1:1/"
+
+
+class TestWhatIsRetried:
+    @pytest.mark.parametrize(
+        ("error", "kind"),
+        [
+            (EndpointConnectionError(endpoint_url=ENDPOINT), "unavailable"),
+            (ConnectTimeoutError(endpoint_url=ENDPOINT), "unavailable"),
+            (ReadTimeoutError(endpoint_url=ENDPOINT), "unavailable"),
+            (ConnectionClosedError(endpoint_url=ENDPOINT), "unavailable"),
+            (_client_error("ThrottlingException"), "contention"),
+            (_client_error("ProvisionedThroughputExceededException"), "contention"),
+            (_client_error("TransactionConflictException"), "contention"),
+            (_client_error("RequestTimeout"), "unavailable"),
+            (_client_error("InternalServerError", 500), "unavailable"),
+            (_client_error("ServiceUnavailable", 503), "unavailable"),
+            (_client_error("502", 502), "unavailable"),
+        ],
+    )
+    def test_connection_failures_timeouts_throttling_conflicts_and_5xx_are_transient(
+        self, error: Exception, kind: str
+    ) -> None:
+        """Each is retried, bare or wrapped by PynamoDB."""
+        assert (kind, kind) == (
+            transient_kind(error), transient_kind(GetError("Failed to get item", error)),
+        )  # fmt: skip
+
+    @pytest.mark.parametrize(
+        ("error", "raised", "message"),
+        [
+            (
+                NoCredentialsError(),
+                ConfigurationError,
+                "no usable AWS credentials (Unable to locate credentials): configure them "
+                "through the environment, a profile or a role, or give a local endpoint",
+            ),
+            (
+                _client_error("UnrecognizedClientException", 400,
+                              "The security token included in the request is invalid."),
+                ConfigurationError,
+                "DynamoDB rejected the credentials (UnrecognizedClientException: "
+                "The security token included in the request is invalid.)",
+            ),
+            (
+                _client_error("AccessDeniedException", 400,
+                              "User: app is not authorized to perform: dynamodb:GetItem"),
+                ConfigurationError,
+                "access denied (AccessDeniedException: User: app is not authorized to perform: "
+                "dynamodb:GetItem); `dynaledger iam-policy` prints what the ledger needs",
+            ),
+            (
+                _client_error("ValidationException", 400, "Item size has exceeded the maximum"),
+                LedgerError,
+                "DynamoDB refused the request (ValidationException: "
+                "Item size has exceeded the maximum)",
+            ),
+            (
+                ParamValidationError(report="Invalid type for parameter Key"),
+                LedgerError,
+                "cannot send the request to DynamoDB: Parameter validation failed:\n"
+                "Invalid type for parameter Key",
+            ),
+        ],
+    )  # fmt: skip
+    def test_other_failures_are_not_retried_and_name_their_cause(
+        self, error: Exception, raised: type[LedgerError], message: str
+    ) -> None:
+        """No credentials, rejected credentials, denied access, bad requests: reported at once."""
+        wrapped = GetError("Failed to get item", error)
+        translated = translate(wrapped)
+        assert (None, None) == (transient_kind(error), transient_kind(wrapped))
+        assert (raised, message, wrapped) == (type(translated), str(translated), translated.cause)
+
+    def test_missing_credentials_fail_at_the_first_attempt_without_sending(
+        self,
+        dynamodb_endpoint: str,
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path,
+        count_requests: Callable[[Ledger], RequestCounter],
+    ) -> None:
+        """A profile with no credentials: ConfigurationError after 1 attempt, 0 requests sent.
+
+        AWS_PROFILE stops the placeholder credentials a loopback endpoint gets,
+        so botocore's real chain runs; instance metadata is switched off (and
+        pointed at a closed loopback port), so nothing leaves 127.0.0.1.
+        """
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                     "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"):  # fmt: skip
+            monkeypatch.delenv(name, raising=False)
+        (tmp_path / "config").write_text("[profile no-credentials]\nregion = us-east-1\n")
+        for name, value in {
+            "HOME": str(tmp_path),
+            "AWS_CONFIG_FILE": str(tmp_path / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent"),
+            "BOTO_CONFIG": str(tmp_path / "absent"),
+            "AWS_PROFILE": "no-credentials",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9/",
+        }.items():
+            monkeypatch.setenv(name, value)
+        ledger = Ledger(dynamodb_endpoint, retry=RetryPolicy(max_attempts=8, base_delay=0))
+        counter = count_requests(ledger)
+        with pytest.raises(ConfigurationError) as caught:
+            ledger.get_user_balance("anyone")
+        assert str(caught.value).startswith(
+            "no usable AWS credentials (Unable to locate credentials)"
+        )
+        assert (None, 1, {}, 0) == (
+            ledger.settings.credentials, ledger.stats.attempts, ledger.stats.retries, counter.total,
+        )  # fmt: skip
+
+
+class TestEndpointSetting:
+    @pytest.mark.parametrize(
+        ("endpoint", "message"),
+        [
+            ("localhost:8000", "not 'localhost:8000'"),
+            ("ftp://127.0.0.1:8000", "not 'ftp://127.0.0.1:8000'"),
+            ("http://:8000", "not 'http://:8000'"),
+            ("http://127.0.0.1:port", "'http://127.0.0.1:port' has an invalid port"),
+        ],
+    )
+    def test_a_malformed_endpoint_is_a_validation_error_naming_it(
+        self, endpoint: str, message: str
+    ) -> None:
+        """botocore's bare ValueError never escapes: ValidationError on endpoint_url instead."""
+        rule = "must be an http:// or https:// URL with a host, such as http://localhost:8000"
+        with pytest.raises(ValidationError) as caught:
+            Ledger(endpoint)
+        separator = "; " if "invalid port" in message else ", "
+        assert ("endpoint_url", f"endpoint_url: {rule}{separator}{message}") == (
+            caught.value.field, str(caught.value),
+        )  # fmt: skip
