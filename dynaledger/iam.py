@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import botocore.session
+from botocore.exceptions import UnknownRegionError
+
+from dynaledger.errors import ValidationError
 from dynaledger.models.schema_migration import SchemaMigration
 from dynaledger.models.transaction import Transaction
 from dynaledger.models.user import User
@@ -52,9 +56,23 @@ MIGRATION_RECORD_ACTIONS = (
 )
 
 
+def partition(region: str) -> str:
+    """The AWS partition of ``region`` from botocore's data: ``aws``, ``aws-cn``, ``aws-us-gov``...
+
+    Raises:
+        ValidationError: No partition has such a region.
+    """
+    try:
+        return str(botocore.session.get_session().get_partition_for_region(region))
+    except UnknownRegionError:
+        raise ValidationError(
+            "region", f"{region!r} is not a region of any AWS partition (such as eu-west-1)"
+        ) from None
+
+
 def table_arn(region: str, account: str, table: str) -> str:
-    """The ARN of a table in one account and region."""
-    return f"arn:aws:dynamodb:{region}:{account}:table/{table}"
+    """The ARN of a table in one account and region, in the region's partition."""
+    return f"arn:{partition(region)}:dynamodb:{region}:{account}:table/{table}"
 
 
 def policy(*, region: str, account: str, table_prefix: str = "") -> dict[str, Any]:
@@ -63,7 +81,13 @@ def policy(*, region: str, account: str, table_prefix: str = "") -> dict[str, An
     Two statements: ``DynaledgerRuntime`` (the services: items of Users and
     Transactions, history through the index) and ``DynaledgerMigrations``
     (creating, describing and protecting the tables, and the migration records).
+    ARNs carry the region's partition (``arn:aws-cn:...`` for ``cn-north-1``).
+
+    Raises:
+        ValidationError: ``region`` is in no AWS partition, or ``account`` is not 12 digits.
     """
+    if not (len(account) == 12 and account.isascii() and account.isdigit()):
+        raise ValidationError("account", f"must be a 12-digit AWS account id, not {account!r}")
     users, transactions, migrations = (
         table_arn(region, account, table_prefix + model.Meta.table_name)
         for model in (User, Transaction, SchemaMigration)

@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
+
 from dynaledger import Ledger, iam
 from dynaledger.cli import main
+from dynaledger.errors import ValidationError
 from tests.conftest import RECORDER
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
@@ -55,6 +58,54 @@ class TestPolicy:
         out, _ = capsys.readouterr()  # type: ignore[attr-defined]
         expected = iam.policy(region=REGION, account=ACCOUNT, table_prefix="prod-")
         assert (0, expected) == (code, json.loads(out))
+
+
+class TestPartitions:
+    @pytest.mark.parametrize(
+        ("region", "partition"),
+        [
+            ("eu-west-1", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("cn-northwest-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-gov-east-1", "aws-us-gov"),
+        ],
+    )
+    def test_every_arn_carries_the_regions_partition(self, region: str, partition: str) -> None:
+        """China and GovCloud regions get arn:aws-cn: and arn:aws-us-gov:, others arn:aws:."""
+        document = iam.policy(region=region, account=ACCOUNT, table_prefix="prod-")
+        resources = {r for s in document["Statement"] for r in s["Resource"]}
+        base = f"arn:{partition}:dynamodb:{region}:{ACCOUNT}:table/prod-"
+        assert {
+            base + "Users",
+            base + "Transactions",
+            base + "Transactions/index/userId-timestamp-index",
+            base + "SchemaMigrations",
+        } == resources
+
+    def test_cli_prints_the_china_partition(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """``dynaledger iam-policy --region cn-north-1`` names arn:aws-cn: tables."""
+        assert 0 == main(["iam-policy", "--region", "cn-north-1", "--account", ACCOUNT])
+        users = json.loads(capsys.readouterr().out)["Statement"][0]["Resource"][0]
+        assert f"arn:aws-cn:dynamodb:cn-north-1:{ACCOUNT}:table/Users" == users
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--region", "local", "--account", ACCOUNT],
+             "error: region: 'local' is not a region of any AWS partition (such as eu-west-1)\n"),
+            (["--region", REGION, "--account", "12345"],
+             "error: account: must be a 12-digit AWS account id, not '12345'\n"),
+        ],
+    )  # fmt: skip
+    def test_a_region_outside_every_partition_or_a_bad_account_is_refused(
+        self, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """No policy with a made-up partition or account: one error line, exit 1."""
+        assert 1 == main(["iam-policy", *args])
+        assert ("", message) == capsys.readouterr()
+        with pytest.raises(ValidationError):
+            iam.policy(region=args[1], account=args[3])
 
 
 class TestCoverage:
