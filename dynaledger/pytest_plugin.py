@@ -1,76 +1,85 @@
 """pytest fixtures for suites that test code built on dynaledger.
 
-Installed with ``dynaledger[test]`` this plugin is active by itself (through
-the ``pytest11`` entry point); elsewhere enable it with
-``-p dynaledger.pytest_plugin`` or ``DYNALEDGER_PYTEST_PLUGIN=1``, and switch
-it off with ``-p no:dynaledger`` or ``DYNALEDGER_PYTEST_PLUGIN=0``.
+Installed with dynaledger this plugin is active by itself (through the
+``pytest11`` entry point), and costs a suite nothing until a test asks for
+one of its fixtures: only then is the server chosen and started, once per
+session. A test that asks for one either runs on a real server or fails
+saying why; it is never skipped. Switch the plugin off with
+``-p no:dynaledger`` (its fixtures are then unknown) or
+``DYNALEDGER_PYTEST_PLUGIN=0`` (its fixtures then fail, naming the variable).
 
 Fixtures:
     dynamodb_endpoint: (session) the URL of a real DynamoDB server, chosen as
         :func:`dynaledger.testing.choose_server` says and stopped at the end.
+        The choice is printed when it is made (``dynaledger DynamoDB server: ...``).
     ledger_factory: (session) builds migrated ledgers, each on a table prefix of its own.
     ledger: (function) a migrated ledger with tables of its own.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from dynaledger.ledger import Ledger
 from dynaledger.testing import ServerChoice, choose_server, dynamodb_server
+
+if TYPE_CHECKING:
+    from dynaledger.ledger import Ledger
 
 ENABLE_VARIABLE = "DYNALEDGER_PYTEST_PLUGIN"
 _CHOICE = pytest.StashKey[ServerChoice]()
 
 
-def _enabled(config: pytest.Config) -> bool:
-    setting = os.environ.get(ENABLE_VARIABLE, "").strip().lower()
-    if setting in {"0", "false", "no"}:
-        return False
-    if setting in {"1", "true", "yes"}:
-        return True
-    explicitly = any(
-        "dynaledger.pytest_plugin" in str(arg) for arg in config.invocation_params.args
-    )
-    # The test extra brings testcontainers; without it the plugin waits to be asked.
-    return explicitly or importlib.util.find_spec("testcontainers") is not None
+def _switched_off() -> bool:
+    return os.environ.get(ENABLE_VARIABLE, "").strip().lower() in {"0", "false", "no", "off"}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Decide, once per session, which DynamoDB server the fixtures will use."""
-    if _enabled(config):
-        config.stash[_CHOICE] = choose_server()
-
-
-def pytest_report_header(config: pytest.Config) -> str | None:
-    """Name the DynamoDB server in pytest's header."""
-    choice = config.stash.get(_CHOICE, None)
-    return None if choice is None else f"dynaledger {choice.describe()}"
-
-
-def _choice(config: pytest.Config) -> ServerChoice:
-    choice = config.stash.get(_CHOICE, None)
-    if choice is None:
-        pytest.skip(f"the dynaledger pytest plugin is disabled ({ENABLE_VARIABLE}=1 enables it)")
+def _choose(config: pytest.Config) -> ServerChoice:
+    """Choose the server now (the first fixture that needs one), and say which."""
+    if _switched_off():
+        pytest.fail(
+            f"the dynaledger pytest plugin is switched off ({ENABLE_VARIABLE}="
+            f"{os.environ[ENABLE_VARIABLE]}), so its fixtures have no DynamoDB server; "
+            "unset the variable, or define the fixture in your conftest.py",
+            pytrace=False,
+        )
+    try:
+        choice = choose_server()
+    except RuntimeError as error:
+        pytest.fail(f"dynaledger: {error}", pytrace=False)
+    config.stash[_CHOICE] = choice
+    _say(config, f"dynaledger {choice.describe()}")
     return choice
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """Write ``line`` on the terminal, on a line of its own, even while output is captured."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
 def dynamodb_endpoint(pytestconfig: pytest.Config) -> Iterator[str]:
-    """The endpoint URL of this session's DynamoDB server."""
-    with dynamodb_server(_choice(pytestconfig)) as url:
+    """The endpoint URL of this session's DynamoDB server, started at first use."""
+    with dynamodb_server(_choose(pytestconfig)) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def ledger_factory(dynamodb_endpoint: str) -> Callable[..., Ledger]:
     """Build a migrated :class:`Ledger` on a fresh table prefix; keyword arguments pass through."""
+    from dynaledger.ledger import Ledger
 
     def build(**kwargs: Any) -> Ledger:
         kwargs.setdefault("table_prefix", f"test-{uuid.uuid4().hex[:10]}-")

@@ -15,6 +15,7 @@ error instead of a quiet fall-back.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import sys
@@ -75,19 +76,37 @@ def is_dynamodb_local(image: str) -> bool:
     return "dynamodb-local" in image.rpartition("/")[2]
 
 
+def installed(module: str) -> bool:
+    """True when ``module`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def choose_server() -> ServerChoice:
     """Decide which server to start, without starting it.
 
     Raises:
-        RuntimeError: ``DYNALEDGER_REQUIRE_TESTCONTAINERS`` is set and no Docker engine answers.
+        RuntimeError: No server can run: ``DYNALEDGER_REQUIRE_TESTCONTAINERS`` is
+            set and testcontainers or a Docker engine is missing, or neither
+            testcontainers with Docker nor the embedded endpoint (moto) is available.
     """
     endpoint = os.environ.get(ENDPOINT_VARIABLE)
     if endpoint:
         return ServerChoice("endpoint", endpoint)
-    if docker_available():
+    has_testcontainers = installed("testcontainers")
+    if has_testcontainers and docker_available():
         return ServerChoice("testcontainers", os.environ.get(IMAGE_VARIABLE, DYNAMODB_LOCAL_IMAGE))
     if os.environ.get(REQUIRE_VARIABLE, "") not in {"", "0"}:
-        raise RuntimeError(f"{REQUIRE_VARIABLE} is set, but no Docker engine answers")
+        missing = "no Docker engine answers" if has_testcontainers else "testcontainers is missing"
+        raise RuntimeError(f"{REQUIRE_VARIABLE} is set, but {missing}")
+    if not installed("moto"):
+        raise RuntimeError(
+            f"no DynamoDB server for the tests: set {ENDPOINT_VARIABLE} to one, install "
+            "dynaledger[test] with a Docker engine running, or install dynaledger[local] "
+            "for the embedded endpoint"
+        )
     return ServerChoice("embedded", "")
 
 
