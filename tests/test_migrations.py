@@ -202,39 +202,34 @@ def _history_index(keys: list[tuple[str, str]], projection: str) -> dict[str, An
 
 
 class TestAdoptionChecksTheHistoryIndex:
-    def test_a_keys_only_history_index_is_refused_naming_the_projection(
-        self, make_ledger: Callable[..., Ledger]
+    @pytest.mark.parametrize(
+        ("range_key", "projection", "difference"),
+        [
+            ("timestamp", "KEYS_ONLY", "projection KEYS_ONLY, but the model expects ALL"),
+            (
+                "createdAt",
+                "ALL",
+                "key schema userId S HASH, createdAt S RANGE, "
+                "but the model expects userId S HASH, timestamp S RANGE",
+            ),
+        ],
+    )
+    def test_a_history_index_keyed_or_projected_otherwise_is_refused_naming_the_difference(
+        self, make_ledger: Callable[..., Ledger], range_key: str, projection: str, difference: str
     ) -> None:
-        """History reads every attribute through the index: KEYS_ONLY stops the run at 0002."""
+        """History reads every attribute through the index: KEYS_ONLY or other keys stop 0002."""
         ledger = make_ledger()
         transactions = ledger.table_names[1]
-        index = _history_index([("userId", "HASH"), ("timestamp", "RANGE")], "KEYS_ONLY")
+        index = _history_index([("userId", "HASH"), (range_key, "RANGE")], projection)
         _create_raw_table(ledger, transactions, "idempotencyKey", index)
         with pytest.raises(IncompatibleIndex) as caught:
             ledger.migrate()
-        assert (
-            f"table {transactions!r} has index {HISTORY_INDEX!r} with "
-            "projection KEYS_ONLY, but the model expects ALL"
-        ) == str(caught.value)
+        assert f"table {transactions!r} has index {HISTORY_INDEX!r} with {difference}" == str(
+            caught.value
+        )
         assert isinstance(caught.value, IncompatibleTable)
-        assert [True, False] == [s.applied for s in ledger.migration_status()]
-
-    def test_a_differently_keyed_history_index_is_refused_naming_both_key_schemas(
-        self, make_ledger: Callable[..., Ledger]
-    ) -> None:
-        """An index of that name keyed on userId/createdAt is not the history index."""
-        ledger = make_ledger()
-        transactions = ledger.table_names[1]
-        index = _history_index([("userId", "HASH"), ("createdAt", "RANGE")], "ALL")
-        _create_raw_table(ledger, transactions, "idempotencyKey", index)
-        with pytest.raises(IncompatibleIndex) as caught:
-            ledger.migrate()
-        assert (
-            f"table {transactions!r} has index {HISTORY_INDEX!r} with key schema "
-            "userId S HASH, createdAt S RANGE, but the model expects "
-            "userId S HASH, timestamp S RANGE"
-        ) == str(caught.value)
         assert (HISTORY_INDEX, transactions) == (caught.value.index_name, caught.value.table_name)
+        assert [True, False] == [s.applied for s in ledger.migration_status()]
 
     def test_a_matching_history_index_is_adopted(self, make_ledger: Callable[..., Ledger]) -> None:
         """The same index made by another tool (keys and ALL) is kept and history reads it."""

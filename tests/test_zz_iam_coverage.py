@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,17 @@ from tests.conftest import RECORDER
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 SUFFIXES = ("SchemaMigrations", "Transactions", "Users")
+
+
+def _resources(document: dict[str, Any]) -> set[str]:
+    return {r for s in document["Statement"] for r in s["Resource"]}
+
+
+def _prod_tables(partition: str, region: str) -> set[str]:
+    """The ARNs a policy for the ``prod-`` prefix should name, and only those."""
+    base = f"arn:{partition}:dynamodb:{region}:{ACCOUNT}:table/prod-"
+    index = "Transactions/index/userId-timestamp-index"
+    return {base + "Users", base + "Transactions", base + index, base + "SchemaMigrations"}
 
 
 def _prefix(table: str) -> str | None:
@@ -31,14 +43,7 @@ class TestPolicy:
     def test_names_only_the_prefixed_tables_and_index(self) -> None:
         """Every resource of the policy is one of the prefix's three tables or its index."""
         document = iam.policy(region=REGION, account=ACCOUNT, table_prefix="prod-")
-        resources = {r for s in document["Statement"] for r in s["Resource"]}
-        base = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/prod-"
-        assert {
-            base + "Users",
-            base + "Transactions",
-            base + "Transactions/index/userId-timestamp-index",
-            base + "SchemaMigrations",
-        } == resources
+        assert _prod_tables("aws", REGION) == _resources(document)
         assert ["DynaledgerRuntime", "DynaledgerMigrations"] == [
             s["Sid"] for s in document["Statement"]
         ]
@@ -74,14 +79,7 @@ class TestPartitions:
     def test_every_arn_carries_the_regions_partition(self, region: str, partition: str) -> None:
         """China and GovCloud regions get arn:aws-cn: and arn:aws-us-gov:, others arn:aws:."""
         document = iam.policy(region=region, account=ACCOUNT, table_prefix="prod-")
-        resources = {r for s in document["Statement"] for r in s["Resource"]}
-        base = f"arn:{partition}:dynamodb:{region}:{ACCOUNT}:table/prod-"
-        assert {
-            base + "Users",
-            base + "Transactions",
-            base + "Transactions/index/userId-timestamp-index",
-            base + "SchemaMigrations",
-        } == resources
+        assert _prod_tables(partition, region) == _resources(document)
 
     def test_cli_prints_the_china_partition(self, capsys: pytest.CaptureFixture[str]) -> None:
         """``dynaledger iam-policy --region cn-north-1`` names arn:aws-cn: tables."""
