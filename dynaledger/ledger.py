@@ -75,8 +75,9 @@ class Ledger:
     """User balances in DynamoDB, moved by atomic, idempotent, never-overdrawn transactions.
 
     Args:
-        endpoint_url: A DynamoDB endpoint; None means AWS's regional endpoint,
-            reached with botocore's normal credential chain.
+        endpoint_url: A DynamoDB endpoint, an ``http://`` or ``https://`` URL
+            with a host (anything else is a ``ValidationError``); None means
+            AWS's regional endpoint, reached with botocore's normal credential chain.
         region: The AWS region; None means botocore's own lookup (or
             ``us-east-1`` for a local endpoint).
         table_prefix: Prepended to every table name, to keep environments apart.
