@@ -101,7 +101,9 @@ def _iam_policy(args: argparse.Namespace) -> int:
     prefix = args.table_prefix
     if prefix is None:
         prefix = os.environ.get("DYNALEDGER_TABLE_PREFIX", "")
-    document = iam.policy(region=region, account=args.account, table_prefix=prefix)
+    document = iam.policy(
+        region=region, account=args.account, table_prefix=prefix, layout=_layout(args)
+    )
     print(json.dumps(document, indent=2))
     return 0
 

@@ -8,9 +8,8 @@ import botocore.session
 from botocore.exceptions import UnknownRegionError
 
 from dynaledger.errors import ValidationError
-from dynaledger.models.schema_migration import SchemaMigration
+from dynaledger.models.layout import TableLayout
 from dynaledger.models.transaction import Transaction
-from dynaledger.models.user import User
 
 #: The IAM actions each DynamoDB operation needs. Transactions are authorized
 #: per item: a Put needs PutItem, an Update needs UpdateItem.
@@ -75,22 +74,26 @@ def table_arn(region: str, account: str, table: str) -> str:
     return f"arn:{partition(region)}:dynamodb:{region}:{account}:table/{table}"
 
 
-def policy(*, region: str, account: str, table_prefix: str = "") -> dict[str, Any]:
+def policy(
+    *, region: str, account: str, table_prefix: str = "", layout: TableLayout | None = None
+) -> dict[str, Any]:
     """The IAM policy document for the ledger whose tables carry ``table_prefix``.
 
     Two statements: ``DynaledgerRuntime`` (the services: items of Users and
     Transactions, history through the index) and ``DynaledgerMigrations``
     (creating, describing and protecting the tables, and the migration records).
-    ARNs carry the region's partition (``arn:aws-cn:...`` for ``cn-north-1``).
+    ARNs carry the region's partition (``arn:aws-cn:...`` for ``cn-north-1``);
+    tables carry the names of ``layout`` (dynaledger's own by default).
 
     Raises:
         ValidationError: ``region`` is in no AWS partition, or ``account`` is not 12 digits.
     """
     if not (len(account) == 12 and account.isascii() and account.isdigit()):
         raise ValidationError("account", f"must be a 12-digit AWS account id, not {account!r}")
+    names = layout or TableLayout()
     users, transactions, migrations = (
-        table_arn(region, account, table_prefix + model.Meta.table_name)
-        for model in (User, Transaction, SchemaMigration)
+        table_arn(region, account, table_prefix + name)
+        for name in (names.users_table, names.transactions_table, names.migrations_table)
     )
     index = f"{transactions}/index/{Transaction.user_index.Meta.index_name}"
     return {

@@ -15,10 +15,16 @@ import pytest
 from dynaledger import Ledger, iam
 from dynaledger.cli import main
 from dynaledger.errors import ValidationError
+from dynaledger.models import TableLayout
 from tests.conftest import RECORDER
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
-SUFFIXES = ("SchemaMigrations", "Transactions", "Users")
+#: The layouts the suite's ledgers use: dynaledger's own, and a TypeScript service's
+#: (tests/test_foreign_records.py). A table named by neither counts as uncovered.
+LAYOUTS = (
+    TableLayout(),
+    TableLayout(users_table="UserTable", transactions_table="TransactionTable"),
+)
 
 
 def _resources(document: dict[str, Any]) -> set[str]:
@@ -32,10 +38,12 @@ def _prod_tables(partition: str, region: str) -> set[str]:
     return {base + "Users", base + "Transactions", base + index, base + "SchemaMigrations"}
 
 
-def _prefix(table: str) -> str | None:
-    for suffix in SUFFIXES:
-        if table.endswith(suffix):
-            return table[: -len(suffix)]
+def _prefix_and_layout(table: str) -> tuple[str, TableLayout] | None:
+    """Which prefix and layout name ``table``, if any of the suite's does."""
+    for layout in LAYOUTS:
+        for name in (layout.users_table, layout.transactions_table, layout.migrations_table):
+            if table.endswith(name):
+                return table[: -len(name)], layout
     return None
 
 
@@ -106,6 +114,28 @@ class TestPartitions:
             iam.policy(region=args[1], account=args[3])
 
 
+class TestLayout:
+    def test_a_shared_layout_names_the_services_tables(self) -> None:
+        """With another service's table names the policy names those tables, and only those."""
+        layout = TableLayout(users_table="UserTable", transactions_table="TransactionTable")
+        document = iam.policy(region=REGION, account=ACCOUNT, table_prefix="prod-", layout=layout)
+        base = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/prod-"
+        assert {
+            base + "UserTable",
+            base + "TransactionTable",
+            base + "TransactionTable/index/userId-timestamp-index",
+            base + "SchemaMigrations",
+        } == _resources(document)
+
+    def test_cli_takes_the_layout_options(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """``iam-policy --users-table ... --transactions-table ...`` prints that layout's policy."""
+        tables = ["--users-table", "UserTable", "--transactions-table", "TransactionTable"]
+        code = main(["iam-policy", "--region", REGION, "--account", ACCOUNT, *tables])
+        layout = TableLayout(users_table="UserTable", transactions_table="TransactionTable")
+        expected = iam.policy(region=REGION, account=ACCOUNT, layout=layout)
+        assert (0, expected) == (code, json.loads(capsys.readouterr().out))
+
+
 class TestCoverage:
     def test_every_operation_sent_is_allowed(self, ledger_factory: Callable[..., Ledger]) -> None:
         """Each (operation, table) the library sent maps to actions the policy allows there."""
@@ -127,11 +157,14 @@ class TestCoverage:
                 "CreateTable", "UpdateContinuousBackups"} <= {op for op, _ in seen}  # fmt: skip
         uncovered = []
         for operation, table in sorted(seen):
-            prefix = _prefix(table)
-            if prefix is None:
+            found = _prefix_and_layout(table)
+            if found is None:
                 uncovered.append(f"{operation} on unknown table {table}")
                 continue
-            document = iam.policy(region=REGION, account=ACCOUNT, table_prefix=prefix)
+            prefix, layout = found
+            document = iam.policy(
+                region=REGION, account=ACCOUNT, table_prefix=prefix, layout=layout
+            )
             arn = iam.table_arn(REGION, ACCOUNT, table)
             resources = (
                 [arn, f"{arn}/index/userId-timestamp-index"] if operation == "Query" else [arn]
