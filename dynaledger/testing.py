@@ -46,7 +46,7 @@ class ServerChoice:
     detail: str
 
     def describe(self) -> str:
-        """One line for the pytest header."""
+        """One line for the test run, printed when the choice is made."""
         if self.kind == "endpoint":
             return f"DynamoDB server: {self.detail} (from ${ENDPOINT_VARIABLE})"
         if self.kind == "testcontainers":
