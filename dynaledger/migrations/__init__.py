@@ -450,9 +450,11 @@ class Migrator:
             if record.state == STATE_APPLIED:
                 return False
             if time.monotonic() > deadline:
+                started = record.started_at
+                since = f" since {started:%Y-%m-%d %H:%M:%S}Z" if started is not None else ""
                 raise MigrationError(
-                    f"revision {revision.revision} is still being applied by {record.applied_by} "
-                    f"since {record.started_at:%Y-%m-%d %H:%M:%S}Z; if that migrator is gone, "
+                    f"revision {revision.revision} is still being applied by {record.applied_by}"
+                    f"{since}; if that migrator is gone, "
                     f"run `dynaledger migrate --release {revision.revision}`, then migrate again"
                 )
             time.sleep(delay)
