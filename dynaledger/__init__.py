@@ -1,34 +1,49 @@
 """dynaledger: user balances in Amazon DynamoDB, moved by atomic, idempotent transactions."""
 
+import logging
+
+from dynaledger.aio import AsyncLedger
 from dynaledger.ledger import Ledger
 from dynaledger.models.layout import TableLayout
-from dynaledger.services import RetryPolicy
+from dynaledger.serialize import as_dict, to_json
+from dynaledger.services import RetryPolicy, RetryStats
 from dynaledger.values import (
     Balance,
     EntryType,
     HistoryEntry,
     HistoryPage,
     Mismatch,
+    Readiness,
     ReconcileReport,
     RecordProblem,
+    SchemaCheck,
     TransactResult,
     TransferResult,
 )
 
+# Silent unless the application configures logging: records go to "dynaledger.*".
+logging.getLogger("dynaledger").addHandler(logging.NullHandler())
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncLedger",
     "Balance",
     "EntryType",
     "HistoryEntry",
     "HistoryPage",
     "Ledger",
     "Mismatch",
+    "Readiness",
     "ReconcileReport",
     "RecordProblem",
     "RetryPolicy",
+    "RetryStats",
+    "SchemaCheck",
     "TableLayout",
     "TransactResult",
     "TransferResult",
     "__version__",
+    "as_dict",
+    "to_json",
 ]

@@ -1,13 +1,35 @@
 """The exceptions dynaledger raises; every one derives from :class:`LedgerError`.
 
 Services translate PynamoDB and botocore failures into these, so callers never
-need to import either library to handle a ledger failure.
+need to import either library to handle a ledger failure. The lower-level
+exception, when there is one, is both chained (``__cause__``) and kept as
+``cause``.
+
+They come in five groups, so a service needs a handful of ``except`` clauses:
+
+* :class:`RequestError`: the request is wrong (validation, currency, reused key);
+* :class:`NotFound`: the user it names does not exist;
+* :class:`Refused`: the rules refuse it (insufficient funds, a taken user id);
+* :class:`TransientError`: try again later, with the same idempotency key
+  (contention, DynamoDB unavailable, the call's deadline passed);
+* :class:`ConfigurationError`: the deployment is not ready (missing tables,
+  failed migrations, a closed ledger, unusable client settings).
+
+Every class has a stable machine-readable ``code`` (snake case, documented in
+the README), a ``retryable`` flag and the ``http_status`` a web service would
+usually answer with.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import ClassVar
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 class LedgerError(Exception):
@@ -15,23 +37,112 @@ class LedgerError(Exception):
 
     Attributes:
         msg: The human-readable message.
-        cause: The lower-level exception behind this one, if any.
+        cause: The lower-level exception behind this one, if any (also ``__cause__``).
+        code: A stable machine-readable name, such as ``"insufficient_funds"``.
+        retryable: True when the same call may succeed later (with the same key).
+        http_status: The HTTP status a web service would usually map this error to.
     """
 
     msg: str = "ledger error"
+    code: ClassVar[str] = "ledger_error"
+    retryable: ClassVar[bool] = False
+    http_status: ClassVar[int] = 500
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # A class that names no code of its own is known by its class name.
+        if "code" not in cls.__dict__:
+            cls.code = _snake(cls.__name__)
 
     def __init__(self, msg: str | None = None, *, cause: BaseException | None = None) -> None:
         self.msg = msg if msg is not None else self.msg
         self.cause = cause
         super().__init__(self.msg)
+        if cause is not None:
+            self.__cause__ = cause
 
 
-class ValidationError(LedgerError, ValueError):
+# The groups -------------------------------------------------------------------
+
+
+class RequestError(LedgerError):
+    """The request is wrong; sending it again unchanged fails again."""
+
+    code = "request_error"
+    http_status = 400
+
+
+class NotFound(LedgerError):
+    """Something the request names does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class Refused(LedgerError):
+    """The request is valid, but the ledger's rules refuse it."""
+
+    code = "refused"
+    http_status = 409
+
+
+class TransientError(LedgerError):
+    """The call could not finish now; the same call (same idempotency key) may succeed later.
+
+    Attributes:
+        operation: The ledger operation, such as ``"transact"``, or None.
+        attempts: Requests tried before giving up.
+        idempotency_key: The key of the write, or None for a read.
+        deadline_exceeded: True when the call's deadline ended it, not the retry budget.
+    """
+
+    code = "transient_error"
+    retryable = True
+    http_status = 503
+
+    def __init__(
+        self,
+        msg: str | None = None,
+        *,
+        cause: BaseException | None = None,
+        operation: str | None = None,
+        attempts: int = 0,
+        idempotency_key: str | None = None,
+        deadline_exceeded: bool = False,
+    ) -> None:
+        self.operation = operation
+        self.attempts = attempts
+        self.idempotency_key = idempotency_key
+        self.deadline_exceeded = deadline_exceeded
+        super().__init__(msg, cause=cause)
+
+
+class ConfigurationError(LedgerError):
+    """The deployment is not ready or is misconfigured; an operator must act.
+
+    Missing tables, failed migrations, settings that differ from the
+    deployment's, unreadable records, a closed ledger; and DynamoDB that cannot
+    be used as configured (no credentials, rejected credentials, no access),
+    raised at the first attempt since retrying does not help.
+    """
+
+    code = "configuration_error"
+    http_status = 503
+
+
+# The request is wrong ----------------------------------------------------------
+
+
+class ValidationError(RequestError, ValueError):
     """An argument broke a rule; nothing was sent or written.
 
     Attributes:
-        field: The name of the offending argument.
+        field: The name of the offending argument (or environment variable).
+        rule: The rule it broke.
     """
+
+    code = "validation_error"
+    http_status = 422
 
     def __init__(self, field: str, rule: str) -> None:
         self.field = field
@@ -39,30 +150,91 @@ class ValidationError(LedgerError, ValueError):
         super().__init__(f"{field}: {rule}")
 
 
-class UserNotFound(LedgerError):
-    """No user has this id."""
+class IdempotencyConflict(RequestError):
+    """The idempotency key was used before for a different request; nothing was written.
+
+    Attributes:
+        idempotency_key: The reused key.
+        fields: The request fields that differ from the stored request.
+    """
+
+    code = "idempotency_conflict"
+    http_status = 409
+
+    def __init__(self, idempotency_key: str, fields: Sequence[str]) -> None:
+        self.idempotency_key = idempotency_key
+        self.fields = tuple(fields)
+        super().__init__(
+            f"idempotency key {idempotency_key!r} was used for a different request "
+            f"(differs in: {', '.join(self.fields)})"
+        )
+
+
+class CurrencyMismatch(RequestError):
+    """The currency asked for is not the account's currency (or the two accounts differ).
+
+    Attributes:
+        user_id: The account.
+        expected: The currency the request asked for.
+        actual: The currency the account holds.
+    """
+
+    code = "currency_mismatch"
+    http_status = 422
+
+    def __init__(self, user_id: str, expected: str, actual: str) -> None:
+        self.user_id = user_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"user {user_id!r} holds {actual}, not {expected}")
+
+
+# Not found -----------------------------------------------------------------------
+
+
+class UserNotFound(NotFound):
+    """No user has this id.
+
+    Attributes:
+        user_id: The id asked for.
+    """
+
+    code = "user_not_found"
 
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
         super().__init__(f"user {user_id!r} does not exist")
 
 
-class UserAlreadyExists(LedgerError):
-    """A user with this id exists already."""
+# Refused by the rules --------------------------------------------------------------
+
+
+class UserAlreadyExists(Refused):
+    """A user with this id exists already; it was left untouched.
+
+    Attributes:
+        user_id: The id asked for.
+    """
+
+    code = "user_already_exists"
 
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
         super().__init__(f"user {user_id!r} already exists")
 
 
-class InsufficientFunds(LedgerError):
+class InsufficientFunds(Refused):
     """A debit or transfer would take the balance below zero; it was refused and recorded.
 
     Attributes:
         user_id: The account that would have been overdrawn.
         balance: Its balance when the request was refused.
         amount: The amount asked for.
+        currency: The account's currency.
     """
+
+    code = "insufficient_funds"
+    http_status = 422
 
     def __init__(self, user_id: str, balance: Decimal, amount: Decimal, currency: str) -> None:
         self.user_id = user_id
@@ -75,59 +247,64 @@ class InsufficientFunds(LedgerError):
         )
 
 
-class IdempotencyConflict(LedgerError):
-    """The idempotency key was used before for a different request; nothing was written.
+# Try again later --------------------------------------------------------------------
 
-    Attributes:
-        idempotency_key: The reused key.
-        fields: The request fields that differ from the stored request.
+
+class ConcurrencyError(TransientError):
+    """Conflicts or throttling outlasted the retry budget or the deadline; nothing was applied
+    by the attempts that conflicted, and retrying a write with the same key is safe."""
+
+    code = "concurrency_error"
+    msg = "the request kept conflicting or being throttled; try again later"
+
+
+class ServiceUnavailable(TransientError):
+    """DynamoDB could not be reached, kept failing, or did not answer within the deadline.
+
+    A write may or may not have been applied; retrying it with the same key is
+    safe and tells which.
     """
 
-    def __init__(self, idempotency_key: str, fields: Sequence[str]) -> None:
-        self.idempotency_key = idempotency_key
-        self.fields = tuple(fields)
+    code = "service_unavailable"
+    msg = "DynamoDB is unavailable; try again later"
+
+
+# The deployment ------------------------------------------------------------------------
+
+
+class TableNotFound(ConfigurationError):
+    """A ledger table does not exist: run the migrations first.
+
+    Attributes:
+        table_name: The missing table's full name, prefix included.
+    """
+
+    code = "table_not_found"
+
+    def __init__(self, table_name: str, *, cause: BaseException | None = None) -> None:
+        self.table_name = table_name
         super().__init__(
-            f"idempotency key {idempotency_key!r} was used for a different request "
-            f"(differs in: {', '.join(self.fields)})"
+            f"table {table_name!r} does not exist; run `dynaledger migrate`", cause=cause
         )
 
 
-class CurrencyMismatch(LedgerError):
-    """The currency asked for is not the account's currency (or the two accounts differ)."""
-
-    def __init__(self, user_id: str, expected: str, actual: str) -> None:
-        self.user_id = user_id
-        self.expected = expected
-        self.actual = actual
-        super().__init__(f"user {user_id!r} holds {actual}, not {expected}")
-
-
-class ConcurrencyError(LedgerError):
-    """Conflicts or throttling outlasted the retry budget; retrying with the same key is safe."""
-
-    msg = "the request kept conflicting or being throttled; retry with the same idempotency key"
-
-
-class ServiceUnavailable(LedgerError):
-    """DynamoDB could not be reached or kept failing; retrying with the same key is safe."""
-
-    msg = "DynamoDB is unavailable; retry with the same idempotency key"
-
-
-class TableNotFound(LedgerError):
-    """A ledger table does not exist: run the migrations first."""
-
-    def __init__(self, table_name: str) -> None:
-        self.table_name = table_name
-        super().__init__(f"table {table_name!r} does not exist; run `dynaledger migrate`")
-
-
-class MigrationError(LedgerError):
+class MigrationError(ConfigurationError):
     """A migration could not be applied."""
+
+    code = "migration_error"
+    http_status = 500
 
 
 class IncompatibleTable(MigrationError):
-    """A table exists with a key schema other than the model's."""
+    """A table exists with a key schema other than the model's.
+
+    Attributes:
+        table_name: The table.
+        expected: The key schema the model expects.
+        actual: The key schema the table has.
+    """
+
+    code = "incompatible_table"
 
     def __init__(self, table_name: str, expected: str, actual: str) -> None:
         self.table_name = table_name
@@ -138,18 +315,21 @@ class IncompatibleTable(MigrationError):
         )
 
 
-class UnreadableRecord(LedgerError):
+class UnreadableRecord(ConfigurationError):
     """A stored item breaks a rule the ledger relies on; it was not used.
 
     Other clients (a service sharing the tables, the AWS CLI, a hand edit) can
     write anything. An item the ledger cannot read right is refused with this
-    error, naming it, rather than read wrong.
+    error, naming it, rather than read wrong; an operator must look at it.
 
     Attributes:
         table_name: The table holding the item.
         key: The item's key (a user id or an idempotency key).
         problem: The rule it breaks.
     """
+
+    code = "unreadable_record"
+    http_status = 500
 
     def __init__(self, table_name: str, key: str, problem: str) -> None:
         self.table_name = table_name
@@ -158,12 +338,14 @@ class UnreadableRecord(LedgerError):
         super().__init__(f"cannot read item {key!r} of table {table_name!r}: {problem}")
 
 
-class SettingsMismatch(LedgerError):
+class SettingsMismatch(ConfigurationError):
     """This ledger's settings are not the deployment's stored ones; it writes nothing.
 
     Attributes:
         differences: One line per setting that differs, naming both values.
     """
+
+    code = "settings_mismatch"
 
     def __init__(self, differences: Sequence[str], hint: str) -> None:
         self.differences = tuple(differences)
@@ -174,13 +356,6 @@ class SettingsMismatch(LedgerError):
         )
 
 
-class ConfigurationError(LedgerError):
-    """DynamoDB cannot be used as configured: no credentials, rejected credentials, or no access.
-
-    Retrying does not help, so it is raised at the first attempt; the message names the cause.
-    """
-
-
 class IncompatibleIndex(IncompatibleTable):
     """A table's index exists with another key schema or projection than the model's.
 
@@ -188,6 +363,8 @@ class IncompatibleIndex(IncompatibleTable):
         index_name: The index.
         differences: What differs, each as ``"<what> <actual>, the model expects <expected>"``.
     """
+
+    code = "incompatible_index"
 
     def __init__(
         self,
@@ -217,9 +394,13 @@ __all__ = [
     "InsufficientFunds",
     "LedgerError",
     "MigrationError",
+    "NotFound",
+    "Refused",
+    "RequestError",
     "ServiceUnavailable",
     "SettingsMismatch",
     "TableNotFound",
+    "TransientError",
     "UnreadableRecord",
     "UserAlreadyExists",
     "UserNotFound",

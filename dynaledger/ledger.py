@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from decimal import Decimal
-from typing import Any
+from types import TracebackType
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from botocore.client import BaseClient
+from botocore.config import Config
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
-from dynaledger import seeds, services, values
-from dynaledger.errors import ValidationError
+from dynaledger import _calls, readiness, seeds, services, settings, values
+from dynaledger.errors import ConfigurationError, ValidationError
 from dynaledger.migrations import Migrator, TableProtection
 from dynaledger.models import ConnectionSettings, TableLayout, bind_models
 from dynaledger.money import Currencies, parse_assets
 from dynaledger.services import Context, RetryPolicy, RetryStats, deployment
+from dynaledger.values import EntryType
+
+#: What ``amount`` accepts: a float only when its shortest repr fits the currency.
+Amount = Decimal | int | float | str
+#: What ``type`` accepts.
+EntryTypeLike = EntryType | Literal["credit", "debit"]
 
 #: Credentials sent to a local server when none are configured: local
 #: servers accept any, and AWS never sees these.
@@ -74,6 +84,10 @@ def _check_endpoint(endpoint_url: object) -> None:
 class Ledger:
     """User balances in DynamoDB, moved by atomic, idempotent, never-overdrawn transactions.
 
+    One ledger is safe to share between threads: it holds one botocore client
+    and one connection pool, and every call keeps its state to itself. Close
+    it (or use it as a context manager) to close its connections.
+
     Args:
         endpoint_url: A DynamoDB endpoint, an ``http://`` or ``https://`` URL
             with a host (anything else is a ``ValidationError``); None means
@@ -90,6 +104,16 @@ class Ledger:
             tables with another service; the defaults are dynaledger's own.
         retry: How contention and outages are retried.
         read_timeout: Seconds to wait for a reply before the attempt counts as failed.
+        connect_timeout: Seconds to wait for a connection before the attempt counts as failed.
+        deadline: Seconds one call (``create_user``, ``get_user_balance``,
+            ``transact``, ``transfer``, ``history``, ``ping``) may take over all
+            its attempts and backoffs; each attempt's timeouts shrink to fit.
+            None: only the retry budget bounds a call.
+        max_pool_connections: HTTP connections kept open for reuse; more
+            threads than this still work, but open connections they then close.
+        botocore_config: More botocore client settings (proxies, user agent,
+            TCP keep-alive...), merged over the ones above; ``retries`` is
+            ignored, since the ledger retries itself.
     """
 
     def __init__(
@@ -105,10 +129,25 @@ class Ledger:
         retry: RetryPolicy | None = None,
         read_timeout: float = 10.0,
         connect_timeout: float = 5.0,
+        deadline: float | None = None,
+        max_pool_connections: int = 50,
+        botocore_config: Config | None = None,
     ) -> None:
         currencies = Currencies(dict(assets or {}))
         currency = currencies.validate(default_currency, "default_currency")
         _check_endpoint(endpoint_url)
+        _check_seconds("read_timeout", read_timeout)
+        _check_seconds("connect_timeout", connect_timeout)
+        if deadline is not None:
+            _check_seconds("deadline", deadline)
+        if isinstance(max_pool_connections, bool) or not isinstance(max_pool_connections, int):
+            raise ValidationError("max_pool_connections", "must be an int")
+        if max_pool_connections < 1:
+            raise ValidationError("max_pool_connections", "must be at least 1")
+        if botocore_config is not None and not isinstance(botocore_config, Config):
+            raise ValidationError("botocore_config", "must be a botocore.config.Config")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry", "must be a dynaledger.RetryPolicy")
         local = is_loopback(endpoint_url)
         has_credentials = any(os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
         self.settings = ConnectionSettings(
@@ -118,6 +157,8 @@ class Ledger:
             credentials=PLACEHOLDER_CREDENTIALS if local and not has_credentials else None,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
+            max_pool_connections=max_pool_connections,
+            botocore_config=botocore_config,
         )
         self._ctx = Context(
             models=bind_models(self.settings, layout),
@@ -125,29 +166,84 @@ class Ledger:
             currencies=currencies,
             default_currency=currency,
             retry=retry or RetryPolicy(),
+            deadline=deadline,
         )
+        self._closed = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Ledger:
         """A ledger configured from the environment.
 
-        Reads ``AWS_ENDPOINT_URL_DYNAMODB`` (then ``AWS_ENDPOINT_URL``),
-        ``AWS_REGION`` (then ``AWS_DEFAULT_REGION``), ``DYNALEDGER_TABLE_PREFIX``,
-        ``DYNALEDGER_ASSETS`` (``BTC:8,ETH:18``) and the layout variables
+        Reads the variables of :data:`dynaledger.settings.SETTINGS` (the
+        README's settings table): the endpoint, region, table prefix, opening
+        balance, default currency, retry budget, timeouts, deadline and pool
+        size, ``DYNALEDGER_ASSETS`` (``BTC:8,ETH:18``) and the layout variables
         (``DYNALEDGER_USERS_TABLE``, ``DYNALEDGER_TRANSACTIONS_TABLE``,
-        ``DYNALEDGER_MIGRATIONS_TABLE``, ``DYNALEDGER_IDEMPOTENCY_KEY_ATTRIBUTE``);
-        keyword arguments win over all of them.
+        ``DYNALEDGER_MIGRATIONS_TABLE``, ``DYNALEDGER_IDEMPOTENCY_KEY_ATTRIBUTE``).
+        Keyword arguments win over all of them.
+
+        Raises:
+            ValidationError: A variable holds a bad value; the error names the variable.
         """
         env = os.environ if environ is None else environ
-        settings: dict[str, Any] = {
-            "endpoint_url": env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL"),
-            "region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
-            "table_prefix": env.get("DYNALEDGER_TABLE_PREFIX", ""),
-            "layout": layout_from_env(env),
-            "assets": parse_assets(env.get("DYNALEDGER_ASSETS", ""), "DYNALEDGER_ASSETS"),
-        }
-        settings.update(overrides)
-        return cls(**settings)
+        arguments, sources = settings.from_environment(env)
+        retry_fields = arguments.pop("retry", None)
+        if retry_fields:
+            arguments["retry"] = RetryPolicy(**retry_fields)
+        if "layout" not in overrides:
+            try:
+                arguments["layout"] = layout_from_env(env)
+            except ValidationError as error:
+                variable = LAYOUT_VARIABLES.get(error.field)
+                if variable is None:
+                    raise
+                raise ValidationError(variable, error.rule) from error
+        if "assets" not in overrides:
+            arguments["assets"] = parse_assets(
+                env.get("DYNALEDGER_ASSETS", ""), "DYNALEDGER_ASSETS"
+            )
+        arguments.update(overrides)
+        try:
+            return cls(**arguments)
+        except ValidationError as error:
+            variable = None if error.field in overrides else sources.get(error.field)
+            if variable is None:
+                raise
+            raise ValidationError(variable, error.rule) from error
+
+    def close(self) -> None:
+        """Close the ledger's connections; calls made afterwards raise ``ConfigurationError``."""
+        self._closed = True
+        self._ctx.models.connection.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(
+        self,
+        operation: str,
+        *,
+        idempotency_key: str | None = None,
+        write: bool = False,
+        bounded: bool = True,
+    ) -> AbstractContextManager[_calls.Call]:
+        """One call of ``operation``: its name and key for logs and errors, and its deadline."""
+        if self._closed:
+            raise ConfigurationError("this Ledger was closed")
+        return _calls.scope(
+            operation,
+            idempotency_key=idempotency_key,
+            write=write,
+            seconds=self._ctx.deadline if bounded else None,
+        )
 
     def __repr__(self) -> str:
         endpoint = self.settings.endpoint_url or "aws"
@@ -191,8 +287,17 @@ class Ledger:
         )
 
     @property
+    def deadline(self) -> float | None:
+        """Seconds one call may take over all its attempts and backoffs, or None."""
+        return self._ctx.deadline
+
+    @property
     def stats(self) -> RetryStats:
-        """Counters of the attempts and retries this ledger made."""
+        """Counters of the attempts, retries (by kind) and exhausted calls of this ledger.
+
+        Safe to read from any thread, for metrics; the ``dynaledger.retry``
+        logger reports each of these events as it happens.
+        """
         return self._ctx.stats
 
     @property
@@ -221,7 +326,8 @@ class Ledger:
 
         Point-in-time recovery and deletion protection are turned on for every
         table when asked, by default on AWS and not elsewhere. Migrate never
-        turns either off. The first migrate records this ledger's opening
+        turns either off. The deadline does not apply: tables take their time.
+        The first migrate records this ledger's opening
         balance, default currency and assets as the deployment's settings.
 
         Raises:
@@ -234,13 +340,15 @@ class Ledger:
             deletion_protection=self.is_aws if deletion_protection is None
             else deletion_protection,
         )  # fmt: skip
-        applied = Migrator(self._ctx, protection=protection).upgrade()
-        deployment.record(self._ctx)
-        return applied
+        with self._call("migrate", write=True, bounded=False):
+            applied = Migrator(self._ctx, protection=protection).upgrade()
+            deployment.record(self._ctx)
+            return applied
 
     def deployment_settings(self) -> values.DeploymentSettings | None:
         """The deployment's stored settings (None before the first migrate)."""
-        return deployment.stored(self._ctx)
+        with self._call("deployment_settings", bounded=False):
+            return deployment.stored(self._ctx)
 
     def apply_settings(self) -> values.DeploymentSettings:
         """Make this ledger's opening balance, default currency and assets the deployment's.
@@ -250,11 +358,37 @@ class Ledger:
                 (it holds an asset whose decimals change, or relies on the
                 default currency or opening balance).
         """
-        return deployment.apply(self._ctx)
+        with self._call("apply_settings", write=True, bounded=False):
+            return deployment.apply(self._ctx)
 
     def migration_status(self) -> list[values.RevisionStatus]:
         """Every migration revision and when it was applied."""
-        return Migrator(self._ctx).status()
+        with self._call("migration_status", bounded=False):
+            return Migrator(self._ctx).status()
+
+    def check_schema(self) -> values.SchemaCheck:
+        """Pending revisions and tables that are missing or incompatible, for deploy gates.
+
+        Sends a Scan of the migration records and a DescribeTable per table;
+        writes nothing. ``dynaledger migrate --check`` exits non-zero unless
+        the result is ``ok``.
+        """
+        with self._call("check_schema", bounded=False):
+            return readiness.check_schema(self._ctx)
+
+    def ping(self) -> values.Readiness:
+        """Prove the runtime tables exist and answer: one read request per table.
+
+        A GetItem of a key no user can have on ``Users``, a one-item Query of
+        the history index on ``Transactions`` (which proves the index too);
+        the same permissions as the operations need, no more.
+
+        Raises:
+            TableNotFound: A table (or the history index) is missing.
+            ServiceUnavailable: DynamoDB did not answer (within the deadline).
+        """
+        with self._call("ping"):
+            return readiness.ping(self._ctx)
 
     def release_migration(self, revision: str) -> values.RevisionStatus:
         """Free the claim a migrator that died left on ``revision``; return what was freed.
@@ -266,29 +400,34 @@ class Ledger:
 
     def table_settings(self) -> list[values.TableSettings]:
         """Point-in-time recovery and deletion protection of each existing table."""
-        return Migrator(self._ctx).table_settings()
+        with self._call("table_settings", bounded=False):
+            return Migrator(self._ctx).table_settings()
 
     def seed(self) -> values.SeedReport:
         """Create the test users of ``dynaledger/seeds/users.json`` that do not exist yet."""
-        return seeds.seed(self._ctx)
+        with self._call("seed", write=True, bounded=False):
+            return seeds.seed(self._ctx)
 
     def generate_users(
         self, count: int, *, progress: Callable[[int, int], None] | None = None
     ) -> values.SeedReport:
         """Write ``count`` synthetic users in batches, skipping those that exist."""
-        return seeds.generate(self._ctx, count, progress=progress)
+        with self._call("generate_users", write=True, bounded=False):
+            return seeds.generate(self._ctx, count, progress=progress)
 
     # Accounts ---------------------------------------------------------------
 
     def create_user(
-        self, user_id: str, *, currency: str | None = None, balance: object = None
+        self, user_id: str, *, currency: str | None = None, balance: Amount | None = None
     ) -> values.User:
         """Create an account; with no ``balance`` it starts on the opening balance."""
-        return services.create_user(self._ctx, user_id, currency=currency, balance=balance)
+        with self._call("create_user", write=True):
+            return services.create_user(self._ctx, user_id, currency=currency, balance=balance)
 
     def get_user_balance(self, user_id: str) -> values.Balance:
         """Read a balance: one strongly consistent read, no write."""
-        return services.get_user_balance(self._ctx, user_id)
+        with self._call("get_user_balance"):
+            return services.get_user_balance(self._ctx, user_id)
 
     # Movements --------------------------------------------------------------
 
@@ -297,19 +436,20 @@ class Ledger:
         *,
         idempotency_key: str,
         user_id: str,
-        amount: object,
-        type: object,
+        amount: Amount,
+        type: EntryTypeLike,
         currency: str | None = None,
     ) -> values.TransactResult:
         """Credit or debit one account, exactly once per idempotency key."""
-        return services.transact(
-            self._ctx,
-            idempotency_key=idempotency_key,
-            user_id=user_id,
-            amount=amount,
-            type=type,
-            currency=currency,
-        )
+        with self._call("transact", idempotency_key=idempotency_key, write=True):
+            return services.transact(
+                self._ctx,
+                idempotency_key=idempotency_key,
+                user_id=user_id,
+                amount=amount,
+                type=type,
+                currency=currency,
+            )
 
     def transfer(
         self,
@@ -317,27 +457,47 @@ class Ledger:
         idempotency_key: str,
         from_user_id: str,
         to_user_id: str,
-        amount: object,
+        amount: Amount,
         currency: str | None = None,
     ) -> values.TransferResult:
         """Move money between two accounts, exactly once per idempotency key."""
-        return services.transfer(
-            self._ctx,
-            idempotency_key=idempotency_key,
-            from_user_id=from_user_id,
-            to_user_id=to_user_id,
-            amount=amount,
-            currency=currency,
-        )
+        with self._call("transfer", idempotency_key=idempotency_key, write=True):
+            return services.transfer(
+                self._ctx,
+                idempotency_key=idempotency_key,
+                from_user_id=from_user_id,
+                to_user_id=to_user_id,
+                amount=amount,
+                currency=currency,
+            )
 
     # Reading back -----------------------------------------------------------
 
     def history(
         self, user_id: str, *, limit: int = 50, cursor: str | None = None
     ) -> values.HistoryPage:
-        """A page of an account's applied movements, newest first."""
-        return services.history(self._ctx, user_id, limit=limit, cursor=cursor)
+        """A page of an account's applied movements, newest first.
+
+        One Query. An empty first page costs one more read, to tell an
+        account with no movements from an unknown user.
+
+        Raises:
+            UserNotFound: The first page is empty and no user has this id.
+        """
+        with self._call("history"):
+            page = services.history(self._ctx, user_id, limit=limit, cursor=cursor)
+            if not page.items and cursor is None:
+                services.get_user_balance(self._ctx, user_id)
+            return page
 
     def reconcile(self, user_ids: Iterable[str] | None = None) -> values.ReconcileReport:
         """Check every balance (or those named) against its history."""
-        return services.reconcile(self._ctx, user_ids)
+        with self._call("reconcile", bounded=False):
+            return services.reconcile(self._ctx, user_ids)
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(name, f"must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValidationError(name, f"must be a number of seconds above 0, not {value!r}")

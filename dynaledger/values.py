@@ -255,3 +255,32 @@ class RevisionStatus:
     def applied(self) -> bool:
         """True once the revision is recorded as applied."""
         return self.applied_at is not None
+
+
+@attrs.frozen
+class SchemaCheck:
+    """Whether the tables match this version of the library, for deploy gates.
+
+    Attributes:
+        pending: Revisions not applied yet, in order.
+        problems: Each missing or incompatible table or index, as a sentence.
+    """
+
+    pending: tuple[str, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is pending and every table is as the models expect."""
+        return not self.pending and not self.problems
+
+
+@attrs.frozen
+class Readiness:
+    """What :meth:`dynaledger.Ledger.ping` proved.
+
+    Attributes:
+        tables: The tables (and index) that answered, one request each.
+    """
+
+    tables: tuple[str, ...]

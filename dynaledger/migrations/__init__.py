@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import pkgutil
 import socket
@@ -50,6 +51,7 @@ from dynaledger.services._core import Context, error_code, run
 from dynaledger.values import RevisionStatus, TableSettings
 
 _T = TypeVar("_T")
+_log = logging.getLogger("dynaledger.migrations")
 
 
 @attrs.frozen
@@ -443,6 +445,7 @@ class Migrator:
                     self._release_own(revision)
                     raise
                 self._finish(revision)
+                _log.info("applied revision %s: %s", revision.revision, revision.description)
                 return True
             record = self._find(revision)
             if record is None or record.state == STATE_RELEASED:

@@ -8,15 +8,17 @@ ledgers in one process never see each other's tables.
 
 from __future__ import annotations
 
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import attrs
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.connection import Connection
 from pynamodb.models import Model
 
-from dynaledger.errors import LedgerError
+from dynaledger._calls import install_deadline_timeouts
+from dynaledger.errors import ConfigurationError
 from dynaledger.models.attributes import DecimalAttribute, ISODateTimeAttribute
 from dynaledger.models.deployment import DeploymentSettings
 from dynaledger.models.layout import TableLayout
@@ -38,7 +40,10 @@ class ConnectionSettings:
         credentials: ``(access_key_id, secret_access_key)``, or None for botocore's chain.
         connect_timeout: Seconds to wait for a connection.
         read_timeout: Seconds to wait for a reply.
-        max_pool_connections: Concurrent HTTP connections kept open.
+        max_pool_connections: HTTP connections kept open for reuse (and so,
+            without waiting, the requests in flight at once).
+        botocore_config: More botocore client settings, merged over these
+            (except ``retries``: the services retry, botocore sends each request once).
     """
 
     endpoint_url: str | None
@@ -47,7 +52,8 @@ class ConnectionSettings:
     credentials: tuple[str, str] | None = None
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
-    max_pool_connections: int = 32
+    max_pool_connections: int = 50
+    botocore_config: Config | None = None
 
 
 @attrs.frozen
@@ -77,7 +83,8 @@ def bind_models(settings: ConnectionSettings, layout: TableLayout | None = None)
     request once.
     """
     access_key, secret_key = settings.credentials or (None, None)
-    connection = Connection(
+    connection = _Connection(
+        settings.botocore_config,
         region=settings.region,
         host=settings.endpoint_url,
         connect_timeout_seconds=settings.connect_timeout,
@@ -92,7 +99,9 @@ def bind_models(settings: ConnectionSettings, layout: TableLayout | None = None)
     try:
         _ = connection.client
     except BotoCoreError as error:  # such as half-configured credentials
-        raise LedgerError(f"cannot configure the DynamoDB client: {error}", cause=error) from None
+        raise ConfigurationError(
+            f"cannot configure the DynamoDB client: {error}", cause=error
+        ) from error
     layout = layout or TableLayout()
     key = layout.idempotency_key_attribute
     return BoundModels(
@@ -109,6 +118,46 @@ def bind_models(settings: ConnectionSettings, layout: TableLayout | None = None)
         deployment=_bind(DeploymentSettings, layout.migrations_table, settings, connection),
         connection=connection,
     )
+
+
+#: botocore sends each request once; the services' retry policy does the rest.
+_ONE_ATTEMPT = {"total_max_attempts": 1, "mode": "standard"}
+
+
+class _Connection(Connection):
+    """PynamoDB's connection, whose client merges a botocore ``Config`` and honours deadlines."""
+
+    def __init__(self, botocore_config: Config | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._botocore_config = botocore_config
+
+    @property
+    def client(self) -> Any:
+        """The botocore client, built as PynamoDB builds it, with our additions."""
+        signer = self._client._request_signer if self._client else None
+        # PynamoDB rebuilds a client that has no credentials (they may appear later).
+        if self._client is None or (signer is not None and not signer._credentials):
+            config = Config(
+                parameter_validation=False,
+                connect_timeout=self._connect_timeout_seconds,
+                read_timeout=self._read_timeout_seconds,
+                max_pool_connections=self._max_pool_connections,
+                retries=_ONE_ATTEMPT,
+            )
+            if self._botocore_config is not None:
+                config = config.merge(self._botocore_config).merge(Config(retries=_ONE_ATTEMPT))
+            client = self.session.create_client(
+                "dynamodb", self.region, endpoint_url=self.host, config=config
+            )
+            client.meta.events.register_first("before-send.*.*", self._before_send)
+            install_deadline_timeouts(client)
+            self._client = client
+        return self._client
+
+    def close(self) -> None:
+        """Close the client's pooled connections."""
+        if self._client is not None:
+            self._client.close()
 
 
 def _bind(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import threading
@@ -23,17 +24,24 @@ from botocore.exceptions import (
 )
 from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
 
+from dynaledger import _calls
 from dynaledger.errors import (
     ConcurrencyError,
     ConfigurationError,
     LedgerError,
     ServiceUnavailable,
     TableNotFound,
+    TransientError,
 )
 from dynaledger.models import BoundModels
 from dynaledger.money import ISO, Currencies
 
 _T = TypeVar("_T")
+
+#: Retries (INFO), exhausted budgets and passed deadlines (WARNING).
+retry_log = logging.getLogger("dynaledger.retry")
+#: Ambiguous failures recognised as the call's own success (INFO).
+outcome_log = logging.getLogger("dynaledger.outcome")
 
 #: Cancellation reasons and error codes that mean "contention: try again".
 CONTENTION_CODES = frozenset(
@@ -81,6 +89,9 @@ class RetryPolicy:
 class RetryStats:
     """Counters of what the retry loop saw, safe to share between threads.
 
+    Read them for metrics (``Ledger.stats``); the ``dynaledger.retry`` logger
+    reports the same events one by one.
+
     Attributes:
         attempts: Requests tried by services.
         retries: Attempts that were retried, by kind (``contention``, ``unavailable``).
@@ -125,6 +136,7 @@ class Context:
         stats: Counters of attempts and retries.
         currencies: The ISO 4217 currencies and the assets the deployment declares.
         settings_check: Whether the deployment's stored settings were found to agree.
+        deadline: Seconds a call may take over all its attempts and backoffs, or None.
     """
 
     models: BoundModels
@@ -134,6 +146,7 @@ class Context:
     stats: RetryStats = attrs.Factory(RetryStats)
     currencies: Currencies = ISO
     settings_check: SettingsCheck = attrs.Factory(SettingsCheck)
+    deadline: float | None = None
 
     def now(self) -> datetime:
         """The current time, aware, in UTC."""
@@ -272,32 +285,103 @@ def _table_from_message(message: str) -> str:
 def run(ctx: Context, attempt: Callable[[], _T]) -> _T:
     """Call ``attempt`` until it succeeds, retrying contention and outages per the policy.
 
+    The call in progress (see :mod:`dynaledger._calls`) names the operation
+    in log records and messages and bounds the attempts and backoffs by its
+    deadline; without one, this call is its own, with the context's deadline.
+
     Raises:
-        ConcurrencyError: Contention outlasted the retry budget.
-        ServiceUnavailable: The service stayed unreachable or failing.
-        LedgerError: Any other failure, translated.
+        ConcurrencyError: Contention outlasted the retry budget or the deadline.
+        ServiceUnavailable: The service stayed unreachable or failing, or the deadline passed.
+        LedgerError: Any other failure, translated, with the failure as its cause.
     """
+    operation = getattr(attempt, "__name__", "request").strip("_<>") or "request"
+    with _calls.scope(operation, seconds=ctx.deadline) as call:
+        return _run(ctx, call, attempt)
+
+
+def _run(ctx: Context, call: _calls.Call, attempt: Callable[[], _T]) -> _T:
     policy = ctx.retry
     kind = CONTENTION
-    cause: Exception | None = None
+    cause: BaseException | None = None
     for number in range(policy.max_attempts):
         try:
             result = attempt()
         except Retry as signal:
-            kind, cause = signal.kind, None
+            kind, cause = signal.kind, signal.__cause__ or signal.__context__
         except (PynamoDBException, BotoCoreError, ClientError) as error:
             found = transient_kind(error)
             if found is None:
                 ctx.stats._count()
-                raise translate(error) from error
+                translated = translate(error)
+                if translated.cause is None:
+                    translated.cause = error
+                raise translated from error
             kind, cause = found, error
         else:
             ctx.stats._count()
             return result
-        last = number + 1 == policy.max_attempts
-        ctx.stats._count(None if last else kind, exhausted=last)
-        if not last:
-            time.sleep(policy.backoff(number))
-    if kind == CONTENTION:
-        raise ConcurrencyError(cause=cause)
-    raise ServiceUnavailable(cause=cause)
+        attempts = number + 1
+        backoff = 0.0 if attempts == policy.max_attempts else policy.backoff(number)
+        left = call.remaining()
+        out_of_time = left is not None and (left <= 0 or backoff >= left)
+        if attempts == policy.max_attempts or out_of_time:
+            ctx.stats._count(exhausted=True)
+            raise _gave_up(call, kind, attempts, cause, out_of_time=out_of_time) from cause
+        ctx.stats._count(kind)
+        retry_log.info(
+            "%s: attempt %d of %d failed (%s), retrying in %.3f s%s",
+            call.operation, attempts, policy.max_attempts, kind, backoff,
+            f" (idempotency key {call.idempotency_key!r})" if call.idempotency_key else "",
+            extra=_fields(call, kind=kind, attempt=attempts, backoff=backoff),
+        )  # fmt: skip
+        time.sleep(backoff)
+    raise AssertionError("unreachable: max_attempts is at least 1")  # pragma: no cover
+
+
+def _gave_up(
+    call: _calls.Call, kind: str, attempts: int, cause: BaseException | None, *, out_of_time: bool
+) -> TransientError:
+    """The error for a call that ran out of attempts or time, its message fit for the call."""
+    what = (
+        "kept conflicting or being throttled"
+        if kind == CONTENTION
+        else "DynamoDB did not answer or kept failing"
+    )
+    when = (
+        f"within its deadline of {call.budget:g} s ({attempts} attempts)"
+        if out_of_time
+        else f"after {attempts} attempts"
+    )
+    message = f"{call.operation}: {what} {when}; {call.advice()}"
+    retry_log.warning(
+        "%s", message, extra=_fields(call, kind=kind, attempt=attempts, deadline=out_of_time)
+    )
+    error_class = ConcurrencyError if kind == CONTENTION else ServiceUnavailable
+    return error_class(
+        message,
+        cause=cause,
+        operation=call.operation,
+        attempts=attempts,
+        idempotency_key=call.idempotency_key,
+        deadline_exceeded=out_of_time,
+    )
+
+
+def _fields(call: _calls.Call, **more: object) -> dict[str, object]:
+    """Structured fields of a log record (``record.operation``, ``record.kind``, ...)."""
+    return {"operation": call.operation, "idempotency_key": call.idempotency_key, **more}
+
+
+def note_own_success(subject: str, *, own: bool = True) -> None:
+    """Log that a write whose reply was lost had in fact been applied by this very call.
+
+    Args:
+        subject: What was written, such as ``"idempotency key 'order-17'"``.
+        own: False when the stored write is someone else's (a replay): nothing is logged.
+    """
+    if own:
+        call = _calls.current() or _calls.Call("request")
+        outcome_log.info(
+            "%s: an earlier attempt of this call was applied though its reply was lost (%s)",
+            call.operation, subject, extra=_fields(call),
+        )  # fmt: skip

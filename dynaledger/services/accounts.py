@@ -13,7 +13,14 @@ from dynaledger.errors import UnreadableRecord, UserAlreadyExists, UserNotFound
 from dynaledger.models import User
 from dynaledger.money import validate_identifier
 from dynaledger.services import deployment
-from dynaledger.services._core import Context, run
+from dynaledger.services._core import (
+    CONTENTION,
+    CONTENTION_CODES,
+    Context,
+    Retry,
+    note_own_success,
+    run,
+)
 from dynaledger.services.records import account_currency, load_user, read_user
 
 
@@ -86,6 +93,8 @@ def create_user(
                 )
         except TransactWriteError as error:
             reason = error.cancellation_reasons[0] if error.cancellation_reasons else None
+            if reason is not None and reason.code in CONTENTION_CODES:
+                raise Retry(CONTENTION) from error
             if reason is None or reason.code != "ConditionalCheckFailed":
                 raise
             if reason.raw_item is None:
@@ -95,7 +104,9 @@ def create_user(
                 stored = load_user(ctx, reason.raw_item)
             except UnreadableRecord:
                 return False
-            return stored.created_at == now and stored.balance == starting
+            own = stored.created_at == now and stored.balance == starting
+            note_own_success(f"user {user_id!r}", own=own)
+            return own
         return True
 
     if not run(ctx, attempt):

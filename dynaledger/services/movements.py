@@ -43,7 +43,14 @@ from dynaledger.models.transaction import (
 from dynaledger.models.user import User
 from dynaledger.money import validate_identifier
 from dynaledger.services import deployment
-from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry, run
+from dynaledger.services._core import (
+    CONTENTION,
+    CONTENTION_CODES,
+    Context,
+    Retry,
+    note_own_success,
+    run,
+)
 from dynaledger.services.accounts import require_user
 from dynaledger.services.records import (
     account_currency,
@@ -420,6 +427,9 @@ class _Movement:
             )
         # A record carrying this call's request id was written by an earlier attempt
         # whose reply was lost: that is this call's own success, not a replay.
+        note_own_success(
+            f"idempotency key {request.key!r}", own=stored.request_id == self.request_id
+        )
         return _Outcome(stored, currency, replayed=stored.request_id != self.request_id)
 
     def _reject(self, balance: Decimal) -> _Outcome:

@@ -1,0 +1,151 @@
+"""The ledger for asyncio: the same operations as coroutines.
+
+PynamoDB and botocore are synchronous, so :class:`AsyncLedger` runs each call
+of its :class:`~dynaledger.Ledger` on a thread pool of its own, at most
+``max_concurrency`` at a time; the event loop never waits on DynamoDB.
+Further calls queue for a free thread. A cancelled coroutine stops waiting,
+but the call it started finishes in its thread (a write still applies once
+at most; retry it with the same key to learn its outcome).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, TypeVar
+
+from dynaledger import values
+from dynaledger.errors import ValidationError
+from dynaledger.ledger import Amount, EntryTypeLike, Ledger
+
+_T = TypeVar("_T")
+
+
+class AsyncLedger:
+    """A :class:`~dynaledger.Ledger` whose operations are coroutines.
+
+    Args:
+        ledger: The ledger to run calls on (it stays usable synchronously too).
+        max_concurrency: Calls running at once; by default the ledger's
+            connection pool size, so no call waits for a connection.
+    """
+
+    def __init__(self, ledger: Ledger, *, max_concurrency: int | None = None) -> None:
+        limit = ledger.settings.max_pool_connections if max_concurrency is None else max_concurrency
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError("max_concurrency", f"must be an int of at least 1, not {limit!r}")
+        self.ledger = ledger
+        self.max_concurrency = limit
+        self._executor = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="dynaledger")
+
+    @classmethod
+    def from_env(cls, *, max_concurrency: int | None = None, **overrides: Any) -> AsyncLedger:
+        """An async ledger on :meth:`Ledger.from_env` (same variables and overrides)."""
+        return cls(Ledger.from_env(**overrides), max_concurrency=max_concurrency)
+
+    def __repr__(self) -> str:
+        return f"AsyncLedger({self.ledger!r}, max_concurrency={self.max_concurrency})"
+
+    async def _run(self, function: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        loop = asyncio.get_running_loop()
+        call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+        return await loop.run_in_executor(self._executor, call)
+
+    async def aclose(self) -> None:
+        """Wait for running calls, then close the threads and the ledger's connections."""
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+        self.ledger.close()
+
+    async def __aenter__(self) -> AsyncLedger:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # Deploy gates and schema -------------------------------------------------
+
+    async def ping(self) -> values.Readiness:
+        """See :meth:`Ledger.ping`."""
+        return await self._run(self.ledger.ping)
+
+    async def check_schema(self) -> values.SchemaCheck:
+        """See :meth:`Ledger.check_schema`."""
+        return await self._run(self.ledger.check_schema)
+
+    async def migrate(self, **protection: bool | None) -> list[str]:
+        """See :meth:`Ledger.migrate`."""
+        return await self._run(self.ledger.migrate, **protection)
+
+    # Accounts ----------------------------------------------------------------
+
+    async def create_user(
+        self, user_id: str, *, currency: str | None = None, balance: Amount | None = None
+    ) -> values.User:
+        """See :meth:`Ledger.create_user`."""
+        return await self._run(self.ledger.create_user, user_id, currency=currency, balance=balance)
+
+    async def get_user_balance(self, user_id: str) -> values.Balance:
+        """See :meth:`Ledger.get_user_balance`."""
+        return await self._run(self.ledger.get_user_balance, user_id)
+
+    # Movements ---------------------------------------------------------------
+
+    async def transact(
+        self,
+        *,
+        idempotency_key: str,
+        user_id: str,
+        amount: Amount,
+        type: EntryTypeLike,
+        currency: str | None = None,
+    ) -> values.TransactResult:
+        """See :meth:`Ledger.transact`."""
+        return await self._run(
+            self.ledger.transact,
+            idempotency_key=idempotency_key,
+            user_id=user_id,
+            amount=amount,
+            type=type,
+            currency=currency,
+        )
+
+    async def transfer(
+        self,
+        *,
+        idempotency_key: str,
+        from_user_id: str,
+        to_user_id: str,
+        amount: Amount,
+        currency: str | None = None,
+    ) -> values.TransferResult:
+        """See :meth:`Ledger.transfer`."""
+        return await self._run(
+            self.ledger.transfer,
+            idempotency_key=idempotency_key,
+            from_user_id=from_user_id,
+            to_user_id=to_user_id,
+            amount=amount,
+            currency=currency,
+        )
+
+    # Reading back ------------------------------------------------------------
+
+    async def history(
+        self, user_id: str, *, limit: int = 50, cursor: str | None = None
+    ) -> values.HistoryPage:
+        """See :meth:`Ledger.history`."""
+        return await self._run(self.ledger.history, user_id, limit=limit, cursor=cursor)
+
+    async def reconcile(self, user_ids: Iterable[str] | None = None) -> values.ReconcileReport:
+        """See :meth:`Ledger.reconcile`."""
+        ids = None if user_ids is None else list(user_ids)
+        return await self._run(self.ledger.reconcile, ids)

@@ -1,0 +1,96 @@
+"""Deploy gates: is the schema up to date, and do the tables answer?"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any
+
+from pynamodb.exceptions import QueryError, TableDoesNotExist
+from pynamodb.models import Model
+
+from dynaledger.errors import ConfigurationError
+from dynaledger.migrations import Migrator, _key_schema
+from dynaledger.services._core import Context, error_code, run
+from dynaledger.values import Readiness, SchemaCheck
+
+#: The key ping reads: no user id or idempotency key can hold a control character.
+PING_KEY = "\x1fdynaledger-ping"
+
+
+def ping(ctx: Context) -> Readiness:
+    """Read a key no one can have from ``Users`` and from the history index: two requests.
+
+    Raises:
+        TableNotFound: A table is missing.
+        ConfigurationError: The history index is missing.
+    """
+    users, transactions = ctx.models.user, ctx.models.transaction
+    index = transactions.user_index.Meta.index_name
+
+    def users_table() -> None:
+        with contextlib.suppress(users.DoesNotExist):
+            users.get(PING_KEY)
+
+    def history_index() -> None:
+        try:
+            list(transactions.user_index.query(PING_KEY, limit=1))
+        except QueryError as error:
+            if error_code(error) != "ValidationException" or index not in str(error):
+                raise
+            raise ConfigurationError(
+                f"table {transactions.Meta.table_name!r} has no index {index!r}; "
+                "run `dynaledger migrate`",
+                cause=error,
+            ) from error
+
+    run(ctx, users_table)
+    run(ctx, history_index)
+    return Readiness((users.Meta.table_name, f"{transactions.Meta.table_name} ({index})"))
+
+
+def check_schema(ctx: Context) -> SchemaCheck:
+    """Pending revisions, and every table or index that is missing or has other keys."""
+    pending = tuple(status.revision for status in Migrator(ctx).status() if not status.applied)
+    problems: list[str] = []
+    models = ctx.models
+    for model in (models.user, models.transaction, models.schema_migration):
+        description = run(ctx, functools.partial(_describe, model))
+        problems.extend(_table_problems(model, description))
+    return SchemaCheck(pending, tuple(problems))
+
+
+def _describe(model: type[Model]) -> dict[str, Any] | None:
+    try:
+        description: dict[str, Any] = model.describe_table()
+    except TableDoesNotExist:
+        return None
+    return description
+
+
+def _table_problems(model: type[Model], description: dict[str, Any] | None) -> list[str]:
+    name = model.Meta.table_name
+    if description is None:
+        return [f"table {name!r} does not exist"]
+    schema = model._get_schema()
+    expected = _key_schema(schema["key_schema"], schema["attribute_definitions"])
+    definitions = description.get("AttributeDefinitions", [])
+    actual = _key_schema(description["KeySchema"], definitions)
+    if expected != actual:
+        return [f"table {name!r} has key schema {actual}, but the model expects {expected}"]
+    present = {
+        index["IndexName"]: _key_schema(index["KeySchema"], definitions)
+        for index in description.get("GlobalSecondaryIndexes", [])
+    }
+    problems = []
+    for index in schema["global_secondary_indexes"]:
+        wanted = _key_schema(index["key_schema"], schema["attribute_definitions"])
+        found = present.get(index["index_name"])
+        if found is None:
+            problems.append(f"table {name!r} has no index {index['index_name']!r}")
+        elif found != wanted:
+            problems.append(
+                f"index {index['index_name']!r} of table {name!r} has key schema {found}, "
+                f"but the model expects {wanted}"
+            )
+    return problems

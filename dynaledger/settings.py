@@ -1,0 +1,132 @@
+"""The environment variables a deployment configures a ledger with.
+
+:meth:`dynaledger.Ledger.from_env` and the command line read them; the
+README's settings table lists the same. A bad value raises
+:class:`~dynaledger.errors.ValidationError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from dynaledger.errors import ValidationError
+
+
+def _text(variable: str, value: str) -> str:
+    return value
+
+
+def _seconds(variable: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValidationError(variable, f"must be a number of seconds, not {value!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValidationError(variable, f"must be a number of seconds above 0, not {value!r}")
+    return seconds
+
+
+def _delay(variable: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValidationError(variable, f"must be a number of seconds, not {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValidationError(variable, f"must be a number of seconds, 0 or more, not {value!r}")
+    return seconds
+
+
+def _count(variable: str, value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise ValidationError(variable, f"must be a whole number, not {value!r}") from None
+    if count < 1:
+        raise ValidationError(variable, f"must be at least 1, not {value!r}")
+    return count
+
+
+@attrs.frozen
+class EnvSetting:
+    """One environment variable and the :class:`~dynaledger.Ledger` argument it sets.
+
+    Attributes:
+        variable: The variable's name.
+        parameter: The ``Ledger`` argument (``retry.*`` for a field of the retry policy).
+        parse: Turns the text into the argument's value, or raises ``ValidationError``.
+        default: The default, as documented.
+        description: What it sets.
+    """
+
+    variable: str
+    parameter: str
+    parse: Callable[[str, str], Any]
+    default: str
+    description: str
+
+
+#: Every setting read from the environment, in the README's order.
+SETTINGS: tuple[EnvSetting, ...] = (
+    EnvSetting("AWS_ENDPOINT_URL_DYNAMODB", "endpoint_url", _text, "AWS",
+               "the DynamoDB endpoint (then `AWS_ENDPOINT_URL`)"),
+    EnvSetting("AWS_REGION", "region", _text, "botocore's lookup",
+               "the AWS region (then `AWS_DEFAULT_REGION`)"),
+    EnvSetting("DYNALEDGER_TABLE_PREFIX", "table_prefix", _text, "empty",
+               "prepended to every table name"),
+    EnvSetting("DYNALEDGER_OPENING_BALANCE", "opening_balance", _text, "100",
+               "the balance of an account with none stored"),
+    EnvSetting("DYNALEDGER_DEFAULT_CURRENCY", "default_currency", _text, "USD",
+               "the currency of an account with none stored"),
+    EnvSetting("DYNALEDGER_MAX_ATTEMPTS", "retry.max_attempts", _count, "8",
+               "attempts per call for contention and outages, the first included"),
+    EnvSetting("DYNALEDGER_RETRY_BASE_DELAY", "retry.base_delay", _delay, "0.02",
+               "seconds, the cap of the first backoff (doubling per attempt)"),
+    EnvSetting("DYNALEDGER_RETRY_MAX_DELAY", "retry.max_delay", _delay, "1.0",
+               "seconds, the cap of any backoff"),
+    EnvSetting("DYNALEDGER_CONNECT_TIMEOUT", "connect_timeout", _seconds, "5",
+               "seconds to open a connection, per attempt"),
+    EnvSetting("DYNALEDGER_READ_TIMEOUT", "read_timeout", _seconds, "10",
+               "seconds to wait for a reply, per attempt"),
+    EnvSetting("DYNALEDGER_DEADLINE", "deadline", _seconds, "none",
+               "seconds one call may take over all its attempts and backoffs"),
+    EnvSetting("DYNALEDGER_MAX_POOL_CONNECTIONS", "max_pool_connections", _count, "50",
+               "HTTP connections kept open for reuse"),
+)  # fmt: skip
+
+#: Read when the variable before it is unset or empty.
+_FALLBACKS = {"AWS_ENDPOINT_URL_DYNAMODB": "AWS_ENDPOINT_URL", "AWS_REGION": "AWS_DEFAULT_REGION"}
+
+
+def from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``Ledger`` arguments the environment sets, and which variable set each.
+
+    An unset or empty variable sets nothing. ``retry.*`` values are returned
+    as a ``retry`` mapping of policy fields.
+
+    Raises:
+        ValidationError: A variable's value cannot be read; it names the variable.
+    """
+    arguments: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    retry: dict[str, Any] = {}
+    for setting in SETTINGS:
+        name = setting.variable
+        raw = environ.get(name, "")
+        if not raw and name in _FALLBACKS:
+            name = _FALLBACKS[name]
+            raw = environ.get(name, "")
+        if not raw:
+            continue
+        value = setting.parse(name, raw.strip())
+        if setting.parameter.startswith("retry."):
+            retry[setting.parameter.removeprefix("retry.")] = value
+        else:
+            arguments[setting.parameter] = value
+        sources[setting.parameter] = name
+    if retry:
+        arguments["retry"] = retry
+    return arguments, sources
