@@ -10,16 +10,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from typing import Any
-
-import attrs
 
 from dynaledger import __version__, iam, local, values
 from dynaledger.errors import LedgerError
 from dynaledger.ledger import LAYOUT_VARIABLES, Ledger, layout_from_env
 from dynaledger.models import TableLayout
 from dynaledger.money import parse_assets
+from dynaledger.serialize import as_dict
 
 Handler = Callable[[argparse.Namespace, Ledger], int]
 
@@ -111,24 +109,9 @@ def _iam_policy(args: argparse.Namespace) -> int:
 # Output -----------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return format(value, "f")  # digit for digit, never 1E-18
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, values.EntryType):
-        return value.value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 def _emit(args: argparse.Namespace, result: Any, line: str) -> None:
     if args.json:
-        data = attrs.asdict(result, recurse=True) if attrs.has(type(result)) else result
-        print(json.dumps(_plain(data), ensure_ascii=False))
+        print(json.dumps(as_dict(result), ensure_ascii=False))
     else:
         print(line)
 
@@ -137,6 +120,8 @@ def _emit(args: argparse.Namespace, result: Any, line: str) -> None:
 
 
 def _migrate(args: argparse.Namespace, ledger: Ledger) -> int:
+    if args.check:
+        return _migrate_check(ledger)
     if args.release is not None:
         freed = ledger.release_migration(args.release)
         since = f" since {freed.claimed_at:%Y-%m-%d %H:%M:%S}Z" if freed.claimed_at else ""
@@ -191,9 +176,27 @@ def _settings(args: argparse.Namespace, ledger: Ledger) -> int:
         return 0
     stored = ledger.deployment_settings()
     if args.json:
-        _emit(args, {"stored": stored and attrs.asdict(stored)}, "")
+        _emit(args, {"stored": stored}, "")
     else:
         print(f"stored: {_settings_line(stored) if stored else 'none (run migrate)'}")
+    return 0
+
+
+def _migrate_check(ledger: Ledger) -> int:
+    check = ledger.check_schema()
+    for revision in check.pending:
+        print(f"pending revision {revision}")
+    for problem in check.problems:
+        print(f"not ready: {problem}")
+    if check.ok:
+        print("up to date")
+        return 0
+    return 1
+
+
+def _ping(args: argparse.Namespace, ledger: Ledger) -> int:
+    readiness = ledger.ping()
+    _emit(args, readiness, f"ok: {', '.join(readiness.tables)} answered")
     return 0
 
 
@@ -292,7 +295,7 @@ def _history(args: argparse.Namespace, ledger: Ledger) -> int:
 def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
     report = ledger.reconcile(args.users or None)
     if args.json:
-        _emit(args, {**attrs.asdict(report), "ok": report.ok}, "")
+        _emit(args, report, "")
     else:
         for mismatch in report.mismatches:
             print(
@@ -316,7 +319,7 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
 # Parser -----------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - a statement per command and option
     # The connection options work before or after the command.
     connection = argparse.ArgumentParser(add_help=False)
     _connection_options(connection, argparse.SUPPRESS)
@@ -354,6 +357,8 @@ def _parser() -> argparse.ArgumentParser:
         help="make this ledger's settings (--assets, ...) the deployment's, "
         "unless accounts depend on what they change",
     )
+    command("ping", _ping, "check that the tables exist and answer (one read each)", output)
+
     seed = command("seed", _seed, "create the test users (existing ones are skipped)")
     seed.add_argument("--generate", type=int, metavar="N", help="write N synthetic users instead")
 
@@ -397,6 +402,11 @@ def _parser() -> argparse.ArgumentParser:
 def _migrate_options(migrate: argparse.ArgumentParser) -> None:
     action = migrate.add_mutually_exclusive_group()
     action.add_argument("--status", action="store_true", help="list applied and pending revisions")
+    action.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; exit 1 while revisions are pending or a table is incompatible",
+    )
     action.add_argument(
         "--release",
         metavar="REVISION",

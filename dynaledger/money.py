@@ -2,7 +2,10 @@
 
 Every amount is a :class:`~decimal.Decimal` quantized to its currency's smallest
 unit. Floats are accepted only when their shortest repr already fits, so no
-binary rounding error can reach a balance.
+binary rounding error can reach a balance. Strings are decimal numbers in
+digits, with an optional exponent: ``"12.34"``, ``"1e3"`` and ``"1E+3"`` are
+read as ``Decimal`` reads them, so ``"1e3"`` and ``Decimal("1E+3")`` are the
+same amount; signs, spaces, separators and other digits are refused.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ MAX_DECIMALS = 18
 #: Asset codes: 2 to 12 upper-case letters and digits, at least one letter.
 ASSET_CODE = re.compile(r"(?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,12}")
 
-_PLAIN_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
+_DECIMAL_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 MAX_ID_LENGTH = 255
 
 
@@ -257,8 +260,8 @@ def _to_decimal(value: object, field: str) -> Decimal:
         # repr gives the shortest string that round-trips, the number the caller wrote.
         return Decimal(repr(value))
     if isinstance(value, str):
-        if not _PLAIN_NUMBER.fullmatch(value):
-            raise ValidationError(field, f"{value!r} is not a plain decimal number such as '12.34'")
+        if not _DECIMAL_NUMBER.fullmatch(value):
+            raise ValidationError(field, f"{value!r} is not a decimal number such as '12.34'")
         return Decimal(value)
     raise ValidationError(
         field, f"must be a Decimal, int or numeric str, not {type(value).__name__}"

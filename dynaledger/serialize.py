@@ -20,7 +20,8 @@ import attrs
 def as_dict(value: Any) -> Any:  # noqa: PLR0911 - one return per kind of value
     """``value`` as JSON-ready data: attrs objects become dicts, recursively.
 
-    ``Decimal`` becomes its exact string (``"239.50"``), ``datetime`` its
+    ``Decimal`` becomes its exact digits (``"239.50"``, ``"0.000000000000000001"``,
+    never an exponent), ``datetime`` its
     ISO-8601 text, an enum its value, tuples lists. Properties of results that
     are worth sending, such as ``ReconcileReport.ok``, ``SchemaCheck.ok`` and
     ``RevisionStatus.applied``, are included.
@@ -34,7 +35,7 @@ def as_dict(value: Any) -> Any:  # noqa: PLR0911 - one return per kind of value
                 data[name] = getattr(value, name)
         return data
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")  # digit for digit, never 1E-18
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):

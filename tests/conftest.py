@@ -12,9 +12,13 @@ import pytest
 from pynamodb.signals import pre_dynamodb_send
 
 from dynaledger import Ledger, RetryPolicy
+from tests import faultproxy
 from tests.guarantees import scan_all as scan_tables
 
-__all__ = ["FAST_RETRY", "RECORDER", "RequestCounter", "scan_tables", "unique"]
+__all__ = ["FAST_RETRY", "RECORDER", "Proxied", "RequestCounter", "scan_tables", "unique"]
+
+#: The ``proxied`` fixture: a schedule (and Ledger arguments) in, a ledger and its proxy out.
+Proxied = Callable[..., "tuple[Ledger, faultproxy.FaultProxy]"]
 
 #: Retries without waiting: tests inject faults and must not sleep.
 FAST_RETRY = RetryPolicy(max_attempts=8, base_delay=0.0, max_delay=0.0)
@@ -154,3 +158,25 @@ def count_requests() -> Iterator[Callable[[Ledger], RequestCounter]]:
     yield attach
     for target, counter in attached:
         target.botocore_client.meta.events.unregister("before-send.dynamodb", counter)
+
+
+@pytest.fixture
+def proxied(
+    ledger: Ledger, dynamodb_endpoint: str
+) -> Iterator[Callable[..., tuple[Ledger, faultproxy.FaultProxy]]]:
+    """Build a ledger on the session's tables that talks through a fault proxy."""
+    proxies = []
+
+    def build(
+        schedule: faultproxy.Schedule, **kwargs: object
+    ) -> tuple[Ledger, faultproxy.FaultProxy]:
+        context = faultproxy.fault_proxy(dynamodb_endpoint, schedule)
+        proxy = context.__enter__()
+        proxies.append(context)
+        kwargs.setdefault("retry", FAST_RETRY)
+        through = Ledger(proxy.url, table_prefix=ledger.settings.table_prefix, **kwargs)  # type: ignore[arg-type]
+        return through, proxy
+
+    yield build
+    for context in proxies:
+        context.__exit__(None, None, None)

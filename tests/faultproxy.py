@@ -84,6 +84,26 @@ def seeded(
     return schedule
 
 
+class Hold:
+    """A schedule that holds ``operation``'s requests until the test releases them, then forwards.
+
+    ``arrived`` is set when the first one reaches the proxy; the hold is
+    bounded by ``limit`` seconds so a test that forgets to release still ends.
+    """
+
+    def __init__(self, operation: str = "GetItem", limit: float = 20.0) -> None:
+        self.operation = operation
+        self.limit = limit
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, operation: str) -> str | None:
+        if operation == self.operation:
+            self.arrived.set()
+            self.release.wait(self.limit)
+        return None
+
+
 class FaultProxy:
     """The proxy's state: its schedule and what it did."""
 

@@ -119,8 +119,9 @@ class TestErrors:
         ("args", "message"),
         [
             (["balance", "ghost"], "error: user 'ghost' does not exist\n"),
-            (["transact", "--key", "e1", "--user", "alice", "--amount", "1e3", "--type", "credit"],
-             "error: amount: '1e3' is not a plain decimal number such as '12.34'\n"),
+            (["transact", "--key", "e1",
+              "--user", "alice", "--amount", "1,000", "--type", "debit"],
+             "error: amount: '1,000' is not a decimal number such as '12.34'\n"),
             (["transact", "--key", "e2", "--user", "bob", "--amount", "100", "--type", "debit"],
              "error: insufficient funds: user 'bob' has 40.00 USD, 100.00 USD requested\n"),
             (["transact", "--key", "e3", "--user", "bob", "--amount", "1", "--type", "refund"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from dynaledger.errors import (
 )
 from dynaledger.services._core import transient_kind, translate
 from tests import faultproxy
-from tests.conftest import FAST_RETRY, RequestCounter, unique
+from tests.conftest import RequestCounter, unique
 
 
 class TestOneRoundTrip:
@@ -128,28 +128,6 @@ class TestOneRoundTrip:
                             type="debit", currency=currency)  # fmt: skip
             costs.append(counter.total)
         assert [2, 1] == costs
-
-
-@pytest.fixture
-def proxied(
-    ledger: Ledger, dynamodb_endpoint: str
-) -> Iterator[Callable[..., tuple[Ledger, faultproxy.FaultProxy]]]:
-    """Build a ledger on the session's tables that talks through a fault proxy."""
-    proxies = []
-
-    def build(
-        schedule: faultproxy.Schedule, **kwargs: object
-    ) -> tuple[Ledger, faultproxy.FaultProxy]:
-        context = faultproxy.fault_proxy(dynamodb_endpoint, schedule)
-        proxy = context.__enter__()
-        proxies.append(context)
-        kwargs.setdefault("retry", FAST_RETRY)
-        through = Ledger(proxy.url, table_prefix=ledger.settings.table_prefix, **kwargs)  # type: ignore[arg-type]
-        return through, proxy
-
-    yield build
-    for context in proxies:
-        context.__exit__(None, None, None)
 
 
 def _account(ledger: Ledger, balance: str = "100") -> str:

@@ -313,6 +313,8 @@ def _run(ctx: Context, call: _calls.Call, attempt: Callable[[], _T]) -> _T:
             if found is None:
                 ctx.stats._count()
                 translated = translate(error)
+                if isinstance(translated, TableNotFound) and translated.table_name == "?":
+                    translated = _name_missing_table(ctx, translated)
                 if translated.cause is None:
                     translated.cause = error
                 raise translated from error
@@ -338,6 +340,23 @@ def _run(ctx: Context, call: _calls.Call, attempt: Callable[[], _T]) -> _T:
     raise AssertionError("unreachable: max_attempts is at least 1")  # pragma: no cover
 
 
+def _name_missing_table(ctx: Context, unnamed: TableNotFound) -> TableNotFound:
+    """Find which table a transaction found missing: DynamoDB's reply does not say.
+
+    Costs one or two GetItems of a key no one can have, on this failure only.
+    """
+    for model in (ctx.models.user, ctx.models.transaction):
+        try:
+            model.get("\x1fdynaledger-probe")
+        except model.DoesNotExist:
+            continue
+        except PynamoDBException as error:
+            if error_code(error) == "ResourceNotFoundException":
+                return TableNotFound(model.Meta.table_name, cause=unnamed.cause)
+            break
+    return unnamed
+
+
 def _gave_up(
     call: _calls.Call, kind: str, attempts: int, cause: BaseException | None, *, out_of_time: bool
 ) -> TransientError:
@@ -347,10 +366,9 @@ def _gave_up(
         if kind == CONTENTION
         else "DynamoDB did not answer or kept failing"
     )
+    tries = f"{attempts} attempt{'' if attempts == 1 else 's'}"
     when = (
-        f"within its deadline of {call.budget:g} s ({attempts} attempts)"
-        if out_of_time
-        else f"after {attempts} attempts"
+        f"within its deadline of {call.budget:g} s ({tries})" if out_of_time else f"after {tries}"
     )
     message = f"{call.operation}: {what} {when}; {call.advice()}"
     retry_log.warning(
