@@ -110,6 +110,8 @@ def install_deadline_timeouts(client: object) -> None:
     """
     session = client._endpoint.http_session  # type: ignore[attr-defined]
     configured = session._timeout
-    session._timeout = DeadlineTimeout(
-        connect=configured.connect_timeout, read=configured.read_timeout
-    )
+    timeout = DeadlineTimeout(connect=configured.connect_timeout, read=configured.read_timeout)
+    # The session keeps it for pool managers made later (proxies); its own
+    # pool manager, made with the session, keeps a copy of its arguments.
+    session._timeout = timeout
+    session._manager.connection_pool_kw["timeout"] = timeout

@@ -1,0 +1,184 @@
+"""Deadlines, the connection pool, botocore settings, and closing a ledger."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from botocore.config import Config
+
+from dynaledger import Ledger, RetryPolicy
+from dynaledger.errors import ConcurrencyError, ConfigurationError, ServiceUnavailable
+from tests import faultproxy
+from tests.conftest import Proxied, unique
+
+
+class _SlowBackoff(RetryPolicy):
+    """Always back off for 5 s: longer than the deadlines below."""
+
+    def backoff(self, attempt: int) -> float:
+        return 5.0
+
+
+class TestDeadline:
+    def test_a_stalled_reply_ends_at_the_deadline_not_the_read_timeout(
+        self, ledger: Ledger, proxied: Proxied
+    ) -> None:
+        """With a 60 s read timeout and a 0.5 s deadline, a held read fails at the deadline.
+
+        The proxy holds the GetItem for up to 20 s: a client still waiting then
+        would get its reply and not raise.
+        """
+        hold = faultproxy.Hold("GetItem")
+        through, _ = proxied(hold, deadline=0.5, read_timeout=60)
+        try:
+            with pytest.raises(ServiceUnavailable) as caught:
+                through.get_user_balance(unique("d"))
+        finally:
+            hold.release.set()
+        error = caught.value
+        assert (True, True, "get_user_balance") == (
+            hold.arrived.is_set(), error.deadline_exceeded, error.operation,
+        )  # fmt: skip
+        assert str(error).startswith(
+            "get_user_balance: DynamoDB did not answer or kept failing within its deadline of 0.5 s"
+        )
+        assert str(error).endswith("; try again later")
+
+    def test_a_backoff_that_would_pass_the_deadline_is_not_slept(
+        self, ledger: Ledger, proxied: Proxied
+    ) -> None:
+        """A 5 s backoff against a 1 s deadline: ConcurrencyError after the first conflict."""
+        policy = _SlowBackoff(max_attempts=2)
+        through, proxy = proxied(faultproxy.scripted(*[faultproxy.CONFLICT] * 2), retry=policy,
+                                 deadline=1)  # fmt: skip
+        user_id = unique("d")
+        ledger.create_user(user_id)
+        with pytest.raises(ConcurrencyError) as caught:
+            through.transact(idempotency_key=unique("k"), user_id=user_id, amount="1",
+                             type="credit")  # fmt: skip
+        assert (1, True, 1) == (
+            proxy.injected[faultproxy.CONFLICT], caught.value.deadline_exceeded,
+            caught.value.attempts,
+        )  # fmt: skip
+
+    def test_calls_within_the_deadline_are_unaffected(
+        self, ledger: Ledger, proxied: Proxied
+    ) -> None:
+        """Retries that fit the deadline still apply the movement once."""
+        through, proxy = proxied(faultproxy.scripted(faultproxy.CONFLICT), deadline=30)
+        user_id = unique("d")
+        ledger.create_user(user_id)
+        through.transact(idempotency_key=unique("k"), user_id=user_id, amount="2", type="debit")
+        assert (1, Decimal("98.00")) == (
+            proxy.injected[faultproxy.CONFLICT], ledger.get_user_balance(user_id).amount,
+        )  # fmt: skip
+
+    @pytest.mark.parametrize("deadline", [0, -1, float("nan"), float("inf"), "5", True])
+    def test_a_bad_deadline_is_a_validation_error(
+        self, make_ledger: Callable[..., Ledger], deadline: object
+    ) -> None:
+        """A deadline must be a finite number of seconds above zero."""
+        with pytest.raises(ValueError, match=r"^deadline: must be a number of seconds"):
+            make_ledger(deadline=deadline)
+
+
+class TestPool:
+    def test_the_pool_size_reaches_botocore(self, make_ledger: Callable[..., Ledger]) -> None:
+        """max_pool_connections is 50 by default and configurable."""
+        sizes = [
+            make_ledger().botocore_client.meta.config.max_pool_connections,
+            make_ledger(max_pool_connections=7).botocore_client.meta.config.max_pool_connections,
+        ]
+        assert [50, 7] == sizes
+
+    def test_threads_beyond_the_pool_open_connections_that_are_discarded(
+        self, ledger: Ledger, proxied: Proxied, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Four reads at once through a pool of 2 discard 2 connections; a pool of 4 none."""
+        caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
+        discarded = []
+        for size in (2, 4):
+            arrived = threading.Barrier(5)
+
+            def gather(operation: str, arrived: threading.Barrier = arrived) -> str | None:
+                if operation == "GetItem":
+                    arrived.wait(20)  # hold until all four are in flight at once
+                return None
+
+            through, _ = proxied(gather, max_pool_connections=size)
+            caplog.clear()
+            threads = [
+                threading.Thread(target=through.get_user_balance, args=(ledger_user(ledger),))
+                for _ in range(4)
+            ]
+            for thread in threads:
+                thread.start()
+            arrived.wait(20)
+            for thread in threads:
+                thread.join()
+            discarded.append(sum("pool is full" in r.getMessage() for r in caplog.records))
+        assert [2, 0] == discarded
+
+
+def ledger_user(ledger: Ledger) -> str:
+    user_id = unique("p")
+    ledger.create_user(user_id)
+    return user_id
+
+
+class TestBotocoreConfig:
+    def test_a_botocore_config_is_merged_but_retries_stay_the_ledgers(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """User agent and connect timeout come from the Config; one botocore attempt remains."""
+        extra = Config(user_agent_extra="casino/1.0", connect_timeout=2,
+                       retries={"max_attempts": 5})  # fmt: skip
+        ledger = make_ledger(botocore_config=extra, read_timeout=7)
+        config = ledger.botocore_client.meta.config
+        assert ("casino/1.0", 2, 7, {"total_max_attempts": 1, "mode": "standard"}) == (
+            config.user_agent_extra, config.connect_timeout, config.read_timeout, config.retries,
+        )  # fmt: skip
+
+    def test_requests_carry_the_merged_settings(
+        self, ledger: Ledger, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """The user agent of the Config is on the wire."""
+        through = make_ledger(
+            table_prefix=ledger.settings.table_prefix,
+            botocore_config=Config(user_agent_extra="casino/1.0"),
+        )
+        agents: list[str] = []
+
+        def record(request: Any, **kwargs: Any) -> None:
+            agents.append(request.headers["User-Agent"].decode())
+
+        through.botocore_client.meta.events.register("before-send.dynamodb", record)
+        through.ping()
+        assert [True, True] == ["casino/1.0" in agent for agent in agents]
+
+
+class TestClose:
+    def test_a_closed_ledger_refuses_calls(
+        self, ledger: Ledger, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """After close(), a call raises ConfigurationError and sends nothing."""
+        closed = make_ledger(table_prefix=ledger.settings.table_prefix)
+        closed.close()
+        with pytest.raises(ConfigurationError, match=r"^this Ledger was closed$"):
+            closed.get_user_balance("anyone")
+
+    def test_a_ledger_is_a_context_manager_that_closes(
+        self, ledger: Ledger, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """Leaving the with-block closes the ledger; inside it works."""
+        user_id = ledger_user(ledger)
+        with make_ledger(table_prefix=ledger.settings.table_prefix) as scoped:
+            inside = scoped.get_user_balance(user_id).amount
+        with pytest.raises(ConfigurationError):
+            scoped.get_user_balance(user_id)
+        assert Decimal("100.00") == inside
