@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 
 from dynaledger import Ledger
 from dynaledger.errors import UserNotFound, ValidationError
-from tests.conftest import unique
+from tests.conftest import RequestCounter, unique
 
 
 def _user_with_entries(ledger: Ledger, count: int) -> tuple[str, list[str]]:
@@ -114,3 +115,25 @@ class TestReconcile:
         """Reconciling an id nobody has is an error, not a silent pass."""
         with pytest.raises(UserNotFound):
             fresh_ledger.reconcile(["ghost"])
+
+
+class TestUnknownUser:
+    def test_history_of_an_unknown_user_raises_user_not_found(self, ledger: Ledger) -> None:
+        """Like get_user_balance, history tells an unknown user from an empty account."""
+        with pytest.raises(UserNotFound):
+            ledger.history(unique("ghost"))
+
+    def test_an_empty_first_page_costs_one_more_read_and_a_full_one_none(
+        self, ledger: Ledger, count_requests: Callable[[Ledger], RequestCounter]
+    ) -> None:
+        """An account with no movements: Query + GetItem; with movements: the Query alone."""
+        empty = unique("h")
+        ledger.create_user(empty)
+        busy, _ = _user_with_entries(ledger, 1)
+        counter = count_requests(ledger)
+        costs = []
+        for user_id in (empty, busy):
+            counter.reset()
+            ledger.history(user_id)
+            costs.append(dict(counter.by_operation))
+        assert [{"Query": 1, "GetItem": 1}, {"Query": 1}] == costs

@@ -1,0 +1,109 @@
+"""AsyncLedger: the same operations as coroutines, off the event loop, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+
+from dynaledger import AsyncLedger, Balance, Ledger
+from dynaledger.errors import ConfigurationError, InsufficientFunds, UserNotFound, ValidationError
+from tests import faultproxy
+from tests.conftest import Proxied, unique
+
+
+class TestAsyncLedger:
+    def test_concurrent_tasks_apply_each_movement_once(self, ledger: Ledger) -> None:
+        """Twenty credits gathered at once, then their replays: 20.00 added, replays flagged."""
+        aledger = AsyncLedger(ledger, max_concurrency=8)
+        user_id = unique("a")
+        keys = [unique("k") for _ in range(20)]
+
+        async def scenario() -> tuple[list[bool], list[bool], Balance]:
+            await aledger.create_user(user_id, balance="0")
+            credit = [aledger.transact(idempotency_key=k, user_id=user_id, amount="1.00",
+                                       type="credit") for k in keys]  # fmt: skip
+            first = await asyncio.gather(*credit)
+            again = await asyncio.gather(*[aledger.transact(idempotency_key=k, user_id=user_id,
+                                                            amount="1.00", type="credit")
+                                           for k in keys])  # fmt: skip
+            return (
+                [r.replayed for r in first],
+                [r.replayed for r in again],
+                await aledger.get_user_balance(user_id),
+            )
+
+        first, again, balance = asyncio.run(scenario())
+        assert ([False] * 20, [True] * 20, Decimal("20.00")) == (first, again, balance.amount)
+
+    def test_the_event_loop_runs_while_a_call_is_stalled(
+        self, ledger: Ledger, proxied: Proxied
+    ) -> None:
+        """A balance read held by the proxy leaves the loop free to run other callbacks."""
+        hold = faultproxy.Hold("GetItem")
+        through, _ = proxied(hold)
+        user_id = unique("a")
+        ledger.create_user(user_id)
+        aledger = AsyncLedger(through)
+
+        async def scenario() -> tuple[bool, bool, Decimal]:
+            call = asyncio.create_task(aledger.get_user_balance(user_id))
+            arrived = await asyncio.to_thread(hold.arrived.wait, 20)
+            ticked = asyncio.Event()
+            asyncio.get_running_loop().call_soon(ticked.set)
+            await ticked.wait()  # the loop ran a callback while the request is held
+            pending = not call.done()
+            hold.release.set()
+            return arrived, pending, (await call).amount
+
+        try:
+            assert (True, True, Decimal("100.00")) == asyncio.run(scenario())
+        finally:
+            hold.release.set()
+
+    def test_errors_arrive_as_the_ledgers_exceptions(self, ledger: Ledger) -> None:
+        """An unknown user and an overdraft raise the same exceptions as the sync ledger."""
+        aledger = AsyncLedger(ledger)
+        user_id = unique("a")
+        ledger.create_user(user_id, balance="1")
+
+        async def scenario() -> list[type[BaseException]]:
+            outcomes = await asyncio.gather(
+                aledger.get_user_balance(unique("ghost")),
+                aledger.transact(idempotency_key=unique("k"), user_id=user_id, amount="5",
+                                 type="debit"),
+                return_exceptions=True,
+            )  # fmt: skip
+            return [type(outcome) for outcome in outcomes]
+
+        assert [UserNotFound, InsufficientFunds] == asyncio.run(scenario())
+
+    def test_concurrency_defaults_to_the_pool_size(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """No more calls run at once than the ledger has pooled connections, unless told."""
+        assert [50, 7, 3] == [
+            AsyncLedger(make_ledger()).max_concurrency,
+            AsyncLedger(make_ledger(max_pool_connections=7)).max_concurrency,
+            AsyncLedger(make_ledger(), max_concurrency=3).max_concurrency,
+        ]
+        with pytest.raises(ValidationError, match=r"^max_concurrency: "):
+            AsyncLedger(make_ledger(), max_concurrency=0)
+
+    def test_async_with_closes_the_ledger(
+        self, ledger: Ledger, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """Leaving ``async with`` closes the threads and the ledger."""
+        inner = make_ledger(table_prefix=ledger.settings.table_prefix)
+        user_id = unique("a")
+        ledger.create_user(user_id)
+
+        async def scenario() -> Decimal:
+            async with AsyncLedger(inner) as aledger:
+                return (await aledger.get_user_balance(user_id)).amount
+
+        assert Decimal("100.00") == asyncio.run(scenario())
+        with pytest.raises(ConfigurationError):
+            inner.get_user_balance(user_id)

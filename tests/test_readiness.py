@@ -1,0 +1,106 @@
+"""Deploy gates: migrate --check and ping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from dynaledger import Ledger, Readiness, SchemaCheck
+from dynaledger.cli import main
+from dynaledger.errors import TableNotFound
+from dynaledger.migrations import Migrator, load_revisions
+from tests.conftest import RequestCounter
+
+
+def _cli(ledger: Ledger, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["--endpoint", ledger.settings.endpoint_url or "",
+                 "--table-prefix", ledger.settings.table_prefix, *args])  # fmt: skip
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+class TestMigrateCheck:
+    def test_pending_revisions_fail_the_check_until_migrated(
+        self, make_ledger: Callable[..., Ledger], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """migrate --check exits 1 listing what is missing, then 0 once migrated; it writes nothing."""
+        ledger = make_ledger()
+        p = ledger.settings.table_prefix
+        before = _cli(ledger, capsys, "migrate", "--check")
+        assert (1, [
+            "pending revision 0001",
+            "pending revision 0002",
+            f"not ready: table '{p}Users' does not exist",
+            f"not ready: table '{p}Transactions' does not exist",
+            f"not ready: table '{p}SchemaMigrations' does not exist",
+        ], "") == (before[0], before[1].splitlines(), before[2])  # fmt: skip
+        assert SchemaCheck(("0001", "0002"), before_problems(p)) == ledger.check_schema()
+        ledger.migrate()
+        assert (0, "up to date\n", "") == _cli(ledger, capsys, "migrate", "--check")
+
+    def test_one_pending_revision_fails_the_check(
+        self, make_ledger: Callable[..., Ledger], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """With only 0001 applied, the check names 0002 and the missing table."""
+        ledger = make_ledger()
+        Migrator(ledger._ctx, load_revisions()[:1]).upgrade()
+        p = ledger.settings.table_prefix
+        assert (1, "pending revision 0002\n"
+                   f"not ready: table '{p}Transactions' does not exist\n", "") == _cli(
+            ledger, capsys, "migrate", "--check")  # fmt: skip
+
+    def test_a_table_with_another_key_schema_fails_the_check(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """A Users table keyed by ``id`` is reported as incompatible."""
+        ledger = make_ledger()
+        p = ledger.settings.table_prefix
+        ledger.botocore_client.create_table(
+            TableName=f"{p}Users", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        )  # fmt: skip
+        check = ledger.check_schema()
+        assert (False, f"table '{p}Users' has key schema id S HASH, but the model expects "
+                       "userId S HASH") == (check.ok, check.problems[0])  # fmt: skip
+
+
+def before_problems(p: str) -> tuple[str, ...]:
+    return tuple(f"table '{p}{name}' does not exist"
+                 for name in ("Users", "Transactions", "SchemaMigrations"))  # fmt: skip
+
+
+class TestPing:
+    def test_ping_costs_one_request_per_table(
+        self, ledger: Ledger, count_requests: Callable[[Ledger], RequestCounter]
+    ) -> None:
+        """A GetItem on Users and a Query of the history index; it names both."""
+        counter = count_requests(ledger)
+        readiness = ledger.ping()
+        p = ledger.settings.table_prefix
+        assert Readiness((f"{p}Users", f"{p}Transactions (userId-timestamp-index)")) == readiness
+        assert {"GetItem": 1, "Query": 1} == dict(counter.by_operation)
+
+    def test_ping_names_a_missing_table(self, make_ledger: Callable[..., Ledger]) -> None:
+        """With only Users migrated, ping raises TableNotFound for Transactions."""
+        ledger = make_ledger()
+        Migrator(ledger._ctx, load_revisions()[:1]).upgrade()
+        with pytest.raises(TableNotFound) as caught:
+            ledger.ping()
+        assert ledger.settings.table_prefix + "Transactions" == caught.value.table_name
+
+    def test_the_ping_command(
+        self, ledger: Ledger, make_ledger: Callable[..., Ledger],
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:  # fmt: skip
+        """dynaledger ping exits 0 on ready tables and 1 with one line on missing ones."""
+        p = ledger.settings.table_prefix
+        assert (0, f"ok: {p}Users, {p}Transactions (userId-timestamp-index) answered\n", "") == (
+            _cli(ledger, capsys, "ping")
+        )
+        empty = make_ledger()
+        q = empty.settings.table_prefix
+        assert (1, "", f"error: table '{q}Users' does not exist; run `dynaledger migrate`\n") == (
+            _cli(empty, capsys, "ping")
+        )

@@ -1,0 +1,103 @@
+"""Settings from the environment: every deployment setting, named variables, clear errors."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from dynaledger import Ledger, RetryPolicy
+from dynaledger.cli import main
+from dynaledger.errors import ValidationError
+from dynaledger.settings import SETTINGS
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+class TestFromEnv:
+    def test_every_setting_is_read(self, dynamodb_endpoint: str) -> None:
+        """Each documented variable reaches the ledger it builds."""
+        ledger = Ledger.from_env({
+            "AWS_ENDPOINT_URL": dynamodb_endpoint,
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "DYNALEDGER_TABLE_PREFIX": "env-",
+            "DYNALEDGER_OPENING_BALANCE": "20",
+            "DYNALEDGER_DEFAULT_CURRENCY": "EUR",
+            "DYNALEDGER_MAX_ATTEMPTS": "3",
+            "DYNALEDGER_RETRY_BASE_DELAY": "0.5",
+            "DYNALEDGER_RETRY_MAX_DELAY": "2",
+            "DYNALEDGER_CONNECT_TIMEOUT": "1.5",
+            "DYNALEDGER_READ_TIMEOUT": "4",
+            "DYNALEDGER_DEADLINE": "6.5",
+            "DYNALEDGER_MAX_POOL_CONNECTIONS": "12",
+        })  # fmt: skip
+        settings = ledger.settings
+        assert (
+            dynamodb_endpoint, "eu-west-1", "env-", Decimal("20.00"), "EUR",
+            RetryPolicy(3, 0.5, 2.0), 1.5, 4.0, 6.5, 12,
+        ) == (
+            settings.endpoint_url, settings.region, settings.table_prefix,
+            ledger.opening_balance, ledger.default_currency, ledger._ctx.retry,
+            settings.connect_timeout, settings.read_timeout, ledger.deadline,
+            settings.max_pool_connections,
+        )  # fmt: skip
+
+    def test_unset_and_empty_variables_keep_the_defaults(self) -> None:
+        """An empty environment gives the documented defaults."""
+        ledger = Ledger.from_env(
+            {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "DYNALEDGER_DEADLINE": ""}
+        )
+        assert (RetryPolicy(), 10.0, 5.0, None, 50, "") == (
+            ledger._ctx.retry, ledger.settings.read_timeout, ledger.settings.connect_timeout,
+            ledger.deadline, ledger.settings.max_pool_connections, ledger.settings.table_prefix,
+        )  # fmt: skip
+
+    def test_keyword_arguments_win(self) -> None:
+        """An override beats its variable."""
+        ledger = Ledger.from_env(
+            {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "DYNALEDGER_DEADLINE": "3"}, deadline=9
+        )
+        assert 9 == ledger.deadline
+
+    @pytest.mark.parametrize(
+        ("variable", "value", "message"),
+        [
+            ("DYNALEDGER_DEADLINE", "soon", "DYNALEDGER_DEADLINE: must be a number of seconds, not 'soon'"),
+            ("DYNALEDGER_DEADLINE", "0", "DYNALEDGER_DEADLINE: must be a number of seconds above 0, not '0'"),
+            ("DYNALEDGER_READ_TIMEOUT", "inf", "DYNALEDGER_READ_TIMEOUT: must be a number of seconds above 0, not 'inf'"),
+            ("DYNALEDGER_CONNECT_TIMEOUT", "-1", "DYNALEDGER_CONNECT_TIMEOUT: must be a number of seconds above 0, not '-1'"),
+            ("DYNALEDGER_MAX_ATTEMPTS", "0", "DYNALEDGER_MAX_ATTEMPTS: must be at least 1, not '0'"),
+            ("DYNALEDGER_MAX_ATTEMPTS", "2.5", "DYNALEDGER_MAX_ATTEMPTS: must be a whole number, not '2.5'"),
+            ("DYNALEDGER_RETRY_BASE_DELAY", "-0.1", "DYNALEDGER_RETRY_BASE_DELAY: must be a number of seconds, 0 or more, not '-0.1'"),
+            ("DYNALEDGER_RETRY_MAX_DELAY", "x", "DYNALEDGER_RETRY_MAX_DELAY: must be a number of seconds, not 'x'"),
+            ("DYNALEDGER_MAX_POOL_CONNECTIONS", "many", "DYNALEDGER_MAX_POOL_CONNECTIONS: must be a whole number, not 'many'"),
+            ("DYNALEDGER_OPENING_BALANCE", "1.001", "DYNALEDGER_OPENING_BALANCE: 1.001 has more decimals than USD allows (2)"),
+            ("DYNALEDGER_DEFAULT_CURRENCY", "usd", "DYNALEDGER_DEFAULT_CURRENCY: 'usd' is not a known ISO 4217 currency code"),
+        ],
+    )  # fmt: skip
+    def test_a_bad_value_is_a_validation_error_naming_the_variable(
+        self, variable: str, value: str, message: str
+    ) -> None:
+        """Bad values raise ValidationError whose field is the variable."""
+        with pytest.raises(ValidationError) as caught:
+            Ledger.from_env({"AWS_ENDPOINT_URL": "http://127.0.0.1:9", variable: value})
+        assert (variable, message) == (caught.value.field, str(caught.value))
+
+    def test_the_cli_reports_a_bad_variable_in_one_line(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The CLI reads the same variables and exits 1 with the variable's name."""
+        monkeypatch.setenv("DYNALEDGER_DEADLINE", "soon")
+        code = main(["--endpoint", "http://127.0.0.1:9", "balance", "alice"])
+        assert (1, "error: DYNALEDGER_DEADLINE: must be a number of seconds, not 'soon'\n") == (
+            code, capsys.readouterr().err,
+        )  # fmt: skip
+
+    def test_the_readme_documents_every_variable(self) -> None:
+        """The README's settings table lists exactly the variables read, in order."""
+        text = README.read_text(encoding="utf-8")
+        start = text.index("## Settings from the environment")
+        documented = re.findall(r"^\| `([A-Z_]+)` \|", text[start:], re.M)
+        assert [setting.variable for setting in SETTINGS] == documented
