@@ -24,7 +24,7 @@ class TestMigrateCheck:
     def test_pending_revisions_fail_the_check_until_migrated(
         self, make_ledger: Callable[..., Ledger], capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """migrate --check exits 1 listing what is missing, then 0 once migrated; it writes nothing."""
+        """migrate --check exits 1 listing what is missing, then 0 once migrated."""
         ledger = make_ledger()
         p = ledger.settings.table_prefix
         before = _cli(ledger, capsys, "migrate", "--check")

@@ -62,28 +62,29 @@ class TestFromEnv:
         assert 9 == ledger.deadline
 
     @pytest.mark.parametrize(
-        ("variable", "value", "message"),
+        ("variable", "value", "rule"),
         [
-            ("DYNALEDGER_DEADLINE", "soon", "DYNALEDGER_DEADLINE: must be a number of seconds, not 'soon'"),
-            ("DYNALEDGER_DEADLINE", "0", "DYNALEDGER_DEADLINE: must be a number of seconds above 0, not '0'"),
-            ("DYNALEDGER_READ_TIMEOUT", "inf", "DYNALEDGER_READ_TIMEOUT: must be a number of seconds above 0, not 'inf'"),
-            ("DYNALEDGER_CONNECT_TIMEOUT", "-1", "DYNALEDGER_CONNECT_TIMEOUT: must be a number of seconds above 0, not '-1'"),
-            ("DYNALEDGER_MAX_ATTEMPTS", "0", "DYNALEDGER_MAX_ATTEMPTS: must be at least 1, not '0'"),
-            ("DYNALEDGER_MAX_ATTEMPTS", "2.5", "DYNALEDGER_MAX_ATTEMPTS: must be a whole number, not '2.5'"),
-            ("DYNALEDGER_RETRY_BASE_DELAY", "-0.1", "DYNALEDGER_RETRY_BASE_DELAY: must be a number of seconds, 0 or more, not '-0.1'"),
-            ("DYNALEDGER_RETRY_MAX_DELAY", "x", "DYNALEDGER_RETRY_MAX_DELAY: must be a number of seconds, not 'x'"),
-            ("DYNALEDGER_MAX_POOL_CONNECTIONS", "many", "DYNALEDGER_MAX_POOL_CONNECTIONS: must be a whole number, not 'many'"),
-            ("DYNALEDGER_OPENING_BALANCE", "1.001", "DYNALEDGER_OPENING_BALANCE: 1.001 has more decimals than USD allows (2)"),
-            ("DYNALEDGER_DEFAULT_CURRENCY", "usd", "DYNALEDGER_DEFAULT_CURRENCY: 'usd' is not a known ISO 4217 currency code"),
+            ("DYNALEDGER_DEADLINE", "soon", "must be a number of seconds, not 'soon'"),
+            ("DYNALEDGER_DEADLINE", "0", "must be a number of seconds above 0, not '0'"),
+            ("DYNALEDGER_READ_TIMEOUT", "inf", "must be a number of seconds above 0, not 'inf'"),
+            ("DYNALEDGER_CONNECT_TIMEOUT", "-1", "must be a number of seconds above 0, not '-1'"),
+            ("DYNALEDGER_MAX_ATTEMPTS", "0", "must be at least 1, not '0'"),
+            ("DYNALEDGER_MAX_ATTEMPTS", "2.5", "must be a whole number, not '2.5'"),
+            ("DYNALEDGER_RETRY_BASE_DELAY", "-0.1",
+             "must be a number of seconds, 0 or more, not '-0.1'"),
+            ("DYNALEDGER_RETRY_MAX_DELAY", "x", "must be a number of seconds, not 'x'"),
+            ("DYNALEDGER_MAX_POOL_CONNECTIONS", "many", "must be a whole number, not 'many'"),
+            ("DYNALEDGER_OPENING_BALANCE", "1.001", "1.001 has more decimals than USD allows (2)"),
+            ("DYNALEDGER_DEFAULT_CURRENCY", "usd", "'usd' is not a known ISO 4217 currency code"),
         ],
     )  # fmt: skip
     def test_a_bad_value_is_a_validation_error_naming_the_variable(
-        self, variable: str, value: str, message: str
+        self, variable: str, value: str, rule: str
     ) -> None:
         """Bad values raise ValidationError whose field is the variable."""
         with pytest.raises(ValidationError) as caught:
             Ledger.from_env({"AWS_ENDPOINT_URL": "http://127.0.0.1:9", variable: value})
-        assert (variable, message) == (caught.value.field, str(caught.value))
+        assert (variable, f"{variable}: {rule}") == (caught.value.field, str(caught.value))
 
     def test_the_cli_reports_a_bad_variable_in_one_line(
         self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
