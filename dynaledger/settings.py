@@ -20,24 +20,23 @@ def _text(variable: str, value: str) -> str:
     return value
 
 
-def _seconds(variable: str, value: str) -> float:
+def _number(variable: str, value: str, *, allow_zero: bool) -> float:
     try:
         seconds = float(value)
     except ValueError:
         raise ValidationError(variable, f"must be a number of seconds, not {value!r}") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValidationError(variable, f"must be a number of seconds above 0, not {value!r}")
-    return seconds
+    if math.isfinite(seconds) and (seconds > 0 or (allow_zero and seconds == 0)):
+        return seconds
+    bound = "0 or more" if allow_zero else "above 0"
+    raise ValidationError(variable, f"must be a number of seconds {bound}, not {value!r}")
+
+
+def _seconds(variable: str, value: str) -> float:
+    return _number(variable, value, allow_zero=False)
 
 
 def _delay(variable: str, value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValidationError(variable, f"must be a number of seconds, not {value!r}") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValidationError(variable, f"must be a number of seconds, 0 or more, not {value!r}")
-    return seconds
+    return _number(variable, value, allow_zero=True)
 
 
 def _count(variable: str, value: str) -> int:

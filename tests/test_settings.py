@@ -72,7 +72,7 @@ class TestFromEnv:
             ("DYNALEDGER_MAX_ATTEMPTS", "0", "must be at least 1, not '0'"),
             ("DYNALEDGER_MAX_ATTEMPTS", "2.5", "must be a whole number, not '2.5'"),
             ("DYNALEDGER_RETRY_BASE_DELAY", "-0.1",
-             "must be a number of seconds, 0 or more, not '-0.1'"),
+             "must be a number of seconds 0 or more, not '-0.1'"),
             ("DYNALEDGER_RETRY_MAX_DELAY", "x", "must be a number of seconds, not 'x'"),
             ("DYNALEDGER_MAX_POOL_CONNECTIONS", "many", "must be a whole number, not 'many'"),
             ("DYNALEDGER_OPENING_BALANCE", "1.001", "1.001 has more decimals than USD allows (2)"),

@@ -294,7 +294,9 @@ def run(ctx: Context, attempt: Callable[[], _T]) -> _T:
         ServiceUnavailable: The service stayed unreachable or failing, or the deadline passed.
         LedgerError: Any other failure, translated, with the failure as its cause.
     """
-    operation = getattr(attempt, "__name__", "request").strip("_<>") or "request"
+    # Outside a Ledger call, name it after the function that made the attempt.
+    qualname = getattr(attempt, "__qualname__", "request")
+    operation = qualname.split(".")[0].strip("_<>") or "request"
     with _calls.scope(operation, seconds=ctx.deadline) as call:
         return _run(ctx, call, attempt)
 
