@@ -478,17 +478,11 @@ class Ledger:
     ) -> values.HistoryPage:
         """A page of an account's applied movements, newest first.
 
-        One Query. An empty first page costs one more read, to tell an
-        account with no movements from an unknown user.
-
         Raises:
             UserNotFound: The first page is empty and no user has this id.
         """
         with self._call("history"):
-            page = services.history(self._ctx, user_id, limit=limit, cursor=cursor)
-            if not page.items and cursor is None:
-                services.get_user_balance(self._ctx, user_id)
-            return page
+            return services.history(self._ctx, user_id, limit=limit, cursor=cursor)
 
     def reconcile(self, user_ids: Iterable[str] | None = None) -> values.ReconcileReport:
         """Check every balance (or those named) against its history."""
