@@ -118,11 +118,6 @@ class TestReconcile:
 
 
 class TestUnknownUser:
-    def test_history_of_an_unknown_user_raises_user_not_found(self, ledger: Ledger) -> None:
-        """Like get_user_balance, history tells an unknown user from an empty account."""
-        with pytest.raises(UserNotFound):
-            ledger.history(unique("ghost"))
-
     def test_an_empty_first_page_costs_one_more_read_and_a_full_one_none(
         self, ledger: Ledger, count_requests: Callable[[Ledger], RequestCounter]
     ) -> None:

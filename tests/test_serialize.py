@@ -47,5 +47,6 @@ class TestJson:
         assert {
             "checked": 2,
             "mismatches": [{"user_id": "bob", "expected": "40.00", "actual": "1.00"}],
+            "problems": [],
             "ok": False,
         } == as_dict(report)
