@@ -85,6 +85,14 @@ class AsyncLedger:
         """See :meth:`Ledger.migrate`."""
         return await self._run(self.ledger.migrate, **protection)
 
+    async def deployment_settings(self) -> values.DeploymentSettings | None:
+        """See :meth:`Ledger.deployment_settings`."""
+        return await self._run(self.ledger.deployment_settings)
+
+    async def apply_settings(self) -> values.DeploymentSettings:
+        """See :meth:`Ledger.apply_settings`."""
+        return await self._run(self.ledger.apply_settings)
+
     # Accounts ----------------------------------------------------------------
 
     async def create_user(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 
-from dynaledger import Ledger, RetryPolicy, errors
+from dynaledger import Ledger, RetryPolicy, TableLayout, errors
 from dynaledger.errors import (
     ConcurrencyError,
     ConfigurationError,
@@ -22,7 +22,6 @@ from dynaledger.errors import (
     TableNotFound,
     TransientError,
 )
-from dynaledger.migrations import Migrator, load_revisions
 from tests import faultproxy
 from tests.conftest import Proxied, unique
 
@@ -48,6 +47,7 @@ TABLE = [
     ("MigrationError", "ConfigurationError", "migration_error", False, 500),
     ("IncompatibleTable", "MigrationError", "incompatible_table", False, 500),
     ("UnreadableRecord", "ConfigurationError", "unreadable_record", False, 500),
+    ("SettingsMismatch", "ConfigurationError", "settings_mismatch", False, 503),
 ]
 
 
@@ -159,9 +159,10 @@ class TestTableNotFound:
         ("operation", "table"),
         [
             ("get_user_balance", "Users"),
-            ("create_user", "Users"),
-            ("transact", "Users"),
-            ("transfer", "Users"),
+            # A write reads the deployment's settings first: that table is missing first.
+            ("create_user", "SchemaMigrations"),
+            ("transact", "SchemaMigrations"),
+            ("transfer", "SchemaMigrations"),
             ("history", "Transactions"),
             ("reconcile", "Users"),
             ("ping", "Users"),
@@ -189,16 +190,21 @@ class TestTableNotFound:
         assert name == caught.value.table_name
         assert f"table {name!r} does not exist; run `dynaledger migrate`" == str(caught.value)
 
-    def test_a_transaction_names_the_transactions_table_when_only_it_is_missing(
-        self, make_ledger: Callable[..., Ledger]
+    @pytest.mark.parametrize("missing", ["users_table", "transactions_table"])
+    def test_a_transaction_names_the_one_missing_table(
+        self, make_ledger: Callable[..., Ledger], missing: str
     ) -> None:
         """DynamoDB's cancellation names no table: the ledger finds the missing one."""
-        ledger = make_ledger()
-        Migrator(ledger._ctx, load_revisions()[:1]).upgrade()  # Users only
-        ledger.create_user("u")
+        migrated = make_ledger()
+        migrated.migrate()
+        migrated.create_user("u")
+        # The same deployment, but one table under a name that was never created.
+        names = {missing: "X" + getattr(TableLayout(), missing)}
+        ledger = make_ledger(table_prefix=migrated.settings.table_prefix,
+                             layout=TableLayout(**names))  # fmt: skip
         with pytest.raises(TableNotFound) as caught:
             ledger.transact(idempotency_key="k", user_id="u", amount=1, type="credit")
-        assert ledger.settings.table_prefix + "Transactions" == caught.value.table_name
+        assert ledger.settings.table_prefix + names[missing] == caught.value.table_name
 
 
 class TestCreateUserContention:

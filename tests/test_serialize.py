@@ -32,6 +32,12 @@ class TestJson:
         ) == to_json(result)
         assert Decimal("239.50") == Decimal(json.loads(to_json(result))["amount"])
 
+    def test_decimals_are_written_in_digits_never_an_exponent(self) -> None:
+        """Eighteen decimals stay digits, as the CLI prints them."""
+        assert ["0.000000000000000001", "1000", "12.30"] == as_dict(
+            [Decimal("1E-18"), Decimal("1E+3"), Decimal("12.30")]
+        )
+
     def test_nested_results_and_their_verdicts(self) -> None:
         """Pages hold lists of entries; a reconcile report carries ``ok``."""
         page = HistoryPage((HistoryEntry("t", "bob", Decimal("1.5"), EntryType.CREDIT, "EUR", WHEN,

@@ -98,9 +98,13 @@ class TestFromEnv:
         )  # fmt: skip
 
     def test_the_readme_documents_every_variable(self) -> None:
-        """The README's settings table lists exactly the variables read, layout last."""
+        """The README's settings table lists exactly the variables read, assets and layout last."""
         text = README.read_text(encoding="utf-8")
         start = text.index("## Settings from the environment")
         documented = re.findall(r"^\| `([A-Z_]+)` \|", text[start:], re.M)
-        read = [setting.variable for setting in SETTINGS] + list(LAYOUT_VARIABLES.values())
+        read = [
+            *(setting.variable for setting in SETTINGS),
+            "DYNALEDGER_ASSETS",
+            *LAYOUT_VARIABLES.values(),
+        ]
         assert read == documented
