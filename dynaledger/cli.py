@@ -319,7 +319,7 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
 # Parser -----------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - a statement per command and option
+def _parser() -> argparse.ArgumentParser:
     # The connection options work before or after the command.
     connection = argparse.ArgumentParser(add_help=False)
     _connection_options(connection, argparse.SUPPRESS)

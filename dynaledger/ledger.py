@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -136,18 +135,14 @@ class Ledger:
         currencies = Currencies(dict(assets or {}))
         currency = currencies.validate(default_currency, "default_currency")
         _check_endpoint(endpoint_url)
-        _check_seconds("read_timeout", read_timeout)
-        _check_seconds("connect_timeout", connect_timeout)
-        if deadline is not None:
-            _check_seconds("deadline", deadline)
-        if isinstance(max_pool_connections, bool) or not isinstance(max_pool_connections, int):
-            raise ValidationError("max_pool_connections", "must be an int")
-        if max_pool_connections < 1:
-            raise ValidationError("max_pool_connections", "must be at least 1")
-        if botocore_config is not None and not isinstance(botocore_config, Config):
-            raise ValidationError("botocore_config", "must be a botocore.config.Config")
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationError("retry", "must be a dynaledger.RetryPolicy")
+        settings.check_arguments(
+            read_timeout=read_timeout,
+            connect_timeout=connect_timeout,
+            deadline=deadline,
+            max_pool_connections=max_pool_connections,
+            botocore_config=botocore_config,
+            retry=retry,
+        )
         local = is_loopback(endpoint_url)
         has_credentials = any(os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
         self.settings = ConnectionSettings(
@@ -488,10 +483,3 @@ class Ledger:
         """Check every balance (or those named) against its history."""
         with self._call("reconcile", bounded=False):
             return services.reconcile(self._ctx, user_ids)
-
-
-def _check_seconds(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValidationError(name, f"must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValidationError(name, f"must be a number of seconds above 0, not {value!r}")

@@ -12,8 +12,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+from botocore.config import Config
 
 from dynaledger.errors import ValidationError
+from dynaledger.services import RetryPolicy
 
 
 def _text(variable: str, value: str) -> str:
@@ -129,3 +131,38 @@ def from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[s
     if retry:
         arguments["retry"] = retry
     return arguments, sources
+
+
+def check_arguments(
+    *,
+    read_timeout: object,
+    connect_timeout: object,
+    deadline: object,
+    max_pool_connections: object,
+    botocore_config: object,
+    retry: object,
+) -> None:
+    """Check the connection arguments of a ``Ledger``.
+
+    Raises:
+        ValidationError: One is bad; it names the argument.
+    """
+    _check_seconds("read_timeout", read_timeout)
+    _check_seconds("connect_timeout", connect_timeout)
+    if deadline is not None:
+        _check_seconds("deadline", deadline)
+    if isinstance(max_pool_connections, bool) or not isinstance(max_pool_connections, int):
+        raise ValidationError("max_pool_connections", "must be an int")
+    if max_pool_connections < 1:
+        raise ValidationError("max_pool_connections", "must be at least 1")
+    if botocore_config is not None and not isinstance(botocore_config, Config):
+        raise ValidationError("botocore_config", "must be a botocore.config.Config")
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ValidationError("retry", "must be a dynaledger.RetryPolicy")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(name, f"must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValidationError(name, f"must be a number of seconds above 0, not {value!r}")
