@@ -391,7 +391,8 @@ class Ledger:
         Use it only when the migrator named by ``migration_status()`` is gone;
         the next ``migrate`` applies the revision again.
         """
-        return Migrator(self._ctx).release(revision)
+        with self._call("release_migration", write=True, bounded=False):
+            return Migrator(self._ctx).release(revision)
 
     def table_settings(self) -> list[values.TableSettings]:
         """Point-in-time recovery and deletion protection of each existing table."""

@@ -46,6 +46,7 @@ TABLE = [
     ("TableNotFound", "ConfigurationError", "table_not_found", False, 503),
     ("MigrationError", "ConfigurationError", "migration_error", False, 500),
     ("IncompatibleTable", "MigrationError", "incompatible_table", False, 500),
+    ("IncompatibleIndex", "IncompatibleTable", "incompatible_index", False, 500),
     ("UnreadableRecord", "ConfigurationError", "unreadable_record", False, 500),
     ("SettingsMismatch", "ConfigurationError", "settings_mismatch", False, 503),
 ]
