@@ -22,6 +22,8 @@ _RECORD_ATTRIBUTES = frozenset(
     {
         "userId", "amount", "type", "timestamp", "currency", "status", "kind", "fingerprint",
         "requestId", "counterpartyId", "transferId", "rejectedAt", "rejectedBalance",
+        "holdId", "holdStatus", "expiresAt", "timeout", "remaining", "captured", "released",
+        "requested", "final",
     }
 )  # fmt: skip
 

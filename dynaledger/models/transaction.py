@@ -12,6 +12,20 @@ STATUS_APPLIED = "applied"
 STATUS_REJECTED = "rejected"
 KIND_TRANSACT = "transact"
 KIND_TRANSFER = "transfer"
+KIND_HOLD = "hold"
+KIND_CAPTURE = "capture"
+KIND_RELEASE = "release"
+KIND_VOID = "void"
+KIND_EXPIRY = "expiry"
+#: Every kind dynaledger writes; records of other kinds are not read.
+KINDS = frozenset(
+    {KIND_TRANSACT, KIND_TRANSFER, KIND_HOLD, KIND_CAPTURE, KIND_RELEASE, KIND_VOID, KIND_EXPIRY}
+)
+#: The state of a hold record (``holdStatus``); ``expired`` is also computed at read time.
+HOLD_ACTIVE = "active"
+HOLD_CAPTURED = "captured"
+HOLD_VOIDED = "voided"
+HOLD_EXPIRED = "expired"
 
 
 class UserTimestampIndex(GlobalSecondaryIndex["Transaction"]):  # type: ignore[no-untyped-call]
@@ -54,5 +68,16 @@ class Transaction(Model):
     transfer_id = UnicodeAttribute(null=True, attr_name="transferId")
     rejected_at = ISODateTimeAttribute(null=True, attr_name="rejectedAt")
     rejected_balance = DecimalAttribute(null=True, attr_name="rejectedBalance")
+    # Holds: the hold record's state, and the hold each capture, release, void or expiry
+    # belongs to. See dynaledger/services/holds.py.
+    hold_id = UnicodeAttribute(null=True, attr_name="holdId")
+    hold_status = UnicodeAttribute(null=True, attr_name="holdStatus")
+    expires_at = ISODateTimeAttribute(null=True, attr_name="expiresAt")
+    timeout = UnicodeAttribute(null=True)
+    remaining = DecimalAttribute(null=True)
+    captured = DecimalAttribute(null=True)
+    released = DecimalAttribute(null=True)
+    requested = UnicodeAttribute(null=True)
+    final = UnicodeAttribute(null=True)
 
     user_index = UserTimestampIndex()

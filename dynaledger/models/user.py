@@ -25,3 +25,8 @@ class User(Model):
     opening_balance = DecimalAttribute(null=True, attr_name="openingBalance")
     created_at = ISODateTimeAttribute(null=True, attr_name="createdAt")
     updated_at = ISODateTimeAttribute(null=True, attr_name="updatedAt")
+    # Holds (dynaledger/services/holds.py): the sum of the remaining amounts of the
+    # account's holds and their number. Each hold is one more attribute, named
+    # ``hold:`` + its id, a map {remaining: N, expiresAt: S (absent: never)}.
+    held = DecimalAttribute(null=True)
+    hold_count = DecimalAttribute(null=True, attr_name="holdCount")

@@ -19,8 +19,6 @@ from typing import Any
 import attrs
 from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import CancellationReason, TransactWriteError
-from pynamodb.expressions.condition import Condition
-from pynamodb.expressions.operand import Value
 from pynamodb.transactions import TransactWrite
 
 from dynaledger import values
@@ -30,7 +28,6 @@ from dynaledger.errors import (
     InsufficientFunds,
     LedgerError,
     UnreadableRecord,
-    UserNotFound,
     ValidationError,
 )
 from dynaledger.models.transaction import (
@@ -40,7 +37,6 @@ from dynaledger.models.transaction import (
     STATUS_REJECTED,
     Transaction,
 )
-from dynaledger.models.user import User
 from dynaledger.money import validate_identifier
 from dynaledger.services import deployment
 from dynaledger.services._core import (
@@ -52,6 +48,15 @@ from dynaledger.services._core import (
     run,
 )
 from dynaledger.services.accounts import require_user
+from dynaledger.services.engine import (
+    CONDITION_FAILED,
+    AccountChange,
+    Plan,
+    raise_unknown,
+    read_cancellation,
+    send,
+)
+from dynaledger.services.expiry import expired_entries, with_releases
 from dynaledger.services.records import (
     account_currency,
     load_transaction,
@@ -64,7 +69,8 @@ from dynaledger.values import EntryType
 #: control characters, so no key a caller picks can collide with a leg.
 LEG_SEPARATOR = "\x1f"
 CREDIT_LEG_SUFFIX = LEG_SEPARATOR + "credit"
-_CONDITION_FAILED = "ConditionalCheckFailed"
+#: Requests one movement may send: itself, and plans releasing expired holds it needs.
+MAX_ROUNDS = 25
 
 
 def parse_type(value: object) -> EntryType:
@@ -296,99 +302,73 @@ class _Movement:
                   counterparty_id=request.user_id, transfer_id=request.key, **fields),
         ]  # fmt: skip
 
-    def accounts(self) -> list[tuple[str, EntryType]]:
-        """The accounts to update, each with its direction: the debited one first."""
+    def plan(self) -> Plan:
+        """The records and the account changes: the debited account first."""
         request = self.request
+        amount = request.amount
         if request.kind == KIND_TRANSACT:
-            return [(request.user_id, request.type)]
-        payee = request.counterparty_id or ""
-        return [(request.user_id, EntryType.DEBIT), (payee, EntryType.CREDIT)]
-
-    def account_condition(self, direction: EntryType) -> Condition:
-        """The account exists, holds the currency and, when debited, stays at zero or above."""
-        ctx, request, model = self.ctx, self.request, self.ctx.models.user
-        condition: Condition = model.user_id.exists()
-        if request.currency == ctx.default_currency:
-            condition &= model.currency.does_not_exist() | (model.currency == request.currency)
-        else:
-            condition &= model.currency == request.currency
-        if direction is EntryType.DEBIT:
-            funds = model.balance >= request.amount
-            if ctx.opening_balance >= request.amount:
-                funds |= model.balance.does_not_exist()
-            condition &= funds
-        return condition
+            debit = request.type is EntryType.DEBIT
+            only = AccountChange(
+                request.user_id, request.currency,
+                balance_delta=amount.copy_negate() if debit else amount,
+                floor=amount if debit else None,
+                sets_currency=True, role="debit" if debit else "credit",
+            )  # fmt: skip
+            return Plan(records=tuple(self.records()), accounts=(only,))
+        payer = AccountChange(request.user_id, request.currency, balance_delta=amount.copy_negate(),
+                              floor=amount, sets_currency=True)  # fmt: skip
+        payee = AccountChange(request.counterparty_id or "", request.currency,
+                              balance_delta=amount, role="credit")  # fmt: skip
+        return Plan(records=tuple(self.records()), accounts=(payer, payee))
 
     def attempt(self) -> _Outcome:
-        """Send the movement as one TransactWriteItems; read a cancellation's reasons."""
-        records, accounts = self.records(), self.accounts()
-        model = self.ctx.models.user
-        key_is_new = self.ctx.models.transaction.idempotency_key.does_not_exist()
-        # A balance that was never stored starts from the opening balance.
-        start = model.balance | self.ctx.opening_balance
-        amount = Value(self.request.amount, attribute=model.balance)
-        try:
-            with TransactWrite(connection=self.ctx.models.connection) as write:
-                for record in records:
-                    write.save(record, condition=key_is_new, return_values=ALL_OLD)
-                for user_id, direction in accounts:
-                    balance = start + amount if direction is EntryType.CREDIT else start - amount
-                    write.update(
-                        model(user_id),
-                        actions=[model.balance.set(balance), model.updated_at.set(self.now)],
-                        condition=self.account_condition(direction),
-                        return_values=ALL_OLD,
-                    )
-        except TransactWriteError as error:
-            reasons = error.cancellation_reasons
-            if not reasons:
-                raise
-            # PynamoDB sends puts before updates, so the reasons come in that order.
-            return self._cancelled(
-                reasons[0], list(zip(accounts, reasons[len(records) :], strict=False))
-            )
-        return _Outcome(records[0], self.request.currency, replayed=False)
+        """Send the movement as one TransactWriteItems; read a cancellation's reasons.
 
-    def _cancelled(
-        self,
-        record_reason: CancellationReason | None,
-        account_reasons: list[tuple[tuple[str, EntryType], CancellationReason | None]],
-    ) -> _Outcome:
-        if record_reason is not None and record_reason.code == _CONDITION_FAILED:
-            return self._stored_outcome(record_reason, self._payer_currency(account_reasons))
-        reasons = [record_reason, *(reason for _, reason in account_reasons)]
-        if any(reason is not None and reason.code in CONTENTION_CODES for reason in reasons):
-            raise Retry(CONTENTION)
-
-        failed: list[tuple[str, EntryType, User]] = []
-        for (user_id, direction), reason in account_reasons:
-            if reason is None or reason.code != _CONDITION_FAILED:
+        A debit refused for funds that sit in expired holds goes again with
+        those holds released in the same request.
+        """
+        base = self.plan()
+        plan = base
+        for _ in range(MAX_ROUNDS):
+            cancelled = send(self.ctx, plan, self.now)
+            if cancelled is None and plan.records[0] is base.records[0]:
+                return _Outcome(base.records[0], self.request.currency, replayed=False)
+            if cancelled is None:  # a release-only plan went through: now the movement
+                plan = base
                 continue
-            if reason.raw_item is None:
-                raise UserNotFound(user_id)
-            failed.append((user_id, direction, load_user(self.ctx, reason.raw_item)))
-        for user_id, direction, user in failed:
-            self._check_currency(user_id, direction, account_currency(self.ctx, user))
-        for _, direction, user in failed:
-            if direction is EntryType.DEBIT:
-                held = self.ctx.opening_balance if user.balance is None else user.balance
-                return self._reject(self.ctx.currencies.present(held, self.request.currency))
-        codes = [reason.code if reason else "None" for reason in reasons]
-        raise LedgerError(f"transaction cancelled for an unexpected reason: {codes}")
+            verdict = read_cancellation(self.ctx, cancelled)
+            if plan.records[0] is not base.records[0]:
+                plan = base  # a release-only plan lost a race: look again
+                continue
+            if verdict.kind == "stored":
+                currency = self._payer_currency(cancelled.accounts)
+                return self._stored_outcome(verdict.raw, currency)
+            raise_unknown(verdict)
+            if verdict.kind == "currency" and verdict.account is not None:
+                self._check_currency(verdict.user_id, verdict.account, verdict.currency)
+            if verdict.kind == "account" and verdict.raw is not None and verdict.user:
+                index = plan.accounts.index(verdict.account) if verdict.account else 0
+                nxt = with_releases(self.ctx, base, index, verdict.raw, self.now, self.request_id)
+                if nxt is not None:
+                    plan = nxt
+                    continue
+                held = verdict.user.balance
+                spendable = (self.ctx.opening_balance if held is None else held) + sum(
+                    (e.remaining for e in expired_entries(self.ctx, verdict.raw, self.now)),
+                    Decimal(0),
+                )
+                return self._reject(self.ctx.currencies.present(spendable, self.request.currency))
+            raise LedgerError(f"transaction cancelled for an unexpected reason: {verdict.kind}")
+        raise Retry(CONTENTION)
 
-    def _check_currency(self, user_id: str, direction: EntryType, held: str) -> None:
+    def _check_currency(self, user_id: str, change: AccountChange, held: str) -> None:
         request = self.request
-        if held == request.currency:
-            return
         # The debited account (or a credit's only account) sets the currency.
-        sets_currency = direction is EntryType.DEBIT or request.kind == KIND_TRANSACT
-        if not request.currency_given and sets_currency:
+        if not request.currency_given and change.sets_currency:
             raise _CurrencyLearned(held)
         raise CurrencyMismatch(user_id, expected=request.currency, actual=held)
 
-    def _payer_currency(
-        self, account_reasons: list[tuple[tuple[str, EntryType], CancellationReason | None]]
-    ) -> str | None:
+    def _payer_currency(self, account_reasons: tuple[CancellationReason | None, ...]) -> str | None:
         """The first account's currency as this cancellation shows it, if it shows it.
 
         A condition that held checked the currency, so the account holds the
@@ -396,22 +376,22 @@ class _Movement:
         """
         if not account_reasons:
             return None
-        _, reason = account_reasons[0]
+        reason = account_reasons[0]
         if reason is None:
             return self.request.currency
-        if reason.code == _CONDITION_FAILED and reason.raw_item is not None:
+        if reason.code == CONDITION_FAILED and reason.raw_item is not None:
             return account_currency(self.ctx, load_user(self.ctx, reason.raw_item))
         return None
 
-    def _stored_outcome(self, reason: CancellationReason, payer_currency: str | None) -> _Outcome:
+    def _stored_outcome(self, raw: dict[str, Any] | None, payer_currency: str | None) -> _Outcome:
         """What a key already in the table means for this call: replay, rejection or conflict.
 
         A record that names no currency (written by another client) is in its
         account's currency, ``payer_currency`` when the cancellation showed it.
         """
         request, ctx = self.request, self.ctx
-        if reason.raw_item is not None:
-            stored = load_transaction(ctx, reason.raw_item)
+        if raw is not None:
+            stored = load_transaction(ctx, raw)
         else:  # a server that does not return old items on condition failure
             stored = read_transaction(ctx, request.key)
         currency = stored.currency or payer_currency or request.currency
@@ -458,8 +438,8 @@ class _Movement:
                     write.save(record, condition=key_is_new, return_values=ALL_OLD)
             except TransactWriteError as error:
                 reason = error.cancellation_reasons[0] if error.cancellation_reasons else None
-                if reason is not None and reason.code == _CONDITION_FAILED:
-                    return self._stored_outcome(reason, request.currency)
+                if reason is not None and reason.code == CONDITION_FAILED:
+                    return self._stored_outcome(reason.raw_item, request.currency)
                 if reason is not None and reason.code in CONTENTION_CODES:
                     raise Retry(CONTENTION) from error
                 raise

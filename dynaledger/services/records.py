@@ -10,17 +10,18 @@ rule, never a PynamoDB or ``KeyError`` traceback, and is never miscounted.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import attrs
 from pynamodb.exceptions import AttributeDeserializationError
 from pynamodb.models import Model
 
 from dynaledger.errors import UnreadableRecord, ValidationError
-from dynaledger.models.attributes import instant_key
+from dynaledger.models.attributes import instant_key, parse_timestamp
 from dynaledger.models.transaction import (
-    KIND_TRANSACT,
-    KIND_TRANSFER,
+    KINDS,
     STATUS_APPLIED,
     STATUS_REJECTED,
     Transaction,
@@ -64,6 +65,56 @@ def load_user(ctx: Context, raw: dict[str, Any]) -> User:
     if problem is not None:
         raise UnreadableRecord(model.Meta.table_name, key, problem)
     return user
+
+
+#: The attribute of an account item holding one hold: this prefix, then the hold's id.
+HOLD_PREFIX = "hold:"
+
+
+@attrs.frozen
+class HoldEntry:
+    """One hold as its account item holds it.
+
+    Attributes:
+        hold_id: The hold's id (its idempotency key).
+        remaining: What is still reserved.
+        expires_at: When it expires, or None for never.
+    """
+
+    hold_id: str
+    remaining: Decimal
+    expires_at: datetime | None
+
+    def expired(self, now: datetime) -> bool:
+        """True from the instant the hold expires."""
+        return self.expires_at is not None and self.expires_at <= now
+
+
+def hold_entries(ctx: Context, raw: dict[str, Any]) -> list[HoldEntry]:
+    """The holds an account item holds, oldest expiry first (never-expiring ones last).
+
+    Raises:
+        UnreadableRecord: An entry is not a map with a finite ``remaining``.
+    """
+    entries = []
+    for name, value in raw.items():
+        if not name.startswith(HOLD_PREFIX):
+            continue
+        try:
+            fields = value["M"]
+            remaining = Decimal(fields["remaining"]["N"])
+            stamp = fields.get("expiresAt")
+            expires = None if stamp is None else parse_timestamp(stamp["S"])
+        except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+            key = _raw_key(raw, ctx.models.user.user_id.attr_name)
+            table = ctx.models.user.Meta.table_name
+            raise UnreadableRecord(table, key, f"{name} is not a hold entry ({error})") from None
+        if not remaining.is_finite():
+            key = _raw_key(raw, ctx.models.user.user_id.attr_name)
+            raise UnreadableRecord(ctx.models.user.Meta.table_name, key, f"{name}: {remaining}")
+        entries.append(HoldEntry(name[len(HOLD_PREFIX) :], remaining, expires))
+    far = datetime.max.replace(tzinfo=timezone.utc)
+    return sorted(entries, key=lambda e: (e.expires_at or far, e.hold_id))
 
 
 def account_currency(ctx: Context, user: User) -> str:
@@ -117,7 +168,7 @@ def _record_problem(ctx: Context, record: Transaction) -> str | None:  # noqa: P
         return problem
     if record.status not in (None, STATUS_APPLIED, STATUS_REJECTED):
         return f"status {record.status!r} is not 'applied' or 'rejected'"
-    if record.kind not in (None, KIND_TRANSACT, KIND_TRANSFER):
+    if record.kind is not None and record.kind not in KINDS:
         return f"kind {record.kind!r} is not one dynaledger writes"
     return None
 
@@ -134,6 +185,15 @@ def _currency_problem(ctx: Context, currency: str) -> str | None:
     except ValidationError as error:
         return f"currency: {error.rule}"
     return None
+
+
+def read_user_raw(ctx: Context, user_id: str) -> dict[str, Any] | None:
+    """One strongly consistent read of an account item, as stored; None when absent."""
+    table = ctx.models.user.Meta.table_name
+    item: dict[str, Any] | None = ctx.models.connection.get_item(
+        table, user_id, consistent_read=True
+    ).get("Item")
+    return item
 
 
 def read_user(ctx: Context, user_id: str) -> User | None:

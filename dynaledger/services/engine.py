@@ -1,0 +1,380 @@
+"""The movement engine: every operation compiles to a :class:`Plan`, sent as one transaction.
+
+A plan is what one ``TransactWriteItems`` does: records to put (each keyed,
+each conditional on its key being new), accounts to change (each with its
+conditions: it exists, holds the currency, stays at or above its floor, its
+hold entries are as expected), hold records to change (each conditional on the
+hold's state) and accounts to check without writing. :func:`send` sends it;
+when DynamoDB cancels it, :func:`read_cancellation` turns the reasons, with the
+old items DynamoDB returns, into one :class:`Verdict` (the key is taken,
+contention, unknown user, currency, an account's condition, a hold's state).
+``transact``, ``transfer``, ``hold``, ``capture``, ``void`` and the release of
+expired holds differ only in the plans they compile to.
+
+PynamoDB sends condition checks, then puts, then updates (accounts, then hold
+records), whatever order they are added in; the reasons come back in that
+order. No two actions of one plan may touch one item, and a plan has at most
+100 actions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+from pynamodb.constants import ALL_OLD
+from pynamodb.exceptions import CancellationReason, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.operand import Path, Value
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from dynaledger.errors import LedgerError, UserNotFound
+from dynaledger.models.attributes import format_timestamp
+from dynaledger.models.transaction import HOLD_ACTIVE, Transaction
+from dynaledger.models.user import User
+from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry
+from dynaledger.services.records import HOLD_PREFIX, account_currency, load_user
+
+#: DynamoDB's limit on the actions of one transaction.
+MAX_ACTIONS = 100
+CONDITION_FAILED = "ConditionalCheckFailed"
+
+
+@attrs.frozen
+class EntryChange:
+    """A hold entry on an account item that must read ``expected`` and becomes ``remaining``.
+
+    ``remaining`` 0 removes the entry. ``expired_at`` set: the entry must also
+    have expired at that instant (a release of an expired hold).
+    """
+
+    hold_id: str
+    expected: Decimal
+    remaining: Decimal
+    expired_at: datetime | None = None
+
+
+@attrs.frozen
+class NewEntry:
+    """A hold entry to add to an account item."""
+
+    hold_id: str
+    remaining: Decimal
+    expires_at: datetime | None
+
+
+@attrs.frozen
+class AccountChange:
+    """One account's update and its conditions.
+
+    Attributes:
+        user_id: The account.
+        currency: The currency it must hold.
+        balance_delta: Added to ``balance`` (a never-written balance starts at the opening one).
+        floor: The condition ``balance >= floor``, when set.
+        held_delta: Added to ``held``.
+        new_entries: Hold entries to add (``holdCount`` grows; at most ``max_holds``).
+        entry_changes: Hold entries that must read a value and change (or go).
+        max_holds: The bound on ``holdCount`` checked when entries are added.
+        sets_currency: A failed currency condition here may teach an unnamed currency.
+        role: What the account is to the operation (``debit``, ``credit``, ``holder``, ``payee``).
+    """
+
+    user_id: str
+    currency: str
+    balance_delta: Decimal = Decimal(0)
+    floor: Decimal | None = None
+    held_delta: Decimal = Decimal(0)
+    new_entries: tuple[NewEntry, ...] = ()
+    entry_changes: tuple[EntryChange, ...] = ()
+    max_holds: int | None = None
+    sets_currency: bool = False
+    role: str = "debit"
+    touch_balance: bool = True
+
+    @property
+    def count_delta(self) -> int:
+        gone = sum(1 for change in self.entry_changes if change.remaining == 0)
+        return len(self.new_entries) - gone
+
+
+@attrs.frozen
+class HoldChange:
+    """A hold record's state change, conditional on the state it was read in.
+
+    ``captured`` and ``released`` are added to the record's totals. The
+    record must be active with ``expected`` remaining and, with
+    ``live_at``, not expired at that instant; with ``expired_at``, expired at it.
+    """
+
+    hold_id: str
+    expected: Decimal
+    remaining: Decimal
+    captured: Decimal
+    released: Decimal
+    status: str
+    live_at: datetime | None = None
+    expired_at: datetime | None = None
+
+
+@attrs.frozen
+class AccountCheck:
+    """An account that must exist and hold ``currency``; nothing is written to it."""
+
+    user_id: str
+    currency: str
+
+
+@attrs.frozen
+class Plan:
+    """One transaction: records, account changes, hold changes and checks."""
+
+    records: tuple[Transaction, ...] = ()
+    accounts: tuple[AccountChange, ...] = ()
+    holds: tuple[HoldChange, ...] = ()
+    checks: tuple[AccountCheck, ...] = ()
+
+    @property
+    def actions(self) -> int:
+        return len(self.records) + len(self.accounts) + len(self.holds) + len(self.checks)
+
+    def merge(self, other: Plan) -> Plan:
+        return Plan(
+            self.records + other.records,
+            self.accounts + other.accounts,
+            self.holds + other.holds,
+            self.checks + other.checks,
+        )
+
+
+# Compiling ----------------------------------------------------------------------------
+
+
+def entry_path(hold_id: str, *fields: str) -> Path:
+    """The attribute of an account item holding the hold ``hold_id`` (or a field of it)."""
+    return Path([HOLD_PREFIX + hold_id, *fields])
+
+
+def entry_value(remaining: Decimal, expires_at: datetime | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"remaining": {"N": format(remaining, "f")}}
+    if expires_at is not None:
+        fields["expiresAt"] = {"S": format_timestamp(expires_at)}
+    return {"M": fields}
+
+
+def currency_condition(ctx: Context, currency: str) -> Condition:
+    model = ctx.models.user
+    condition: Condition = model.currency == currency
+    if currency == ctx.default_currency:
+        condition = model.currency.does_not_exist() | condition
+    return condition
+
+
+def _account_condition(ctx: Context, change: AccountChange) -> Condition:
+    model = ctx.models.user
+    condition: Condition = model.user_id.exists() & currency_condition(ctx, change.currency)
+    if change.floor is not None and change.floor > 0:
+        funds = model.balance >= change.floor
+        if ctx.opening_balance >= change.floor:
+            funds |= model.balance.does_not_exist()
+        condition &= funds
+    for entry in change.entry_changes:
+        condition &= entry_path(entry.hold_id, "remaining") == Value(
+            entry.expected, attribute=model.balance
+        )
+        if entry.expired_at is not None:
+            condition &= entry_path(entry.hold_id, "expiresAt") <= format_timestamp(
+                entry.expired_at
+            )
+    if change.new_entries:
+        for new in change.new_entries:
+            condition &= entry_path(new.hold_id).does_not_exist()
+        if change.max_holds is not None:
+            room = change.max_holds - len(change.new_entries)
+            condition &= model.hold_count.does_not_exist() | (model.hold_count <= room)
+    return condition
+
+
+def _account_actions(ctx: Context, change: AccountChange, now: datetime) -> list[Action]:
+    model = ctx.models.user
+    actions: list[Action] = [model.updated_at.set(now)]
+    if change.touch_balance:
+        start = model.balance | ctx.opening_balance
+        delta = change.balance_delta
+        size = Value(delta.copy_abs(), attribute=model.balance)
+        actions.append(model.balance.set(start + size if delta >= 0 else start - size))
+    if change.held_delta:
+        size = Value(change.held_delta.copy_abs(), attribute=model.held)
+        start = model.held | Decimal(0)
+        actions.append(model.held.set(start + size if change.held_delta > 0 else start - size))
+    if change.count_delta:
+        size = Value(abs(change.count_delta), attribute=model.hold_count)
+        start = model.hold_count | Decimal(0)
+        actions.append(
+            model.hold_count.set(start + size if change.count_delta > 0 else start - size)
+        )
+    for new in change.new_entries:
+        actions.append(
+            entry_path(new.hold_id).set(Value(entry_value(new.remaining, new.expires_at)))
+        )
+    for entry in change.entry_changes:
+        if entry.remaining == 0:
+            actions.append(entry_path(entry.hold_id).remove())
+        else:
+            amount = Value(entry.remaining, attribute=model.balance)
+            actions.append(entry_path(entry.hold_id, "remaining").set(amount))
+    return actions
+
+
+def _hold_update(ctx: Context, change: HoldChange) -> tuple[list[Action], Condition]:
+    model = ctx.models.transaction
+    zero = Decimal(0)
+    actions: list[Action] = [
+        model.remaining.set(change.remaining),
+        model.hold_status.set(change.status),
+    ]
+    for attribute, delta in ((model.captured, change.captured), (model.released, change.released)):
+        if delta:
+            actions.append(attribute.set((attribute | zero) + Value(delta, attribute=attribute)))
+    condition = (model.hold_status == HOLD_ACTIVE) & (model.remaining == change.expected)
+    if change.live_at is not None:
+        condition &= model.expires_at.does_not_exist() | (model.expires_at > change.live_at)
+    if change.expired_at is not None:
+        condition &= model.expires_at <= change.expired_at
+    return actions, condition
+
+
+# Sending ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Cancellation:
+    """A cancelled plan's reasons, each beside what it was for."""
+
+    plan: Plan
+    checks: tuple[CancellationReason | None, ...]
+    records: tuple[CancellationReason | None, ...]
+    accounts: tuple[CancellationReason | None, ...]
+    holds: tuple[CancellationReason | None, ...]
+
+
+def send(ctx: Context, plan: Plan, now: datetime) -> Cancellation | None:
+    """Send ``plan`` as one TransactWriteItems; None when applied, else its cancellation."""
+    if plan.actions > MAX_ACTIONS:
+        raise LedgerError(f"a plan of {plan.actions} actions exceeds DynamoDB's {MAX_ACTIONS}")
+    users, records = ctx.models.user, ctx.models.transaction
+    key_is_new = records.idempotency_key.does_not_exist()
+    try:
+        with TransactWrite(connection=ctx.models.connection) as write:
+            for check in plan.checks:
+                write.condition_check(
+                    users, check.user_id,
+                    condition=users.user_id.exists() & currency_condition(ctx, check.currency),
+                )  # fmt: skip
+            for record in plan.records:
+                write.save(record, condition=key_is_new, return_values=ALL_OLD)
+            for change in plan.accounts:
+                write.update(
+                    users(change.user_id),
+                    actions=_account_actions(ctx, change, now),
+                    condition=_account_condition(ctx, change),
+                    return_values=ALL_OLD,
+                )
+            for hold in plan.holds:
+                actions, condition = _hold_update(ctx, hold)
+                write.update(
+                    records(hold.hold_id), actions=actions, condition=condition,
+                    return_values=ALL_OLD,
+                )  # fmt: skip
+    except TransactWriteError as error:
+        reasons = list(error.cancellation_reasons or [])
+        if not reasons:
+            raise
+        reasons += [None] * (plan.actions - len(reasons))
+        counts = [len(plan.checks), len(plan.records), len(plan.accounts), len(plan.holds)]
+        parts, start = [], 0
+        for count in counts:
+            parts.append(tuple(reasons[start : start + count]))
+            start += count
+        return Cancellation(plan, *parts)
+    return None
+
+
+# Reading a cancellation ---------------------------------------------------------------
+
+
+@attrs.frozen
+class Verdict:
+    """What a cancellation means, the first that applies in this order.
+
+    ``kind`` is one of:
+
+    - ``stored``: the first record's key is taken; ``raw`` is the stored record
+      (None when the server returned no old item);
+    - ``unknown_user``: ``user_id`` does not exist;
+    - ``unknown_check``: an account check failed (no item is returned for those);
+    - ``currency``: ``account`` holds ``currency``, not the plan's;
+    - ``hold``: a hold record's state condition failed; ``raw`` is the record or None;
+    - ``account``: an account's other conditions failed (funds, hold entries,
+      the bound on holds); ``user`` and ``raw`` are the account as it is.
+    """
+
+    kind: str
+    user_id: str = ""
+    currency: str = ""
+    account: AccountChange | None = None
+    user: User | None = None
+    raw: dict[str, Any] | None = None
+    hold_id: str = ""
+
+
+def _failed(reason: CancellationReason | None) -> bool:
+    return reason is not None and reason.code == CONDITION_FAILED
+
+
+def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:
+    """Tell what cancelled a plan, from the reasons and the old items alone.
+
+    Raises:
+        Retry: Contention (the attempt is to be sent again).
+        LedgerError: A reason no plan expects.
+    """
+    plan = cancelled.plan
+    if cancelled.records and _failed(cancelled.records[0]):
+        reason = cancelled.records[0]
+        return Verdict("stored", raw=reason.raw_item if reason is not None else None)
+    every = [*cancelled.checks, *cancelled.records, *cancelled.accounts, *cancelled.holds]
+    if any(reason is not None and reason.code in CONTENTION_CODES for reason in every):
+        raise Retry(CONTENTION)
+    failed: list[tuple[AccountChange, User, dict[str, Any]]] = []
+    for change, reason in zip(plan.accounts, cancelled.accounts, strict=True):
+        if not _failed(reason):
+            continue
+        assert reason is not None
+        if reason.raw_item is None:
+            return Verdict("unknown_user", user_id=change.user_id, account=change)
+        failed.append((change, load_user(ctx, reason.raw_item), reason.raw_item))
+    for change, user, _ in failed:
+        held = account_currency(ctx, user)
+        if held != change.currency:
+            return Verdict("currency", user_id=change.user_id, currency=held, account=change)
+    for check, reason in zip(plan.checks, cancelled.checks, strict=True):
+        if _failed(reason):
+            return Verdict("unknown_check", user_id=check.user_id)
+    for hold, reason in zip(plan.holds, cancelled.holds, strict=True):
+        if _failed(reason):
+            raw = reason.raw_item if reason is not None else None
+            return Verdict("hold", raw=raw, hold_id=hold.hold_id)
+    for change, user, raw in failed:
+        return Verdict("account", user_id=change.user_id, account=change, user=user, raw=raw)
+    codes = [reason.code if reason else "None" for reason in every]
+    raise LedgerError(f"transaction cancelled for an unexpected reason: {codes}")
+
+
+def raise_unknown(verdict: Verdict) -> None:
+    """Raise :class:`UserNotFound` for an ``unknown_user`` verdict."""
+    if verdict.kind == "unknown_user":
+        raise UserNotFound(verdict.user_id)

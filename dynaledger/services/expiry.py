@@ -1,0 +1,131 @@
+"""Releasing expired holds: what a plan adds to free the money of holds past their expiry.
+
+An expired hold's remainder is spendable from the instant it expires (reads
+count it so); it leaves the account item only when some write releases it: a
+debit, transfer or hold that needs it, or ``expire_holds``. Each release is
+conditional on the entry still reading what was seen and having expired at
+the releasing call's now, so concurrent and repeated releases are harmless.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, localcontext
+from typing import Any
+
+import attrs
+
+from dynaledger.models.transaction import HOLD_EXPIRED, KIND_EXPIRY, STATUS_APPLIED, Transaction
+from dynaledger.money import EXACT
+from dynaledger.services._core import Context
+from dynaledger.services.engine import MAX_ACTIONS, AccountChange, EntryChange, HoldChange, Plan
+from dynaledger.services.records import HoldEntry, hold_entries, load_user
+
+#: Joined to a hold's id to key the record of its release at expiry.
+EXPIRE_SUFFIX = "\x1fexpire"
+#: Holds one release-only plan frees: the account, then a record and an update per hold.
+RELEASES_PER_PLAN = (MAX_ACTIONS - 1) // 2
+
+
+def expired_entries(ctx: Context, raw: dict[str, Any], now: datetime) -> list[HoldEntry]:
+    """The account's holds expired at ``now``, oldest expiry first."""
+    return [entry for entry in hold_entries(ctx, raw) if entry.expired(now)]
+
+
+def release_plan(
+    ctx: Context,
+    change: AccountChange,
+    entries: list[HoldEntry],
+    now: datetime,
+    request_id: str,
+) -> Plan:
+    """``change`` with ``entries`` (expired at ``now``) released into its balance, and their
+    hold records closed and their expiry records put: the additions to one plan."""
+    with localcontext(EXACT):
+        released = sum((entry.remaining for entry in entries), Decimal(0))
+        balance_delta = change.balance_delta + released
+        floor = None if change.floor is None else change.floor - released
+        held_delta = change.held_delta - released
+    account = attrs.evolve(
+        change,
+        balance_delta=balance_delta,
+        floor=floor,
+        held_delta=held_delta,
+        entry_changes=change.entry_changes
+        + tuple(EntryChange(e.hold_id, e.remaining, Decimal(0), expired_at=now) for e in entries),
+        touch_balance=True,
+    )
+    records = tuple(
+        expiry_record(ctx, change.user_id, change.currency, entry, request_id) for entry in entries
+    )
+    holds = tuple(
+        HoldChange(e.hold_id, e.remaining, Decimal(0), Decimal(0), e.remaining, HOLD_EXPIRED,
+                   expired_at=now)
+        for e in entries
+    )  # fmt: skip
+    return Plan(records=records, accounts=(account,), holds=holds)
+
+
+def expiry_record(
+    ctx: Context, user_id: str, currency: str, entry: HoldEntry, request_id: str
+) -> Transaction:
+    """The history record of an expired hold's release, dated at the instant it expired."""
+    return ctx.models.transaction(
+        entry.hold_id + EXPIRE_SUFFIX,
+        user_id=user_id,
+        amount=entry.remaining,
+        type="credit",
+        currency=currency,
+        status=STATUS_APPLIED,
+        kind=KIND_EXPIRY,
+        hold_id=entry.hold_id,
+        request_id=request_id,
+        timestamp=entry.expires_at,
+    )
+
+
+def with_releases(  # noqa: PLR0917 - the plan, its account, and what the call shares
+    ctx: Context,
+    plan: Plan,
+    index: int,
+    raw: dict[str, Any],
+    now: datetime,
+    request_id: str,
+) -> Plan | None:
+    """The plan to send next so that account ``plan.accounts[index]`` can pay from expired holds.
+
+    ``raw`` is the account as the cancellation returned it. None when even
+    every expired hold released would not cover the floor. The plan returned
+    is ``plan`` with the oldest expired holds that cover it released in the
+    same request, or, when those are more than fit one transaction, a
+    release-only plan of the oldest ones (send it, then ``plan`` again).
+    """
+    change = plan.accounts[index]
+    if change.floor is None:
+        return None
+    stored = load_user(ctx, raw).balance
+    balance = ctx.opening_balance if stored is None else stored
+    expired = expired_entries(ctx, raw, now)
+    with localcontext(EXACT):
+        shortfall = change.floor - balance
+        if shortfall <= 0 or sum((e.remaining for e in expired), Decimal(0)) < shortfall:
+            return None
+        chosen, covered = [], Decimal(0)
+        for entry in expired:
+            if covered >= shortfall:
+                break
+            chosen.append(entry)
+            covered += entry.remaining
+    room = (MAX_ACTIONS - plan.actions) // 2
+    if len(chosen) <= room:
+        added = release_plan(ctx, change, chosen, now, request_id)
+        accounts = list(plan.accounts)
+        accounts[index] = added.accounts[0]
+        return attrs.evolve(
+            plan,
+            records=plan.records + added.records,
+            accounts=tuple(accounts),
+            holds=plan.holds + added.holds,
+        )
+    bare = AccountChange(change.user_id, change.currency, touch_balance=True, role="holder")
+    return release_plan(ctx, bare, chosen[:RELEASES_PER_PLAN], now, request_id)
