@@ -9,9 +9,13 @@ from dynaledger.serialize import as_dict, to_json
 from dynaledger.services import RetryPolicy, RetryStats
 from dynaledger.values import (
     Balance,
+    CaptureResult,
     EntryType,
+    ExpiryReport,
     HistoryEntry,
     HistoryPage,
+    Hold,
+    HoldResult,
     Mismatch,
     Readiness,
     ReconcileReport,
@@ -19,6 +23,7 @@ from dynaledger.values import (
     SchemaCheck,
     TransactResult,
     TransferResult,
+    VoidResult,
 )
 
 # Silent unless the application configures logging: records go to "dynaledger.*".
@@ -29,9 +34,13 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncLedger",
     "Balance",
+    "CaptureResult",
     "EntryType",
+    "ExpiryReport",
     "HistoryEntry",
     "HistoryPage",
+    "Hold",
+    "HoldResult",
     "Ledger",
     "Mismatch",
     "Readiness",
@@ -43,6 +52,7 @@ __all__ = [
     "TableLayout",
     "TransactResult",
     "TransferResult",
+    "VoidResult",
     "__version__",
     "as_dict",
     "to_json",

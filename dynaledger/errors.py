@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import ClassVar
 
@@ -384,10 +385,74 @@ class IncompatibleIndex(IncompatibleTable):
         )
 
 
+# Holds -----------------------------------------------------------------------------
+# Note for the integrator: these came with holds (issue 12) and subclass LedgerError
+# directly; group them with the others (not retryable: each is final for its request).
+
+
+class HoldNotFound(LedgerError):
+    """No hold has this id."""
+
+    def __init__(self, hold_id: str) -> None:
+        self.hold_id = hold_id
+        super().__init__(f"hold {hold_id!r} does not exist")
+
+
+class HoldExpired(LedgerError):
+    """The hold expired: its remainder went back to the holder; nothing was captured."""
+
+    def __init__(self, hold_id: str, expires_at: datetime) -> None:
+        self.hold_id = hold_id
+        self.expires_at = expires_at
+        super().__init__(f"hold {hold_id!r} expired at {expires_at.isoformat()}")
+
+
+class HoldClosed(LedgerError):
+    """The hold was captured with ``final=True`` (or in full) or voided; nothing moved.
+
+    Attributes:
+        status: ``captured`` or ``voided``.
+    """
+
+    def __init__(self, hold_id: str, status: str) -> None:
+        self.hold_id = hold_id
+        self.status = status
+        super().__init__(f"hold {hold_id!r} is closed: already {status}")
+
+
+class HoldExceeded(LedgerError):
+    """A capture asked for more than the hold has remaining; nothing moved."""
+
+    def __init__(self, hold_id: str, remaining: Decimal, amount: Decimal, currency: str) -> None:
+        self.hold_id = hold_id
+        self.remaining = remaining
+        self.amount = amount
+        self.currency = currency
+        super().__init__(
+            f"hold {hold_id!r} has {remaining} {currency} remaining, {amount} {currency} requested"
+        )
+
+
+class TooManyHolds(LedgerError):
+    """The account has as many active holds as one account item may carry; nothing was held."""
+
+    def __init__(self, user_id: str, limit: int) -> None:
+        self.user_id = user_id
+        self.limit = limit
+        super().__init__(
+            f"user {user_id!r} has {limit} holds, the most one account may carry; "
+            "capture, void or expire some first"
+        )
+
+
 __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
     "CurrencyMismatch",
+    "HoldClosed",
+    "HoldExceeded",
+    "HoldExpired",
+    "HoldNotFound",
     "IdempotencyConflict",
     "IncompatibleIndex",
     "IncompatibleTable",
@@ -400,6 +465,7 @@ __all__ = [
     "ServiceUnavailable",
     "SettingsMismatch",
     "TableNotFound",
+    "TooManyHolds",
     "TransientError",
     "UnreadableRecord",
     "UserAlreadyExists",

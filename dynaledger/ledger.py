@@ -6,6 +6,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Literal
@@ -113,6 +114,8 @@ class Ledger:
         botocore_config: More botocore client settings (proxies, user agent,
             TCP keep-alive...), merged over the ones above; ``retries`` is
             ignored, since the ledger retries itself.
+        clock: Returns the current time as an aware datetime; None means the
+            system clock. It decides when holds expire (tests move it).
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class Ledger:
         deadline: float | None = None,
         max_pool_connections: int = 50,
         botocore_config: Config | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         currencies = Currencies(dict(assets or {}))
         currency = currencies.validate(default_currency, "default_currency")
@@ -162,6 +166,7 @@ class Ledger:
             default_currency=currency,
             retry=retry or RetryPolicy(),
             deadline=deadline,
+            clock=clock,
         )
         self._closed = False
 
@@ -484,3 +489,64 @@ class Ledger:
         """Check every balance (or those named) against its history."""
         with self._call("reconcile", bounded=False):
             return services.reconcile(self._ctx, user_ids)
+
+    # Holds ------------------------------------------------------------------
+
+    def hold(
+        self,
+        *,
+        idempotency_key: str,
+        user_id: str,
+        amount: object,
+        currency: str | None = None,
+        to_user_id: str | None = None,
+        timeout: object = None,
+    ) -> values.HoldResult:
+        """Reserve ``amount`` of a spendable balance until captured, voided or expired.
+
+        ``to_user_id`` makes it a pending transfer (captures credit that account);
+        ``timeout`` is seconds (int, float) or a timedelta, None for no expiry.
+        """
+        with self._call("hold", idempotency_key=idempotency_key, write=True):
+            return services.hold(
+                self._ctx,
+                idempotency_key=idempotency_key,
+                user_id=user_id,
+                amount=amount,
+                currency=currency,
+                to_user_id=to_user_id,
+                timeout=timeout,
+            )
+
+    def capture(
+        self, *, idempotency_key: str, hold_id: str, amount: object = None, final: bool = True
+    ) -> values.CaptureResult:
+        """Capture up to the hold's remaining amount (None: all); ``final`` releases the rest."""
+        with self._call("capture", idempotency_key=idempotency_key, write=True):
+            return services.capture(
+                self._ctx,
+                idempotency_key=idempotency_key,
+                hold_id=hold_id,
+                amount=amount,
+                final=final,
+            )
+
+    def void(self, *, idempotency_key: str, hold_id: str) -> values.VoidResult:
+        """Release what remains of a hold to its holder."""
+        with self._call("void", idempotency_key=idempotency_key, write=True):
+            return services.void(self._ctx, idempotency_key=idempotency_key, hold_id=hold_id)
+
+    def get_hold(self, hold_id: str) -> values.Hold:
+        """One hold as it stands now (``expired`` from its expiry instant)."""
+        with self._call("get_hold"):
+            return services.get_hold(self._ctx, hold_id)
+
+    def holds(self, user_id: str) -> list[values.Hold]:
+        """An account's active holds, soonest expiry first."""
+        with self._call("holds"):
+            return services.holds(self._ctx, user_id)
+
+    def expire_holds(self, user_ids: Iterable[str] | None = None) -> values.ExpiryReport:
+        """Release expired holds into history (all accounts, by a Scan, or those named)."""
+        with self._call("expire_holds", write=True, bounded=False):
+            return services.expire_holds(self._ctx, None if user_ids is None else list(user_ids))

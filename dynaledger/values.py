@@ -32,12 +32,14 @@ class Balance:
         amount: The balance, exact.
         currency: ISO 4217 code of the account.
         is_opening: True when the account has never been written and shows its opening balance.
+        held: Reserved by active, unexpired holds; ``amount + held`` is the total.
     """
 
     user_id: str
     amount: Decimal
     currency: str
     is_opening: bool = False
+    held: Decimal = Decimal(0)
 
 
 @attrs.frozen
@@ -113,6 +115,9 @@ class HistoryEntry:
         currency: ISO 4217 code.
         timestamp: When it was applied (aware, UTC).
         counterparty_id: The other account of a transfer leg, else None.
+        kind: ``hold``, ``capture``, ``release``, ``void`` or ``expiry`` for holds'
+            entries; None for credits, debits and transfers.
+        hold_id: The hold a holds' entry belongs to, else None.
     """
 
     idempotency_key: str
@@ -122,6 +127,127 @@ class HistoryEntry:
     currency: str
     timestamp: datetime
     counterparty_id: str | None = None
+    kind: str | None = None
+    hold_id: str | None = None
+
+
+@attrs.frozen
+class HoldResult:
+    """The outcome of a hold: ``amount`` reserved from ``user_id``.
+
+    Attributes:
+        hold_id: The hold's id: its idempotency key.
+        user_id: The account the money is reserved from.
+        to_user_id: The account a capture credits (a pending transfer), or None (a debit).
+        amount: The amount reserved.
+        currency: ISO 4217 code.
+        created_at: When it was made (aware, UTC).
+        expires_at: When it expires, or None for never.
+        replayed: True when an earlier request with this key had already made it.
+    """
+
+    hold_id: str
+    user_id: str
+    to_user_id: str | None
+    amount: Decimal
+    currency: str
+    created_at: datetime
+    expires_at: datetime | None
+    replayed: bool
+
+
+@attrs.frozen
+class CaptureResult:
+    """The outcome of a capture.
+
+    Attributes:
+        idempotency_key: The capture's key.
+        hold_id: The hold captured from.
+        amount: Captured: debited from the holder (and credited to ``to_user_id``).
+        released: Returned to the holder (what remained, on a final capture).
+        remaining: Still reserved after this capture.
+        currency: ISO 4217 code.
+        timestamp: When it was applied (aware, UTC).
+        replayed: True when an earlier request with this key had already applied it.
+    """
+
+    idempotency_key: str
+    hold_id: str
+    amount: Decimal
+    released: Decimal
+    remaining: Decimal
+    currency: str
+    timestamp: datetime
+    replayed: bool
+
+
+@attrs.frozen
+class VoidResult:
+    """The outcome of a void: what remained of the hold, returned to its holder.
+
+    Attributes:
+        idempotency_key: The void's key.
+        hold_id: The hold voided.
+        user_id: The holder.
+        released: The amount returned.
+        currency: ISO 4217 code.
+        timestamp: When it was applied (aware, UTC).
+        replayed: True when an earlier request with this key had already applied it.
+    """
+
+    idempotency_key: str
+    hold_id: str
+    user_id: str
+    released: Decimal
+    currency: str
+    timestamp: datetime
+    replayed: bool
+
+
+@attrs.frozen
+class Hold:
+    """A hold as it stands at the ledger's now.
+
+    Attributes:
+        hold_id: Its id.
+        user_id: The holder.
+        to_user_id: The payee of a pending transfer, or None.
+        amount: Reserved at first.
+        currency: ISO 4217 code.
+        status: ``active``, ``captured``, ``voided`` or ``expired`` (from its expiry instant).
+        remaining: Still reserved (0 unless active).
+        captured: Captured so far.
+        released: Returned to the holder (by a final capture, a void or expiry).
+        created_at: When it was made.
+        expires_at: When it expires, or None.
+    """
+
+    hold_id: str
+    user_id: str
+    to_user_id: str | None
+    amount: Decimal
+    currency: str
+    status: str
+    remaining: Decimal
+    captured: Decimal
+    released: Decimal
+    created_at: datetime
+    expires_at: datetime | None
+
+
+@attrs.frozen
+class ExpiryReport:
+    """What ``expire_holds`` released.
+
+    Attributes:
+        checked: Accounts with holds that were looked at.
+        accounts: Accounts it released holds of.
+        released: Holds it released.
+    """
+
+    checked: int
+    accounts: int
+    released: int
 
 
 @attrs.frozen
@@ -145,11 +271,14 @@ class Mismatch:
         user_id: The account.
         expected: Opening balance plus applied credits minus applied debits.
         actual: The stored balance.
+        field: ``balance``, or ``held`` (holds minus captures and releases against the
+            stored ``held`` and its hold entries).
     """
 
     user_id: str
     expected: Decimal
     actual: Decimal
+    field: str = "balance"
 
 
 @attrs.frozen

@@ -32,6 +32,7 @@ from dynaledger.errors import (
     ServiceUnavailable,
     TableNotFound,
     TransientError,
+    ValidationError,
 )
 from dynaledger.models import BoundModels
 from dynaledger.money import ISO, Currencies
@@ -137,6 +138,8 @@ class Context:
         currencies: The ISO 4217 currencies and the assets the deployment declares.
         settings_check: Whether the deployment's stored settings were found to agree.
         deadline: Seconds a call may take over all its attempts and backoffs, or None.
+        clock: Returns the current time (aware); None means the system clock.
+            It decides when holds expire.
     """
 
     models: BoundModels
@@ -147,10 +150,16 @@ class Context:
     currencies: Currencies = ISO
     settings_check: SettingsCheck = attrs.Factory(SettingsCheck)
     deadline: float | None = None
+    clock: Callable[[], datetime] | None = None
 
     def now(self) -> datetime:
-        """The current time, aware, in UTC."""
-        return datetime.now(timezone.utc)
+        """The current time, aware, in UTC: the clock's, else the system's."""
+        if self.clock is None:
+            return datetime.now(timezone.utc)
+        moment = self.clock()
+        if moment.tzinfo is None:
+            raise ValidationError("clock", "must return an aware datetime")
+        return moment.astimezone(timezone.utc)
 
 
 class Retry(Exception):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from datetime import datetime
+from decimal import Decimal, localcontext
 
 from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import TransactWriteError
@@ -11,7 +12,7 @@ from pynamodb.transactions import TransactWrite
 from dynaledger import values
 from dynaledger.errors import UnreadableRecord, UserAlreadyExists, UserNotFound
 from dynaledger.models import User
-from dynaledger.money import validate_identifier
+from dynaledger.money import EXACT, validate_identifier
 from dynaledger.services import deployment
 from dynaledger.services._core import (
     CONTENTION,
@@ -21,7 +22,14 @@ from dynaledger.services._core import (
     note_own_success,
     run,
 )
-from dynaledger.services.records import account_currency, load_user, read_user
+from dynaledger.services.records import (
+    HoldEntry,
+    account_currency,
+    hold_entries,
+    load_user,
+    read_user,
+    read_user_raw,
+)
 
 
 def get_user_balance(ctx: Context, user_id: str) -> values.Balance:
@@ -30,7 +38,12 @@ def get_user_balance(ctx: Context, user_id: str) -> values.Balance:
     Raises:
         UserNotFound: No user has this id.
     """
-    return balance_of(ctx, require_user(ctx, validate_identifier(user_id, "user_id")))
+    user_id = validate_identifier(user_id, "user_id")
+    now = ctx.now()
+    raw = run(ctx, lambda: read_user_raw(ctx, user_id))
+    if raw is None:
+        raise UserNotFound(user_id)
+    return balance_of(ctx, load_user(ctx, raw), hold_entries(ctx, raw), now)
 
 
 def require_user(ctx: Context, user_id: str) -> User:
@@ -46,13 +59,31 @@ def require_user(ctx: Context, user_id: str) -> User:
     return user
 
 
-def balance_of(ctx: Context, user: User) -> values.Balance:
-    """The balance a stored user holds: its own, or the opening balance when it has none."""
+def balance_of(
+    ctx: Context,
+    user: User,
+    entries: list[HoldEntry] | None = None,
+    now: datetime | None = None,
+) -> values.Balance:
+    """The balance a stored user holds: its own, or the opening balance when it has none.
+
+    With its hold ``entries``: the remainders of holds expired at ``now`` are
+    spendable again, the others are ``held``.
+    """
     currency = account_currency(ctx, user)
+    present = ctx.currencies.present
+    zero = Decimal(0)
+    with localcontext(EXACT):
+        expired = sum((e.remaining for e in entries or [] if now and e.expired(now)), zero)
+        held = sum((e.remaining for e in entries or [] if not (now and e.expired(now))), zero)
+        spendable = (ctx.opening_balance if user.balance is None else user.balance) + expired
     if user.balance is None:
-        opening = ctx.currencies.present(ctx.opening_balance, currency)
-        return values.Balance(user.user_id, opening, currency, True)
-    return values.Balance(user.user_id, ctx.currencies.present(user.balance, currency), currency)
+        return values.Balance(
+            user.user_id, present(spendable, currency), currency, True, present(held, currency),
+        )  # fmt: skip
+    return values.Balance(
+        user.user_id, present(spendable, currency), currency, held=present(held, currency)
+    )
 
 
 def create_user(

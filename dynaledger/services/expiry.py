@@ -79,6 +79,7 @@ def expiry_record(
         status=STATUS_APPLIED,
         kind=KIND_EXPIRY,
         hold_id=entry.hold_id,
+        transfer_id=entry.hold_id,
         request_id=request_id,
         timestamp=entry.expires_at,
     )

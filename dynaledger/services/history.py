@@ -26,15 +26,31 @@ from pynamodb.expressions.operand import Path
 from dynaledger import values
 from dynaledger.errors import UnreadableRecord, ValidationError
 from dynaledger.models.attributes import instant_key, instant_prefix
-from dynaledger.models.transaction import Transaction
+from dynaledger.models.transaction import (
+    KIND_CAPTURE,
+    KIND_EXPIRY,
+    KIND_HOLD,
+    KIND_RELEASE,
+    KIND_VOID,
+    Transaction,
+)
 from dynaledger.models.user import User
 from dynaledger.money import EXACT, MAX_ID_LENGTH, validate_identifier
 from dynaledger.services._core import Context, run
 from dynaledger.services.accounts import require_user
-from dynaledger.services.records import SortKey, account_currency, load_entry, load_user
+from dynaledger.services.records import (
+    SortKey,
+    account_currency,
+    hold_entries,
+    load_entry,
+    load_user,
+    read_user_raw,
+)
 from dynaledger.values import EntryType
 
 MAX_PAGE = 1000
+#: The kinds of holds' entries, shown in history with their hold.
+HOLD_KINDS = frozenset({KIND_HOLD, KIND_CAPTURE, KIND_RELEASE, KIND_VOID, KIND_EXPIRY})
 #: Longer than any cursor history gives out (two ids of at most 255 characters).
 MAX_CURSOR_LENGTH = 2048
 _CURSOR_TAG = "h2"
@@ -200,6 +216,8 @@ def entry(ctx: Context, record: Transaction, currency: str) -> values.HistoryEnt
         currency=currency,
         timestamp=record.timestamp,
         counterparty_id=record.counterparty_id,
+        kind=record.kind if record.kind in HOLD_KINDS else None,
+        hold_id=record.hold_id if record.kind in HOLD_KINDS else None,
     )
 
 
@@ -219,9 +237,7 @@ def reconcile(ctx: Context, user_ids: Iterable[str] | None = None) -> values.Rec
     users = _all_users(ctx, problems) if user_ids is None else _named(ctx, user_ids, problems)
     mismatches = []
     for user in users:
-        mismatch = _check(ctx, user, problems)
-        if mismatch is not None:
-            mismatches.append(mismatch)
+        mismatches.extend(_check(ctx, user, problems))
     unreadable_users = {p.user_id for p in problems if p.table == ctx.models.user.Meta.table_name}
     return values.ReconcileReport(
         checked=len(users) + len(unreadable_users),
@@ -230,26 +246,47 @@ def reconcile(ctx: Context, user_ids: Iterable[str] | None = None) -> values.Rec
     )
 
 
-def _check(
-    ctx: Context, user: User, problems: list[values.RecordProblem]
-) -> values.Mismatch | None:
-    """The account's mismatch, or None; its unreadable entries go to ``problems``."""
+def _check(ctx: Context, user: User, problems: list[values.RecordProblem]) -> list[values.Mismatch]:
+    """The account's mismatches; its unreadable entries go to ``problems``.
+
+    Balance: opening + credits - debits, except captures' debits (a hold took
+    that money when it was made). Held: holds - captures - releases, voids and
+    expiries, against the stored ``held`` and the sum of the hold entries.
+    """
     currency = account_currency(ctx, user)
     opening = ctx.opening_balance if user.opening_balance is None else user.opening_balance
     with localcontext(EXACT):
-        expected, unreadable = _replay_entries(ctx, user, currency, opening, problems)
-    actual = opening if user.balance is None else user.balance
-    if unreadable or expected == actual:
-        return None
+        expected, held, unreadable = _replay_entries(ctx, user, currency, opening, problems)
+    if unreadable:
+        return []
     present = ctx.currencies.present
-    return values.Mismatch(user.user_id, present(expected, currency), present(actual, currency))
+    actual = opening if user.balance is None else user.balance
+    found = []
+    if expected != actual:
+        found.append(
+            values.Mismatch(user.user_id, present(expected, currency), present(actual, currency))
+        )
+    stored_held = user.held or Decimal(0)
+    entries = Decimal(0)
+    if stored_held or held:
+        account = run(ctx, partial(read_user_raw, ctx, user.user_id))
+        with localcontext(EXACT):
+            entries = sum((e.remaining for e in hold_entries(ctx, account or {})), Decimal(0))
+    for actual_held in (stored_held, entries):
+        if actual_held != held:
+            found.append(values.Mismatch(user.user_id, present(held, currency),
+                                         present(actual_held, currency), field="held"))  # fmt: skip
+            break
+    return found
 
 
 def _replay_entries(
     ctx: Context, user: User, currency: str, opening: Decimal, problems: list[values.RecordProblem]
-) -> tuple[Decimal, bool]:
-    """Opening balance plus credits minus debits, and whether any entry was unreadable."""
+) -> tuple[Decimal, Decimal, bool]:
+    """Opening balance plus credits minus debits, what holds still hold, and whether any
+    entry was unreadable."""
     expected, unreadable = opening, False
+    held = Decimal(0)
     table = ctx.models.transaction.Meta.table_name
     for raw in _index_items(ctx, user.user_id, None):
         try:
@@ -265,8 +302,15 @@ def _replay_entries(
             )
             unreadable = True
             continue
+        if record.kind == KIND_CAPTURE and record.type == EntryType.DEBIT:
+            held -= record.amount
+            continue
         expected += record.amount if record.type == EntryType.CREDIT else -record.amount
-    return expected, unreadable
+        if record.kind == KIND_HOLD:
+            held += record.amount
+        elif record.kind in (KIND_RELEASE, KIND_VOID, KIND_EXPIRY):
+            held -= record.amount
+    return expected, held, unreadable
 
 
 def _named(

@@ -11,8 +11,9 @@ no extra read.
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,10 +28,13 @@ from dynaledger.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     LedgerError,
+    TooManyHolds,
     UnreadableRecord,
     ValidationError,
 )
 from dynaledger.models.transaction import (
+    HOLD_ACTIVE,
+    KIND_HOLD,
     KIND_TRANSACT,
     KIND_TRANSFER,
     STATUS_APPLIED,
@@ -51,6 +55,8 @@ from dynaledger.services.accounts import require_user
 from dynaledger.services.engine import (
     CONDITION_FAILED,
     AccountChange,
+    AccountCheck,
+    NewEntry,
     Plan,
     raise_unknown,
     read_cancellation,
@@ -69,6 +75,9 @@ from dynaledger.values import EntryType
 #: control characters, so no key a caller picks can collide with a leg.
 LEG_SEPARATOR = "\x1f"
 CREDIT_LEG_SUFFIX = LEG_SEPARATOR + "credit"
+#: Active holds one account may carry: each is an attribute of the account item
+#: (at most about 320 bytes with a 255-character id), and an item is at most 400 KB.
+MAX_HOLDS = 1000
 #: Requests one movement may send: itself, and plans releasing expired holds it needs.
 MAX_ROUNDS = 25
 
@@ -100,6 +109,7 @@ class Request:
     currency: str
     counterparty_id: str | None = None
     currency_given: bool = True
+    timeout: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -108,6 +118,8 @@ class Request:
             "v1", self.kind, self.user_id, self.counterparty_id or "",
             format(self.amount.normalize(), "f"), self.type.value, self.currency,
         ]  # fmt: skip
+        if self.kind == KIND_HOLD:
+            parts.append(self.timeout or "")
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
     def differences(self, stored: Transaction, stored_currency: str) -> list[str]:
@@ -116,6 +128,7 @@ class Request:
         ``stored_currency`` is the record's currency, or its account's when it names none.
         """
         transfer = self.kind == KIND_TRANSFER
+        paired = self.kind in (KIND_TRANSFER, KIND_HOLD)
         user_field = "from_user_id" if transfer else "user_id"
         checks = [
             ("kind", (stored.kind or KIND_TRANSACT) == self.kind),
@@ -129,7 +142,9 @@ class Request:
                 not self.currency_given or stored_currency == self.currency,
             ),
         ]
-        return [name for name, same in checks if not same and (transfer or name != "to_user_id")]
+        if self.kind == KIND_HOLD:
+            checks.append(("timeout", stored.timeout == self.timeout))
+        return [name for name, same in checks if not same and (paired or name != "to_user_id")]
 
 
 @attrs.frozen
@@ -162,7 +177,7 @@ def transact(
     key = validate_identifier(idempotency_key, "idempotency_key")
     user = validate_identifier(user_id, "user_id")
     entry_type = parse_type(type)
-    value, held, given = _money(ctx, user, amount, currency)
+    value, held, given = amount_and_currency(ctx, user, amount, currency)
     request = Request(
         kind=KIND_TRANSACT,
         key=key,
@@ -172,7 +187,7 @@ def transact(
         currency=held,
         currency_given=given,
     )
-    outcome = _execute(ctx, request, amount)
+    outcome = execute(ctx, request, amount)
     record = outcome.record
     return values.TransactResult(
         idempotency_key=record.idempotency_key,
@@ -200,7 +215,7 @@ def transfer(
     payee = validate_identifier(to_user_id, "to_user_id")
     if payer == payee:
         raise ValidationError("to_user_id", "must differ from from_user_id")
-    value, held, given = _money(ctx, payer, amount, currency)
+    value, held, given = amount_and_currency(ctx, payer, amount, currency)
     request = Request(
         kind=KIND_TRANSFER,
         key=key,
@@ -211,7 +226,7 @@ def transfer(
         currency=held,
         currency_given=given,
     )
-    outcome = _execute(ctx, request, amount)
+    outcome = execute(ctx, request, amount)
     record = outcome.record
     return values.TransferResult(
         idempotency_key=record.idempotency_key,
@@ -224,7 +239,7 @@ def transfer(
     )
 
 
-def _money(
+def amount_and_currency(
     ctx: Context, user_id: str, amount: object, currency: str | None
 ) -> tuple[Decimal, str, bool]:
     """The amount checked against its currency, the currency, and whether the caller named it.
@@ -252,7 +267,7 @@ def _timestamp(record: Transaction) -> datetime:
     return record.timestamp
 
 
-def _execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
+def execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
     """Apply ``request``, learning the account's currency once if the caller gave none."""
     deployment.ensure(ctx)
     movement = _Movement(ctx, request, request_id=uuid.uuid4().hex, now=ctx.now())
@@ -294,6 +309,17 @@ class _Movement:
         model = self.ctx.models.transaction
         if request.kind == KIND_TRANSACT:
             return [model(request.key, user_id=request.user_id, type=request.type.value, **fields)]
+        if request.kind == KIND_HOLD:
+            expires = None
+            if request.timeout is not None:
+                expires = self.now + timedelta(seconds=float(request.timeout))
+            return [
+                model(request.key, user_id=request.user_id, type="debit",
+                      counterparty_id=request.counterparty_id, hold_id=request.key,
+                      hold_status=HOLD_ACTIVE, expires_at=expires, timeout=request.timeout,
+                      remaining=request.amount, captured=Decimal(0), released=Decimal(0),
+                      **fields)
+            ]  # fmt: skip
         payee = request.counterparty_id
         return [
             model(request.key, user_id=request.user_id, type="debit", counterparty_id=payee,
@@ -315,6 +341,18 @@ class _Movement:
                 sets_currency=True, role="debit" if debit else "credit",
             )  # fmt: skip
             return Plan(records=tuple(self.records()), accounts=(only,))
+        if request.kind == KIND_HOLD:
+            records = self.records()
+            entry = NewEntry(request.key, amount, records[0].expires_at)
+            holder = AccountChange(
+                request.user_id, request.currency, balance_delta=amount.copy_negate(),
+                floor=amount, held_delta=amount, new_entries=(entry,), max_holds=MAX_HOLDS,
+                sets_currency=True, role="holder",
+            )  # fmt: skip
+            checks: tuple[AccountCheck, ...] = ()
+            if request.counterparty_id is not None:
+                checks = (AccountCheck(request.counterparty_id, request.currency),)
+            return Plan(records=tuple(records), accounts=(holder,), checks=checks)
         payer = AccountChange(request.user_id, request.currency, balance_delta=amount.copy_negate(),
                               floor=amount, sets_currency=True)  # fmt: skip
         payee = AccountChange(request.counterparty_id or "", request.currency,
@@ -346,14 +384,27 @@ class _Movement:
             raise_unknown(verdict)
             if verdict.kind == "currency" and verdict.account is not None:
                 self._check_currency(verdict.user_id, verdict.account, verdict.currency)
+            if verdict.kind == "unknown_check":  # the payee of a hold: one read tells which
+                user = require_user(self.ctx, verdict.user_id)
+                held = account_currency(self.ctx, user)
+                if held == self.request.currency:
+                    raise Retry(CONTENTION)
+                raise CurrencyMismatch(verdict.user_id, expected=self.request.currency, actual=held)
+            if (
+                verdict.kind == "account"
+                and verdict.user
+                and (verdict.user.hold_count or 0)
+                >= (MAX_HOLDS if verdict.account and verdict.account.new_entries else math.inf)
+            ):
+                raise TooManyHolds(verdict.user_id, MAX_HOLDS)
             if verdict.kind == "account" and verdict.raw is not None and verdict.user:
                 index = plan.accounts.index(verdict.account) if verdict.account else 0
                 nxt = with_releases(self.ctx, base, index, verdict.raw, self.now, self.request_id)
                 if nxt is not None:
                     plan = nxt
                     continue
-                held = verdict.user.balance
-                spendable = (self.ctx.opening_balance if held is None else held) + sum(
+                stored = verdict.user.balance
+                spendable = (self.ctx.opening_balance if stored is None else stored) + sum(
                     (e.remaining for e in expired_entries(self.ctx, verdict.raw, self.now)),
                     Decimal(0),
                 )
@@ -427,6 +478,7 @@ class _Movement:
             request_id=self.request_id,
             counterparty_id=request.counterparty_id,
             transfer_id=request.key if request.kind == KIND_TRANSFER else None,
+            timeout=request.timeout,
             rejected_at=self.now,
             rejected_balance=balance,
         )

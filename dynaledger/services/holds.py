@@ -1,0 +1,476 @@
+"""Holds: reserve funds now, capture or void them later; expiry is exact at read time.
+
+A hold is a movement of the engine (``movements``, kind ``hold``): its record
+under its key and the holder's account change (balance down, ``held`` up, an
+entry ``hold:<id>`` added) in one request. A capture or void reads the hold
+record and the capture's own key in one ``BatchGetItem`` (a replay ends
+there), then sends one plan: its records, the holder's change, the payee's
+credit and the hold record's change, each conditional on the state read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal, localcontext
+from typing import Any
+
+import attrs
+
+from dynaledger import values
+from dynaledger.errors import (
+    CurrencyMismatch,
+    HoldClosed,
+    HoldExceeded,
+    HoldExpired,
+    HoldNotFound,
+    IdempotencyConflict,
+    UnreadableRecord,
+    UserNotFound,
+    ValidationError,
+)
+from dynaledger.models.transaction import (
+    HOLD_ACTIVE,
+    HOLD_CAPTURED,
+    HOLD_EXPIRED,
+    HOLD_VOIDED,
+    KIND_CAPTURE,
+    KIND_HOLD,
+    KIND_RELEASE,
+    KIND_VOID,
+    STATUS_APPLIED,
+    STATUS_REJECTED,
+    Transaction,
+)
+from dynaledger.money import EXACT, validate_identifier
+from dynaledger.services import deployment
+from dynaledger.services._core import CONTENTION, Context, Retry, run
+from dynaledger.services.engine import (
+    AccountChange,
+    EntryChange,
+    HoldChange,
+    Plan,
+    read_cancellation,
+    send,
+)
+from dynaledger.services.expiry import RELEASES_PER_PLAN, expired_entries, release_plan
+from dynaledger.services.movements import (
+    CREDIT_LEG_SUFFIX,
+    Request,
+    amount_and_currency,
+    execute,
+)
+from dynaledger.services.records import hold_entries, load_transaction, load_user, read_user_raw
+from dynaledger.values import EntryType
+
+#: Joined to a final capture's key to key the release of what remained.
+RELEASE_SUFFIX = "\x1frelease"
+#: The longest timeout accepted: 100 years, in seconds.
+MAX_TIMEOUT = 100 * 365 * 86400
+
+
+def parse_timeout(timeout: object) -> str | None:
+    """Seconds as a plain decimal string, from an int, a float or a timedelta; None stays None."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, timedelta):
+        seconds = Decimal(str(timeout.total_seconds()))
+    elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ValidationError(
+            "timeout", f"must be seconds (int or float) or a timedelta, not {timeout!r}"
+        )
+    else:
+        seconds = Decimal(repr(timeout)) if isinstance(timeout, float) else Decimal(timeout)
+    if not seconds.is_finite() or not 0 < seconds <= MAX_TIMEOUT:
+        raise ValidationError("timeout", f"must be more than 0 and at most {MAX_TIMEOUT} seconds")
+    return format(seconds.quantize(Decimal("0.000001")).normalize(), "f")
+
+
+def hold(
+    ctx: Context,
+    *,
+    idempotency_key: str,
+    user_id: str,
+    amount: object,
+    currency: str | None = None,
+    to_user_id: str | None = None,
+    timeout: object = None,
+) -> values.HoldResult:
+    """Reserve ``amount`` of ``user_id``'s spendable balance, exactly once per key."""
+    key = validate_identifier(idempotency_key, "idempotency_key")
+    user = validate_identifier(user_id, "user_id")
+    payee = None if to_user_id is None else validate_identifier(to_user_id, "to_user_id")
+    if payee == user:
+        raise ValidationError("to_user_id", "must differ from user_id")
+    seconds = parse_timeout(timeout)
+    value, held, given = amount_and_currency(ctx, user, amount, currency)
+    request = Request(
+        kind=KIND_HOLD, key=key, user_id=user, counterparty_id=payee, amount=value,
+        type=EntryType.DEBIT, currency=held, currency_given=given, timeout=seconds,
+    )  # fmt: skip
+    outcome = execute(ctx, request, amount)
+    record = outcome.record
+    assert record.timestamp is not None  # an applied record
+    return values.HoldResult(
+        hold_id=record.idempotency_key,
+        user_id=record.user_id,
+        to_user_id=record.counterparty_id,
+        amount=ctx.currencies.present(record.amount, outcome.currency),
+        currency=outcome.currency,
+        created_at=record.timestamp,
+        expires_at=record.expires_at,
+        replayed=outcome.replayed,
+    )
+
+
+# Capture and void -----------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Close:
+    """One capture or void as asked: what its key stands for."""
+
+    kind: str
+    key: str
+    hold_id: str
+    requested: str  # the amount asked for, or "all"
+    final: bool
+
+    def differences(self, stored: Transaction) -> list[str]:
+        if stored.kind != self.kind:
+            return ["kind"]
+        checks = [
+            ("hold_id", stored.hold_id == self.hold_id),
+            ("amount", stored.requested == self.requested),
+            ("final", stored.final == str(self.final).lower()),
+        ]
+        return [name for name, same in checks if not same]
+
+
+def _read_pair(ctx: Context, hold_id: str, key: str) -> tuple[dict[str, Any] | None, ...]:
+    """The hold record and the record under ``key``, in one consistent BatchGetItem."""
+    table = ctx.models.transaction.Meta.table_name
+    name = ctx.models.transaction.idempotency_key.attr_name
+    keys: list[Any] = [{name: hold_id}, {name: key}]
+    found = ctx.models.connection.batch_get_item(table, keys, consistent_read=True)
+    if found.get("UnprocessedKeys"):
+        raise Retry(CONTENTION)
+    items = {item[name]["S"]: item for item in found.get("Responses", {}).get(table, [])}
+    return items.get(hold_id), items.get(key)
+
+
+def _replay(ctx: Context, close: _Close, raw: dict[str, Any], request_id: str) -> Transaction:
+    stored = load_transaction(ctx, raw)
+    differences = close.differences(stored)
+    if differences:
+        raise IdempotencyConflict(close.key, differences)
+    return stored
+
+
+def _active_hold(
+    ctx: Context, raw: dict[str, Any] | None, hold_id: str, now: datetime
+) -> Transaction:
+    """The hold record, checked to be open at ``now``.
+
+    Raises:
+        HoldNotFound, HoldClosed, HoldExpired.
+    """
+    if raw is None:
+        raise HoldNotFound(hold_id)
+    record = load_transaction(ctx, raw)
+    if record.kind != KIND_HOLD or record.status == STATUS_REJECTED:
+        raise HoldNotFound(hold_id)
+    if record.remaining is None or record.hold_status is None:
+        raise UnreadableRecord(ctx.models.transaction.Meta.table_name, hold_id, "no hold state")
+    if record.hold_status == HOLD_EXPIRED or (
+        record.hold_status == HOLD_ACTIVE and record.expires_at is not None
+        and record.expires_at <= now
+    ):  # fmt: skip
+        assert record.expires_at is not None
+        raise HoldExpired(hold_id, record.expires_at)
+    if record.hold_status != HOLD_ACTIVE:
+        raise HoldClosed(hold_id, record.hold_status)
+    return record
+
+
+def _close(ctx: Context, close: _Close, amount: object) -> tuple[Transaction, bool]:
+    """Apply a capture or void once per key; the record under its key, and whether replayed."""
+    deployment.ensure(ctx)
+    now, request_id = ctx.now(), uuid.uuid4().hex
+
+    def attempt() -> tuple[Transaction, bool]:
+        hold_raw, stored_raw = _read_pair(ctx, close.hold_id, close.key)
+        if stored_raw is not None:
+            stored = _replay(ctx, close, stored_raw, request_id)
+            return stored, stored.request_id != request_id
+        held = _active_hold(ctx, hold_raw, close.hold_id, now)
+        plan = _close_plan(ctx, close, held, amount, now, request_id)
+        cancelled = send(ctx, plan, now)
+        if cancelled is None:
+            return plan.records[0], False
+        verdict = read_cancellation(ctx, cancelled)
+        if verdict.kind == "stored":
+            if verdict.raw is None:
+                raise Retry(CONTENTION)  # read it again
+            stored = _replay(ctx, close, verdict.raw, request_id)
+            return stored, stored.request_id != request_id
+        if verdict.kind == "unknown_user":
+            raise UserNotFound(verdict.user_id)
+        if verdict.kind == "currency":
+            raise CurrencyMismatch(
+                verdict.user_id, expected=held.currency or "", actual=verdict.currency
+            )
+        if verdict.kind == "hold" and verdict.raw is not None:
+            _active_hold(ctx, verdict.raw, close.hold_id, now)  # closed or expired: raises
+        raise Retry(CONTENTION)  # it changed under us: read it again
+
+    return run(ctx, attempt)
+
+
+def _close_plan(  # noqa: PLR0917 - the request, the hold as read, and what the call shares
+    ctx: Context, close: _Close, held: Transaction, amount: object, now: datetime, request_id: str
+) -> Plan:
+    currency = held.currency or ctx.default_currency
+    remaining = held.remaining or Decimal(0)
+    if close.kind == KIND_VOID:
+        take = Decimal(0)
+    elif amount is None:
+        take = remaining
+    else:
+        take = ctx.currencies.parse_amount(amount, currency)
+        if take > remaining:
+            raise HoldExceeded(close.hold_id, ctx.currencies.present(remaining, currency),
+                               ctx.currencies.present(take, currency), currency)  # fmt: skip
+    with localcontext(EXACT):
+        release = remaining - take if close.final else Decimal(0)
+        left = remaining - take - release
+    status = HOLD_ACTIVE if left else (HOLD_VOIDED if close.kind == KIND_VOID else HOLD_CAPTURED)
+    model = ctx.models.transaction
+    common: dict[str, Any] = {
+        "currency": currency, "status": STATUS_APPLIED, "hold_id": close.hold_id,
+        "request_id": request_id, "timestamp": now,
+    }  # fmt: skip
+    payee = held.counterparty_id
+    if close.kind == KIND_VOID:
+        main = model(close.key, user_id=held.user_id, amount=release, type="credit",
+                     kind=KIND_VOID, released=release, remaining=left, requested="all",
+                     final="true", **common)  # fmt: skip
+        records = [main]
+    else:
+        main = model(close.key, user_id=held.user_id, amount=take, type="debit",
+                     kind=KIND_CAPTURE, counterparty_id=payee, released=release, remaining=left,
+                     requested=close.requested, final=str(close.final).lower(),
+                     **common)  # fmt: skip
+        records = [main]
+        if payee is not None:
+            records.append(model(close.key + CREDIT_LEG_SUFFIX, user_id=payee, amount=take,
+                                 type="credit", kind=KIND_CAPTURE, counterparty_id=held.user_id,
+                                 transfer_id=close.key, **common))  # fmt: skip
+        if release:
+            records.append(model(close.key + RELEASE_SUFFIX, user_id=held.user_id,
+                                 amount=release, type="credit", kind=KIND_RELEASE,
+                                 transfer_id=close.key, **common))  # fmt: skip
+    holder = AccountChange(
+        held.user_id, currency, balance_delta=release,
+        held_delta=EXACT.add(take, release).copy_negate(),
+        entry_changes=(EntryChange(close.hold_id, remaining, left),),
+        touch_balance=bool(release), role="holder",
+    )  # fmt: skip
+    accounts = [holder]
+    if payee is not None and take:
+        accounts.append(AccountChange(payee, currency, balance_delta=take, role="payee"))
+    change = HoldChange(close.hold_id, remaining, left, take, release, status, live_at=now)
+    return Plan(records=tuple(records), accounts=tuple(accounts), holds=(change,))
+
+
+def capture(
+    ctx: Context,
+    *,
+    idempotency_key: str,
+    hold_id: str,
+    amount: object = None,
+    final: bool = True,
+) -> values.CaptureResult:
+    """Capture ``amount`` (None: all) of a hold; ``final`` releases the rest to the holder."""
+    key = validate_identifier(idempotency_key, "idempotency_key")
+    hid = validate_identifier(hold_id, "hold_id")
+    if key == hid:
+        raise IdempotencyConflict(key, ["kind"])  # the key is the hold's own
+    if not isinstance(final, bool):
+        raise ValidationError("final", f"must be True or False, not {final!r}")
+    requested = "all"
+    if amount is not None:
+        requested = format(ctx.currencies.parse_amount(amount, None).normalize(), "f")
+    record, replayed = _close(ctx, _Close(KIND_CAPTURE, key, hid, requested, final), amount)
+    currency = record.currency or ctx.default_currency
+    assert record.timestamp is not None
+    return values.CaptureResult(
+        idempotency_key=key,
+        hold_id=hid,
+        amount=ctx.currencies.present(record.amount, currency),
+        released=ctx.currencies.present(record.released or Decimal(0), currency),
+        remaining=ctx.currencies.present(record.remaining or Decimal(0), currency),
+        currency=currency,
+        timestamp=record.timestamp,
+        replayed=replayed,
+    )
+
+
+def void(ctx: Context, *, idempotency_key: str, hold_id: str) -> values.VoidResult:
+    """Release what remains of a hold to its holder."""
+    key = validate_identifier(idempotency_key, "idempotency_key")
+    hid = validate_identifier(hold_id, "hold_id")
+    if key == hid:
+        raise IdempotencyConflict(key, ["kind"])  # the key is the hold's own
+    record, replayed = _close(ctx, _Close(KIND_VOID, key, hid, "all", True), None)
+    currency = record.currency or ctx.default_currency
+    assert record.timestamp is not None
+    return values.VoidResult(
+        idempotency_key=key,
+        hold_id=hid,
+        user_id=record.user_id,
+        released=ctx.currencies.present(record.amount, currency),
+        currency=currency,
+        timestamp=record.timestamp,
+        replayed=replayed,
+    )
+
+
+# Reading holds --------------------------------------------------------------------------
+
+
+def hold_view(ctx: Context, record: Transaction, now: datetime) -> values.Hold:
+    """A hold record as it stands at ``now``: an active one past its expiry is expired."""
+    currency = record.currency or ctx.default_currency
+    status = record.hold_status or HOLD_ACTIVE
+    remaining = record.remaining or Decimal(0)
+    released = record.released or Decimal(0)
+    if status == HOLD_ACTIVE and record.expires_at is not None and record.expires_at <= now:
+        status, released, remaining = HOLD_EXPIRED, EXACT.add(released, remaining), Decimal(0)
+    assert record.timestamp is not None
+    return values.Hold(
+        hold_id=record.idempotency_key, user_id=record.user_id,
+        to_user_id=record.counterparty_id, amount=ctx.currencies.present(record.amount, currency),
+        currency=currency, status=status, remaining=ctx.currencies.present(remaining, currency),
+        captured=ctx.currencies.present(record.captured or Decimal(0), currency),
+        released=ctx.currencies.present(released, currency), created_at=record.timestamp,
+        expires_at=record.expires_at,
+    )  # fmt: skip
+
+
+def get_hold(ctx: Context, hold_id: str) -> values.Hold:
+    """One hold, with one strongly consistent read.
+
+    Raises:
+        HoldNotFound: No hold has this id.
+    """
+    hid = validate_identifier(hold_id, "hold_id")
+    now = ctx.now()
+    table = ctx.models.transaction.Meta.table_name
+    raw = run(ctx, lambda: ctx.models.connection.get_item(table, hid, consistent_read=True))
+    item = raw.get("Item")
+    if item is None:
+        raise HoldNotFound(hid)
+    record = load_transaction(ctx, item)
+    if record.kind != KIND_HOLD or record.status == STATUS_REJECTED:
+        raise HoldNotFound(hid)
+    return hold_view(ctx, record, now)
+
+
+def holds(ctx: Context, user_id: str) -> list[values.Hold]:
+    """An account's active holds at the ledger's now, soonest expiry first.
+
+    One read of the account, then one ``BatchGetItem`` per 100 holds.
+    """
+    user = validate_identifier(user_id, "user_id")
+    now = ctx.now()
+    raw = run(ctx, lambda: read_user_raw(ctx, user))
+    if raw is None:
+        raise UserNotFound(user)
+    load_user(ctx, raw)
+    live = [e.hold_id for e in hold_entries(ctx, raw) if not e.expired(now)]
+    table = ctx.models.transaction.Meta.table_name
+    name = ctx.models.transaction.idempotency_key.attr_name
+    found: dict[str, values.Hold] = {}
+    for start in range(0, len(live), 100):
+        batch = live[start : start + 100]
+        while batch:
+            keys: list[Any] = [{name: hold_id} for hold_id in batch]
+            reply = run(ctx, lambda k=keys: ctx.models.connection.batch_get_item(  # type: ignore[misc]
+                table, k, consistent_read=True))  # fmt: skip
+            for item in reply.get("Responses", {}).get(table, []):
+                found[item[name]["S"]] = hold_view(ctx, load_transaction(ctx, item), now)
+            unprocessed = reply.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+            batch = [key[name]["S"] for key in unprocessed]
+    return [found[h] for h in live if h in found and found[h].status == HOLD_ACTIVE]
+
+
+# Expiry -----------------------------------------------------------------------------------
+
+
+def release_expired(ctx: Context, user_id: str, now: datetime) -> int:
+    """Release every hold of one account expired at ``now``; the number this call released.
+
+    Safe to run concurrently and repeatedly: each release is conditional on
+    its entry still being there, unchanged and expired.
+    """
+    released = 0
+    while True:
+        raw = run(ctx, lambda: read_user_raw(ctx, user_id))
+        if raw is None:
+            return released
+        user = load_user(ctx, raw)
+        expired = expired_entries(ctx, raw, now)
+        if not expired:
+            return released
+        currency = user.currency or ctx.default_currency
+        bare = AccountChange(user_id, currency, touch_balance=True, role="holder")
+        batch = expired[:RELEASES_PER_PLAN]
+        plan = release_plan(ctx, bare, batch, now, uuid.uuid4().hex)
+
+        def attempt(plan: Plan = plan) -> bool:
+            cancelled = send(ctx, plan, now)
+            if cancelled is None:
+                return True
+            read_cancellation(ctx, cancelled)  # contention raises Retry
+            return False  # someone else released or captured: look again
+
+        if run(ctx, attempt):
+            released += len(batch)
+
+
+def expire_holds(ctx: Context, user_ids: list[str] | None = None) -> values.ExpiryReport:
+    """Release every hold expired at the ledger's now, writing each release into history.
+
+    With no ``user_ids``, finds the accounts with holds by a Scan of the
+    accounts table filtered on ``held > 0`` (a maintenance command: it reads
+    the whole table).
+    """
+    deployment.ensure(ctx)
+    now = ctx.now()
+    if user_ids is None:
+        targets = _accounts_with_holds(ctx)
+    else:
+        targets = [validate_identifier(u, "user_ids") for u in user_ids]
+    accounts = released = 0
+    for user_id in targets:
+        count = release_expired(ctx, user_id, now)
+        released += count
+        accounts += 1 if count else 0
+    return values.ExpiryReport(checked=len(targets), accounts=accounts, released=released)
+
+
+def _accounts_with_holds(ctx: Context) -> list[str]:
+    model = ctx.models.user
+    table = model.Meta.table_name
+    name = model.user_id.attr_name
+    found: list[str] = []
+    start: dict[str, Any] | None = None
+    while True:
+        page = run(ctx, lambda s=start: ctx.models.connection.scan(  # type: ignore[misc]
+            table, filter_condition=model.held > 0, exclusive_start_key=s,
+            consistent_read=True))  # fmt: skip
+        found.extend(item[name]["S"] for item in page.get("Items", []))
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return found

@@ -1,0 +1,502 @@
+"""Holds: reserve now, capture or void later, expiry exact at read time; every error and replay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import attrs
+import pytest
+
+from dynaledger import Hold, Ledger
+from dynaledger.errors import (
+    CurrencyMismatch,
+    HoldClosed,
+    HoldExceeded,
+    HoldExpired,
+    HoldNotFound,
+    IdempotencyConflict,
+    InsufficientFunds,
+    TooManyHolds,
+    UserNotFound,
+    ValidationError,
+)
+from dynaledger.services import movements
+from tests.conftest import FAST_RETRY, RequestCounter, scan_tables, unique
+
+START = datetime(2031, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def timed(ledger: Ledger, dynamodb_endpoint: str, clock: Clock) -> Ledger:
+    """The session's tables through a ledger whose clock the test moves."""
+    return Ledger(
+        dynamodb_endpoint, table_prefix=ledger.settings.table_prefix, retry=FAST_RETRY,
+        clock=clock,
+    )  # fmt: skip
+
+
+def _user(ledger: Ledger, balance: str | None = "100", currency: str | None = None) -> str:
+    user_id = unique("h")
+    ledger.create_user(user_id, balance=balance, currency=currency)
+    return user_id
+
+
+def _figures(ledger: Ledger, user_id: str) -> tuple[Decimal, Decimal]:
+    balance = ledger.get_user_balance(user_id)
+    return balance.amount, balance.held
+
+
+class TestHold:
+    def test_a_hold_moves_spendable_into_held_and_reports_itself(
+        self, timed: Ledger, clock: Clock
+    ) -> None:
+        """100 spendable, hold 30 for 60 s: 70 spendable, 30 held; the result says it all."""
+        player, house, key = _user(timed), _user(timed, "0"), unique("bet")
+        result = timed.hold(idempotency_key=key, user_id=player, amount="30", to_user_id=house,
+                            timeout=60)  # fmt: skip
+        assert (key, player, house, Decimal("30.00"), "USD", START,
+                START + timedelta(seconds=60), False) == (
+            result.hold_id, result.user_id, result.to_user_id, result.amount, result.currency,
+            result.created_at, result.expires_at, result.replayed,
+        )  # fmt: skip
+        assert (Decimal("70.00"), Decimal("30.00")) == _figures(timed, player)
+
+    def test_replay_returns_the_stored_hold_and_changes_nothing(self, timed: Ledger) -> None:
+        """The same hold again: replayed=True, the original times, balances untouched."""
+        player, key = _user(timed), unique("bet")
+        first = timed.hold(idempotency_key=key, user_id=player, amount="5", timeout=timedelta(1))
+        again = timed.hold(idempotency_key=key, user_id=player, amount="5", timeout=timedelta(1))
+        assert (True, first.created_at, first.expires_at) == (
+            again.replayed, again.created_at, again.expires_at,
+        )  # fmt: skip
+        assert (Decimal("95.00"), Decimal("5.00")) == _figures(timed, player)
+
+    def test_the_same_key_for_another_hold_is_a_conflict_naming_the_fields(
+        self, timed: Ledger
+    ) -> None:
+        """Another amount and timeout under a hold's key: IdempotencyConflict naming both."""
+        player, key = _user(timed), unique("bet")
+        timed.hold(idempotency_key=key, user_id=player, amount="5", timeout=30)
+        with pytest.raises(IdempotencyConflict) as caught:
+            timed.hold(idempotency_key=key, user_id=player, amount="6", timeout=31)
+        assert ("amount", "timeout") == caught.value.fields
+        with pytest.raises(IdempotencyConflict) as caught:
+            timed.transact(idempotency_key=key, user_id=player, amount="5", type="debit")
+        assert "kind" in caught.value.fields
+
+    def test_a_hold_above_the_spendable_balance_is_refused_and_final_for_its_key(
+        self, timed: Ledger
+    ) -> None:
+        """InsufficientFunds with the spendable balance; after a credit the key still refuses."""
+        player, key = _user(timed, "10"), unique("bet")
+        with pytest.raises(InsufficientFunds) as caught:
+            timed.hold(idempotency_key=key, user_id=player, amount="11")
+        assert (Decimal("10.00"), Decimal("11.00")) == (caught.value.balance, caught.value.amount)
+        timed.transact(idempotency_key=unique("k"), user_id=player, amount="50", type="credit")
+        with pytest.raises(InsufficientFunds):
+            timed.hold(idempotency_key=key, user_id=player, amount="11")
+        assert (Decimal("60.00"), Decimal("0.00")) == _figures(timed, player)
+
+    def test_unknown_holder_or_payee_and_a_payee_in_another_currency_are_refused(
+        self, timed: Ledger
+    ) -> None:
+        """UserNotFound for either account, CurrencyMismatch for a EUR payee; nothing written."""
+        player, euro = _user(timed), _user(timed, "0", "EUR")
+        before = scan_tables(timed)
+        with pytest.raises(UserNotFound, match="ghost-holder"):
+            timed.hold(idempotency_key=unique("k"), user_id="ghost-holder", amount="1")
+        with pytest.raises(UserNotFound, match="ghost-payee"):
+            timed.hold(idempotency_key=unique("k"), user_id=player, amount="1",
+                       to_user_id="ghost-payee")  # fmt: skip
+        with pytest.raises(CurrencyMismatch):
+            timed.hold(idempotency_key=unique("k"), user_id=player, amount="1", to_user_id=euro)
+        assert before == scan_tables(timed)
+
+    @pytest.mark.parametrize(
+        ("arguments", "field"),
+        [
+            ({"timeout": 0}, "timeout"),
+            ({"timeout": -5}, "timeout"),
+            ({"timeout": float("nan")}, "timeout"),
+            ({"timeout": True}, "timeout"),
+            ({"timeout": "60"}, "timeout"),
+            ({"amount": "0"}, "amount"),
+            ({"amount": "1.001"}, "amount"),
+            ({"to_user_id": "self"}, "to_user_id"),
+        ],
+    )
+    def test_bad_input_is_a_validation_error_naming_the_field(
+        self, timed: Ledger, arguments: dict[str, object], field: str
+    ) -> None:
+        """Each malformed argument raises ValidationError for its field; nothing is written."""
+        player = _user(timed)
+        args: dict[str, object] = {"idempotency_key": unique("k"), "user_id": player,
+                                   "amount": "1", **arguments}  # fmt: skip
+        if args.get("to_user_id") == "self":
+            args["to_user_id"] = player
+        before = scan_tables(timed)
+        with pytest.raises(ValidationError) as caught:
+            timed.hold(**args)  # type: ignore[arg-type]
+        assert field == caught.value.field
+        assert before == scan_tables(timed)
+
+    def test_an_account_carries_at_most_max_holds(
+        self, timed: Ledger, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past the bound (lowered to 3 here) a hold raises TooManyHolds and holds nothing."""
+        monkeypatch.setattr(movements, "MAX_HOLDS", 3)
+        player = _user(timed)
+        for _ in range(3):
+            timed.hold(idempotency_key=unique("k"), user_id=player, amount="1")
+        with pytest.raises(TooManyHolds, match="3 holds"):
+            timed.hold(idempotency_key=unique("k"), user_id=player, amount="1")
+        assert (Decimal("97.00"), Decimal("3.00")) == _figures(timed, player)
+
+
+class TestCapture:
+    def test_a_partial_then_a_final_capture_pay_the_payee_and_release_the_rest(
+        self, timed: Ledger
+    ) -> None:
+        """Hold 30 to the house; capture 10 (not final), then 5 final: 15 back to the player."""
+        player, house, hold_id = _user(timed), _user(timed, "0"), unique("bet")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="30", to_user_id=house)
+        first = timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="10",
+                              final=False)  # fmt: skip
+        assert (Decimal("10.00"), Decimal("0.00"), Decimal("20.00")) == (
+            first.amount, first.released, first.remaining,
+        )  # fmt: skip
+        assert (Decimal("70.00"), Decimal("20.00")) == _figures(timed, player)
+        last = timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="5")
+        assert (Decimal("5.00"), Decimal("15.00"), Decimal("0.00")) == (
+            last.amount, last.released, last.remaining,
+        )  # fmt: skip
+        assert (Decimal("85.00"), Decimal("0.00")) == _figures(timed, player)
+        assert (Decimal("15.00"), Decimal("0.00")) == _figures(timed, house)
+        hold = timed.get_hold(hold_id)
+        assert ("captured", Decimal("15.00"), Decimal("15.00"), Decimal("0.00")) == (
+            hold.status, hold.captured, hold.released, hold.remaining,
+        )  # fmt: skip
+
+    def test_a_capture_without_a_payee_is_a_debit_and_none_takes_everything(
+        self, timed: Ledger
+    ) -> None:
+        """amount=None captures all that remains; the holder's total drops by it."""
+        player, hold_id = _user(timed), unique("hold")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="40")
+        result = timed.capture(idempotency_key=unique("c"), hold_id=hold_id)
+        assert (Decimal("40.00"), Decimal("0.00")) == (result.amount, result.released)
+        assert (Decimal("60.00"), Decimal("0.00")) == _figures(timed, player)
+
+    def test_a_capture_above_the_remaining_amount_is_hold_exceeded(self, timed: Ledger) -> None:
+        """Capturing 11 of 10 remaining: HoldExceeded with both figures; nothing moves."""
+        player, hold_id = _user(timed), unique("hold")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="10")
+        before = scan_tables(timed)
+        with pytest.raises(HoldExceeded) as caught:
+            timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="11")
+        assert (Decimal("10.00"), Decimal("11.00")) == (caught.value.remaining, caught.value.amount)
+        assert before == scan_tables(timed)
+
+    def test_an_unknown_hold_is_hold_not_found(self, timed: Ledger) -> None:
+        """A capture, void or read of an id no hold has: HoldNotFound; a transact's key too."""
+        player, key = _user(timed), unique("k")
+        timed.transact(idempotency_key=key, user_id=player, amount="1", type="credit")
+        for hold_id in ("no-such-hold", key):
+            with pytest.raises(HoldNotFound):
+                timed.capture(idempotency_key=unique("c"), hold_id=hold_id)
+            with pytest.raises(HoldNotFound):
+                timed.void(idempotency_key=unique("v"), hold_id=hold_id)
+            with pytest.raises(HoldNotFound):
+                timed.get_hold(hold_id)
+
+    def test_capture_after_a_final_capture_or_a_void_is_hold_closed_saying_which(
+        self, timed: Ledger
+    ) -> None:
+        """HoldClosed names 'captured' or 'voided'; nothing moves."""
+        player = _user(timed)
+        captured, voided = unique("hold"), unique("hold")
+        timed.hold(idempotency_key=captured, user_id=player, amount="10")
+        timed.hold(idempotency_key=voided, user_id=player, amount="10")
+        timed.capture(idempotency_key=unique("c"), hold_id=captured, amount="4")
+        timed.void(idempotency_key=unique("v"), hold_id=voided)
+        with pytest.raises(HoldClosed, match="already captured"):
+            timed.capture(idempotency_key=unique("c"), hold_id=captured, amount="1")
+        with pytest.raises(HoldClosed, match="already voided"):
+            timed.capture(idempotency_key=unique("c"), hold_id=voided)
+        with pytest.raises(HoldClosed, match="already captured"):
+            timed.void(idempotency_key=unique("v"), hold_id=captured)
+        assert (Decimal("96.00"), Decimal("0.00")) == _figures(timed, player)
+
+    def test_replay_after_each_terminal_state_returns_the_stored_result(
+        self, timed: Ledger, clock: Clock
+    ) -> None:
+        """A capture's and a void's key replay their stored result after close and after expiry."""
+        player = _user(timed)
+        hold_id = unique("hold")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="10", timeout=60)
+        partial_key, final_key = unique("c"), unique("c")
+        partial = timed.capture(idempotency_key=partial_key, hold_id=hold_id, amount="3",
+                                final=False)  # fmt: skip
+        final = timed.capture(idempotency_key=final_key, hold_id=hold_id, amount="2")
+        other = unique("hold")
+        timed.hold(idempotency_key=other, user_id=player, amount="10", timeout=60)
+        void_key = unique("v")
+        voided = timed.void(idempotency_key=void_key, hold_id=other)
+        clock.advance(3600)  # and now both holds are past their expiry too
+        again = [
+            timed.capture(idempotency_key=partial_key, hold_id=hold_id, amount="3", final=False),
+            timed.capture(idempotency_key=final_key, hold_id=hold_id, amount="2"),
+            timed.void(idempotency_key=void_key, hold_id=other),
+        ]
+        assert [True, True, True] == [result.replayed for result in again]
+        assert [partial, final, voided] == [attrs.evolve(r, replayed=False) for r in again]
+        assert (Decimal("95.00"), Decimal("0.00")) == _figures(timed, player)
+
+    def test_a_capture_key_reused_for_something_else_is_a_conflict(self, timed: Ledger) -> None:
+        """Another amount, finality or hold under a capture's key: IdempotencyConflict."""
+        player = _user(timed)
+        hold_id, other = unique("hold"), unique("hold")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="10")
+        timed.hold(idempotency_key=other, user_id=player, amount="10")
+        key = unique("c")
+        timed.capture(idempotency_key=key, hold_id=hold_id, amount="3", final=False)
+        cases = [
+            ({"hold_id": hold_id, "amount": "4", "final": False}, ("amount",)),
+            ({"hold_id": hold_id, "amount": "3", "final": True}, ("final",)),
+            ({"hold_id": other, "amount": "3", "final": False}, ("hold_id",)),
+        ]
+        for arguments, fields in cases:
+            with pytest.raises(IdempotencyConflict) as caught:
+                timed.capture(idempotency_key=key, **arguments)  # type: ignore[arg-type]
+            assert fields == caught.value.fields
+        with pytest.raises(IdempotencyConflict) as caught:
+            timed.void(idempotency_key=key, hold_id=hold_id)
+        assert ("kind",) == caught.value.fields
+
+    def test_a_payee_account_gone_is_user_not_found(self, timed: Ledger) -> None:
+        """The payee's account must still exist at capture; nothing moves otherwise."""
+        player, house = _user(timed), _user(timed, "0")
+        hold_id = unique("hold")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="10", to_user_id=house)
+        users_table = timed.table_names[0]
+        timed.botocore_client.delete_item(TableName=users_table, Key={"userId": {"S": house}})
+        with pytest.raises(UserNotFound, match=house):
+            timed.capture(idempotency_key=unique("c"), hold_id=hold_id)
+        assert (Decimal("90.00"), Decimal("10.00")) == _figures(timed, player)
+
+
+class TestExpiry:
+    def test_from_the_expiry_instant_the_money_is_spendable_and_captures_are_refused(
+        self, timed: Ledger, clock: Clock
+    ) -> None:
+        """One microsecond before: held; at the instant: spendable, HoldExpired, status expired."""
+        player, hold_id = _user(timed), unique("hold")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="30", timeout=60)
+        clock.advance(60 - 1e-6)
+        assert (Decimal("70.00"), Decimal("30.00")) == _figures(timed, player)
+        assert "active" == timed.get_hold(hold_id).status
+        clock.advance(1e-6)
+        assert (Decimal("100.00"), Decimal("0.00")) == _figures(timed, player)
+        with pytest.raises(HoldExpired):
+            timed.capture(idempotency_key=unique("c"), hold_id=hold_id)
+        with pytest.raises(HoldExpired):
+            timed.void(idempotency_key=unique("v"), hold_id=hold_id)
+        hold = timed.get_hold(hold_id)
+        assert ("expired", Decimal("0.00"), Decimal("30.00")) == (
+            hold.status, hold.remaining, hold.released,
+        )  # fmt: skip
+        assert [] == timed.holds(player)
+
+    def test_a_debit_needing_expired_holds_releases_them_in_the_same_call(
+        self, timed: Ledger, clock: Clock
+    ) -> None:
+        """Balance 10 + 90 in expired holds: a debit of 95 succeeds; history shows the expiries."""
+        player = _user(timed)
+        first, second = unique("hold"), unique("hold")
+        timed.hold(idempotency_key=first, user_id=player, amount="50", timeout=10)
+        timed.hold(idempotency_key=second, user_id=player, amount="40", timeout=20)
+        clock.advance(20)
+        timed.transact(idempotency_key=unique("d"), user_id=player, amount="95", type="debit")
+        assert (Decimal("5.00"), Decimal("0.00")) == _figures(timed, player)
+        kinds = [(e.kind, e.hold_id) for e in timed.history(player).items if e.kind == "expiry"]
+        assert sorted([("expiry", first), ("expiry", second)]) == sorted(kinds)
+        assert timed.reconcile([player]).ok
+
+    def test_only_the_oldest_expired_holds_needed_are_released(
+        self, timed: Ledger, clock: Clock
+    ) -> None:
+        """Needing 15 more, with expired holds of 20 (older) and 30: only the 20 is released."""
+        player = _user(timed, "50")
+        older, newer = unique("hold"), unique("hold")
+        timed.hold(idempotency_key=older, user_id=player, amount="20", timeout=5)
+        timed.hold(idempotency_key=newer, user_id=player, amount="30", timeout=6)
+        clock.advance(10)
+        timed.transfer(idempotency_key=unique("t"), from_user_id=player,
+                       to_user_id=_user(timed), amount="15")  # fmt: skip
+        assert (Decimal("35.00"), Decimal("0.00")) == _figures(timed, player)
+        expiries = {e.hold_id for e in timed.history(player).items if e.kind == "expiry"}
+        assert {older} == expiries
+
+    def test_a_debit_beyond_even_the_expired_holds_is_refused_with_the_spendable_balance(
+        self, timed: Ledger, clock: Clock
+    ) -> None:
+        """Spendable 100 (70 + 30 expired): a debit of 101 is InsufficientFunds(100)."""
+        player = _user(timed)
+        timed.hold(idempotency_key=unique("hold"), user_id=player, amount="30", timeout=1)
+        clock.advance(1)
+        with pytest.raises(InsufficientFunds) as caught:
+            timed.transact(idempotency_key=unique("d"), user_id=player, amount="101",
+                           type="debit")  # fmt: skip
+        assert Decimal("100.00") == caught.value.balance
+
+    def test_expire_holds_releases_writes_history_and_is_idempotent(
+        self, timed: Ledger, clock: Clock
+    ) -> None:
+        """Two expired holds and a live one: both released once; a second run releases none."""
+        player = _user(timed)
+        live = unique("hold")
+        for timeout in (1, 2):
+            timed.hold(idempotency_key=unique("hold"), user_id=player, amount="10",
+                       timeout=timeout)  # fmt: skip
+        timed.hold(idempotency_key=live, user_id=player, amount="10", timeout=100)
+        clock.advance(5)
+        report = timed.expire_holds([player])
+        assert (1, 1, 2) == (report.checked, report.accounts, report.released)
+        assert (0, 0) == (timed.expire_holds([player]).released,
+                          timed.expire_holds([player]).accounts)  # fmt: skip
+        assert (Decimal("90.00"), Decimal("10.00")) == _figures(timed, player)
+        assert [live] == [hold.hold_id for hold in timed.holds(player)]
+        assert timed.reconcile([player]).ok
+
+    def test_expire_holds_over_the_whole_table_finds_accounts_with_holds(
+        self, fresh_ledger: Ledger, clock: Clock
+    ) -> None:
+        """With no ids, a Scan finds the accounts holding money; expired holds are released."""
+        ledger = Ledger(fresh_ledger.settings.endpoint_url, retry=FAST_RETRY, clock=clock,
+                        table_prefix=fresh_ledger.settings.table_prefix)  # fmt: skip
+        holder, idle = _user(ledger), _user(ledger)
+        ledger.hold(idempotency_key=unique("hold"), user_id=holder, amount="5", timeout=1)
+        clock.advance(1)
+        report = ledger.expire_holds()
+        assert (1, 1, 1) == (report.checked, report.accounts, report.released)
+        assert (Decimal("100.00"), Decimal("0.00")) == _figures(ledger, holder)
+        assert Decimal("100.00") == ledger.get_user_balance(idle).amount
+
+
+class TestReading:
+    def test_holds_lists_the_active_unexpired_holds(self, timed: Ledger, clock: Clock) -> None:
+        """Captured, voided and expired holds are not listed; the live one is, with its state."""
+        player, house = _user(timed), _user(timed, "0")
+        ids = [unique("hold") for _ in range(4)]
+        timed.hold(idempotency_key=ids[0], user_id=player, amount="1")
+        timed.hold(idempotency_key=ids[1], user_id=player, amount="2")
+        timed.hold(idempotency_key=ids[2], user_id=player, amount="3", timeout=5)
+        timed.hold(idempotency_key=ids[3], user_id=player, amount="4", to_user_id=house,
+                   timeout=50)  # fmt: skip
+        timed.capture(idempotency_key=unique("c"), hold_id=ids[0])
+        timed.void(idempotency_key=unique("v"), hold_id=ids[1])
+        timed.capture(idempotency_key=unique("c"), hold_id=ids[3], amount="1", final=False)
+        clock.advance(5)
+        assert [
+            Hold(ids[3], player, house, Decimal("4.00"), "USD", "active", Decimal("3.00"),
+                 Decimal("1.00"), Decimal("0.00"), START, START + timedelta(seconds=50)),
+        ] == timed.holds(player)  # fmt: skip
+
+    def test_history_lists_hold_capture_release_and_void_with_kind_and_hold(
+        self, timed: Ledger
+    ) -> None:
+        """Each entry carries its kind and hold_id; transacts keep kind None; reconcile OK."""
+        player, house = _user(timed), _user(timed, "0")
+        bet, other, capture_key, void_key = (unique(n) for n in ("bet", "bet", "c", "v"))
+        timed.hold(idempotency_key=bet, user_id=player, amount="10", to_user_id=house)
+        timed.capture(idempotency_key=capture_key, hold_id=bet, amount="4")
+        timed.hold(idempotency_key=other, user_id=player, amount="5")
+        timed.void(idempotency_key=void_key, hold_id=other)
+        credit = unique("k")
+        timed.transact(idempotency_key=credit, user_id=player, amount="1", type="credit")
+        seen = sorted(
+            (str(e.kind), e.hold_id or "", e.idempotency_key, e.type.value, e.amount)
+            for e in timed.history(player).items
+        )
+        assert sorted([
+            ("hold", bet, bet, "debit", Decimal("10.00")),
+            ("capture", bet, capture_key, "debit", Decimal("4.00")),
+            ("release", bet, capture_key, "credit", Decimal("6.00")),
+            ("hold", other, other, "debit", Decimal("5.00")),
+            ("void", other, void_key, "credit", Decimal("5.00")),
+            ("None", "", credit, "credit", Decimal("1.00")),
+        ]) == seen  # fmt: skip
+        payee = [(e.kind, e.hold_id, e.idempotency_key, e.amount)
+                 for e in timed.history(house).items]  # fmt: skip
+        assert [("capture", bet, capture_key, Decimal("4.00"))] == payee
+        assert timed.reconcile([player, house]).ok
+
+    def test_reconcile_reports_a_held_figure_that_disagrees(self, timed: Ledger) -> None:
+        """A hand edit of ``held`` is a mismatch of field 'held' with both figures."""
+        player = _user(timed)
+        timed.hold(idempotency_key=unique("hold"), user_id=player, amount="10")
+        timed.botocore_client.update_item(
+            TableName=timed.table_names[0], Key={"userId": {"S": player}},
+            UpdateExpression="SET held = :h", ExpressionAttributeValues={":h": {"N": "12"}},
+        )  # fmt: skip
+        report = timed.reconcile([player])
+        assert [("held", Decimal("10.00"), Decimal("12.00"))] == [
+            (m.field, m.expected, m.actual) for m in report.mismatches
+        ]
+
+
+class TestCost:
+    def test_hold_capture_and_void_cost_their_requests(
+        self, timed: Ledger, count_requests: Callable[[Ledger], RequestCounter]
+    ) -> None:
+        """Hold: 1 request, and 1 on replay. Capture and void: 2 (one BatchGetItem reads the
+        hold and the key, one TransactWriteItems), 1 on replay. A balance read stays 1."""
+        counter = count_requests(timed)
+        player, house = _user(timed), _user(timed, "0")
+        hold_id, other, capture_key, void_key = (unique(n) for n in ("h", "h", "c", "v"))
+        calls: dict[str, Callable[[], object]] = {
+            "hold": lambda: timed.hold(idempotency_key=hold_id, user_id=player, amount="5",
+                                       to_user_id=house, timeout=60),
+            "hold replay": lambda: timed.hold(idempotency_key=hold_id, user_id=player,
+                                              amount="5", to_user_id=house, timeout=60),
+            "capture": lambda: timed.capture(idempotency_key=capture_key, hold_id=hold_id,
+                                             amount="2", final=False),
+            "capture replay": lambda: timed.capture(idempotency_key=capture_key, hold_id=hold_id,
+                                                    amount="2", final=False),
+            "balance": lambda: timed.get_user_balance(player),
+            "other hold": lambda: timed.hold(idempotency_key=other, user_id=player, amount="1"),
+            "void": lambda: timed.void(idempotency_key=void_key, hold_id=other),
+            "void replay": lambda: timed.void(idempotency_key=void_key, hold_id=other),
+        }  # fmt: skip
+        costs = {}
+        for name, call in calls.items():
+            counter.reset()
+            call()
+            costs[name] = dict(counter.by_operation)
+        write, read = {"TransactWriteItems": 1}, {"BatchGetItem": 1}
+        assert {
+            "hold": write, "hold replay": write,
+            "capture": {**read, **write}, "capture replay": read,
+            "balance": {"GetItem": 1},
+            "other hold": write, "void": {**read, **write}, "void replay": read,
+        } == costs  # fmt: skip
