@@ -231,6 +231,8 @@ def _create_user(args: argparse.Namespace, ledger: Ledger) -> int:
 def _balance(args: argparse.Namespace, ledger: Ledger) -> int:
     balance = ledger.get_user_balance(args.user)
     note = " (opening balance)" if balance.is_opening else ""
+    if balance.held:
+        note += f" ({balance.held:f} {balance.currency} held)"
     _emit(args, balance, f"{balance.user_id}: {balance.amount:f} {balance.currency}{note}")
     return 0
 
@@ -316,6 +318,104 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0 if report.ok else 1
 
 
+# Holds ------------------------------------------------------------------------
+
+
+def _seconds(text: str | None) -> object:
+    """A --timeout as a number of seconds; anything else goes on for the ledger to refuse."""
+    if text is None:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _hold(args: argparse.Namespace, ledger: Ledger) -> int:
+    result = ledger.hold(
+        idempotency_key=args.key, user_id=args.user, amount=args.amount, currency=args.currency,
+        to_user_id=args.to_user, timeout=_seconds(args.timeout),
+    )  # fmt: skip
+    payee = f" for {result.to_user_id}" if result.to_user_id else ""
+    until = f" until {result.expires_at.isoformat()}" if result.expires_at else ""
+    _emit(args, result, f"held {result.amount:f} {result.currency} of {result.user_id}{payee}"
+                        f"{until}{_replayed(result.replayed)}")  # fmt: skip
+    return 0
+
+
+def _capture(args: argparse.Namespace, ledger: Ledger) -> int:
+    result = ledger.capture(
+        idempotency_key=args.key, hold_id=args.hold, amount=args.amount, final=not args.not_final
+    )
+    _emit(args, result, f"captured {result.amount:f} {result.currency} of hold {result.hold_id}, "
+                        f"released {result.released:f}, {result.remaining:f} remaining"
+                        f"{_replayed(result.replayed)}")  # fmt: skip
+    return 0
+
+
+def _void(args: argparse.Namespace, ledger: Ledger) -> int:
+    result = ledger.void(idempotency_key=args.key, hold_id=args.hold)
+    line = (
+        f"voided hold {result.hold_id}: released {result.released:f} {result.currency} "
+        f"to {result.user_id}{_replayed(result.replayed)}"
+    )
+    _emit(args, result, line)
+    return 0
+
+
+def _holds(args: argparse.Namespace, ledger: Ledger) -> int:
+    found = ledger.holds(args.user)
+    if args.json:
+        _emit(args, [attrs.asdict(hold) for hold in found], "")
+        return 0
+    for hold in found:
+        payee = f" for {hold.to_user_id}" if hold.to_user_id else ""
+        until = hold.expires_at.isoformat() if hold.expires_at else "no expiry"
+        print(f"{hold.hold_id}  {hold.remaining:f} of {hold.amount:f} {hold.currency}{payee}  "
+              f"({until})")  # fmt: skip
+    if not found:
+        print("no active holds")
+    return 0
+
+
+def _expire_holds(args: argparse.Namespace, ledger: Ledger) -> int:
+    report = ledger.expire_holds(args.users or None)
+    _emit(args, report, f"released {report.released} expired holds of {report.accounts} "
+                        f"accounts ({report.checked} checked)")  # fmt: skip
+    return 0
+
+
+def _holds_parsers(command: Callable[..., argparse.ArgumentParser],
+                   output: argparse.ArgumentParser) -> None:  # fmt: skip
+    hold = command("hold", _hold, "reserve money of an account once per key", output)
+    hold.add_argument("--key", required=True, help="idempotency key: the hold's id")
+    hold.add_argument("--user", required=True)
+    hold.add_argument("--amount", required=True)
+    hold.add_argument("--to", dest="to_user", help="payee: captures credit this account")
+    hold.add_argument("--timeout", help="seconds until it expires (default: never)")
+    hold.add_argument("--currency")
+
+    capture = command("capture", _capture, "capture a hold (all of it unless --amount)", output)
+    capture.add_argument("--key", required=True, help="idempotency key of the capture")
+    capture.add_argument("--hold", required=True, help="the hold's id")
+    capture.add_argument("--amount")
+    capture.add_argument("--not-final", action="store_true",
+                         help="keep the rest reserved for later captures")  # fmt: skip
+
+    void = command("void", _void, "release what remains of a hold", output)
+    void.add_argument("--key", required=True, help="idempotency key of the void")
+    void.add_argument("--hold", required=True, help="the hold's id")
+
+    holds = command("holds", _holds, "list an account's active holds", output)
+    holds.add_argument("user")
+
+    expire = command("expire-holds", _expire_holds, "release expired holds into history", output)
+    expire.add_argument("users", nargs="*", metavar="USER",
+                        help="only these accounts (default: a Scan of all)")  # fmt: skip
+
+
 # Parser -----------------------------------------------------------------------
 
 
@@ -391,6 +491,8 @@ def _parser() -> argparse.ArgumentParser:
 
     reconcile = command("reconcile", _reconcile, "check balances against history", output)
     reconcile.add_argument("users", nargs="*", metavar="USER")
+
+    _holds_parsers(command, output)
 
     command("demo", None, "walk through the ledger on the embedded endpoint")
 

@@ -22,7 +22,12 @@ OPERATION_ACTIONS: dict[str, tuple[str, ...]] = {
     "Scan": ("dynamodb:Scan",),
     "BatchGetItem": ("dynamodb:BatchGetItem",),
     "BatchWriteItem": ("dynamodb:BatchWriteItem",),
-    "TransactWriteItems": ("dynamodb:PutItem", "dynamodb:UpdateItem"),
+    # A hold's check of its payee is a ConditionCheck inside the transaction.
+    "TransactWriteItems": (
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",
+    ),
     "CreateTable": ("dynamodb:CreateTable",),
     "DescribeTable": ("dynamodb:DescribeTable",),
     "UpdateTable": ("dynamodb:UpdateTable",),
@@ -31,6 +36,7 @@ OPERATION_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 
 RUNTIME_ACTIONS = (
+    "dynamodb:ConditionCheckItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",

@@ -82,7 +82,7 @@ class TestCommands:
         cli("seed")
         code, out, _ = cli("balance", "alice", "--json")
         assert (0, {"user_id": "alice", "amount": "250.00", "currency": "USD",
-                    "is_opening": False}) == (code, json.loads(out))  # fmt: skip
+                    "is_opening": False, "held": "0.00"}) == (code, json.loads(out))  # fmt: skip
         code, out, _ = cli("transact", "--key", "j1", "--user", "alice", "--amount", "0.10",
                            "--type", "debit", "--json")  # fmt: skip
         data = json.loads(out)
@@ -179,3 +179,49 @@ class TestConsoleScript:
         assert 0 == done.returncode, done.stderr
         assert "applied 8, refused 12; balance now 0.00" in done.stdout
         assert done.stdout.rstrip().endswith("checked 6 accounts: OK")
+
+
+class TestHoldCommands:
+    def test_hold_capture_void_holds_and_expire_holds(self, cli: Run) -> None:
+        """The holds commands print one line each, replays say so, balance shows what is held."""
+        cli("create-user", "pl", "--balance", "100")
+        cli("create-user", "house", "--balance", "0")
+        bet = ("hold", "--key", "bet1", "--user", "pl", "--amount", "30", "--to", "house")
+        assert (0, "held 30.00 USD of pl for house\n", "") == cli(*bet)
+        assert (0, "held 30.00 USD of pl for house (replayed: already applied)\n", "") == cli(*bet)
+        assert (0, "pl: 70.00 USD (30.00 USD held)\n", "") == cli("balance", "pl")
+        code, out, _ = cli("holds", "pl")
+        assert (0, "bet1  30.00 of 30.00 USD for house  (no expiry)\n") == (code, out)
+        partial = ("capture", "--key", "c1", "--hold", "bet1", "--amount", "10", "--not-final")
+        line = "captured 10.00 USD of hold bet1, released 0.00, 20.00 remaining\n"
+        assert (0, line, "") == cli(*partial)
+        assert (0, "voided hold bet1: released 20.00 USD to pl\n", "") == cli(
+            "void", "--key", "v1", "--hold", "bet1"
+        )
+        assert (0, "no active holds\n", "") == cli("holds", "pl")
+        assert (0, "released 0 expired holds of 0 accounts (1 checked)\n", "") == cli(
+            "expire-holds", "pl"
+        )
+        code, _, err = cli("capture", "--key", "c2", "--hold", "bet1")
+        assert (1, "error: hold 'bet1' is closed: already voided\n") == (code, err)
+
+    def test_the_holds_commands_speak_json(self, cli: Run) -> None:
+        """--json prints the result objects with decimals as strings."""
+        cli("create-user", "pj", "--balance", "10")
+        code, out, _ = cli("hold", "--key", "hj", "--user", "pj", "--amount", "4",
+                           "--timeout", "3600", "--json")  # fmt: skip
+        held = json.loads(out)
+        assert (0, "hj", "4.00", False) == (code, held["hold_id"], held["amount"], held["replayed"])
+        code, out, _ = cli("holds", "pj", "--json")
+        listed = json.loads(out)
+        assert (0, [("hj", "4.00")]) == (code, [(h["hold_id"], h["remaining"]) for h in listed])
+        code, out, _ = cli("capture", "--key", "cj", "--hold", "hj", "--amount", "1", "--json")
+        captured = json.loads(out)
+        assert ("1.00", "3.00", "0.00") == (
+            captured["amount"], captured["released"], captured["remaining"],
+        )  # fmt: skip
+        code, out, _ = cli("expire-holds", "--json")
+        assert {"checked": 0, "accounts": 0, "released": 0} == json.loads(out)
+        code, out, _ = cli("hold", "--key", "hv", "--user", "pj", "--amount", "1", "--json")
+        code, out, _ = cli("void", "--key", "vj", "--hold", "hv", "--json")
+        assert ("1.00", "pj") == (json.loads(out)["released"], json.loads(out)["user_id"])
