@@ -95,6 +95,25 @@ def requests_per_operation(ledger: Ledger) -> dict[str, int]:
             idempotency_key=f"{run}-transfer", from_user_id=payer, to_user_id=payee, amount="1"
         ),
         "history page": lambda: ledger.history(payer, limit=50),
+        "hold": lambda: ledger.hold(
+            idempotency_key=f"{run}-hold", user_id=payer, amount="5", to_user_id=payee, timeout=60
+        ),
+        "replay of a hold": lambda: ledger.hold(
+            idempotency_key=f"{run}-hold", user_id=payer, amount="5", to_user_id=payee, timeout=60
+        ),
+        "capture (reads the hold, then writes)": lambda: ledger.capture(
+            idempotency_key=f"{run}-capture", hold_id=f"{run}-hold", amount="2", final=False
+        ),
+        "replay of a capture": lambda: ledger.capture(
+            idempotency_key=f"{run}-capture", hold_id=f"{run}-hold", amount="2", final=False
+        ),
+        "void (reads the hold, then writes)": lambda: ledger.void(
+            idempotency_key=f"{run}-void", hold_id=f"{run}-hold"
+        ),
+        "replay of a void": lambda: ledger.void(
+            idempotency_key=f"{run}-void", hold_id=f"{run}-hold"
+        ),
+        "balance with a hold": lambda: ledger.get_user_balance(payer),
     }
     costs = {}
     for name, call in calls.items():

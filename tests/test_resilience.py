@@ -50,10 +50,12 @@ class TestOneRoundTrip:
     def test_each_operation_costs_exactly_its_requests(
         self, counted: tuple[Ledger, RequestCounter]
     ) -> None:
-        """Success and replay cost one request; insufficient funds costs two (it is recorded)."""
+        """Success and replay cost one request (a capture or void two: it reads the hold first);
+        insufficient funds costs two (it is recorded)."""
         ledger, counter = counted
         payer, payee = self._user(ledger), self._user(ledger)
         key, tkey = unique("k"), unique("t")
+        hkey, ckey, vkey = unique("h"), unique("c"), unique("v")
         operations: dict[str, Callable[[], object]] = {
             "balance": lambda: ledger.get_user_balance(payer),
             "credit": lambda: ledger.transact(idempotency_key=key, user_id=payer, amount="1",
@@ -63,6 +65,17 @@ class TestOneRoundTrip:
             "transfer": lambda: ledger.transfer(idempotency_key=tkey, from_user_id=payer,
                                                 to_user_id=payee, amount="1"),
             "history": lambda: ledger.history(payer, limit=10),
+            "hold": lambda: ledger.hold(idempotency_key=hkey, user_id=payer, amount="1",
+                                        to_user_id=payee, timeout=60),
+            "hold replay": lambda: ledger.hold(idempotency_key=hkey, user_id=payer, amount="1",
+                                               to_user_id=payee, timeout=60),
+            "capture": lambda: ledger.capture(idempotency_key=ckey, hold_id=hkey, amount="0.5",
+                                              final=False),
+            "capture replay": lambda: ledger.capture(idempotency_key=ckey, hold_id=hkey,
+                                                     amount="0.5", final=False),
+            "balance with a hold": lambda: ledger.get_user_balance(payer),
+            "void": lambda: ledger.void(idempotency_key=vkey, hold_id=hkey),
+            "void replay": lambda: ledger.void(idempotency_key=vkey, hold_id=hkey),
         }  # fmt: skip
         costs = {}
         for name, operation in operations.items():
@@ -75,6 +88,16 @@ class TestOneRoundTrip:
             "replay": {"TransactWriteItems": 1},
             "transfer": {"TransactWriteItems": 1},
             "history": {"Query": 1},
+            # A capture or void names only the hold: one consistent BatchGetItem reads the
+            # hold (its holder and payee are the keys the write needs) and the call's own
+            # key (a replay ends there), then one TransactWriteItems.
+            "hold": {"TransactWriteItems": 1},
+            "hold replay": {"TransactWriteItems": 1},
+            "capture": {"BatchGetItem": 1, "TransactWriteItems": 1},
+            "capture replay": {"BatchGetItem": 1},
+            "balance with a hold": {"GetItem": 1},
+            "void": {"BatchGetItem": 1, "TransactWriteItems": 1},
+            "void replay": {"BatchGetItem": 1},
         } == costs
 
     def test_the_benchmarks_request_table_holds_exactly(self, ledger: Ledger) -> None:
@@ -90,6 +113,13 @@ class TestOneRoundTrip:
             "insufficient funds (refusal recorded)": 2,
             "transfer": 1,
             "history page": 1,
+            "hold": 1,
+            "replay of a hold": 1,
+            "capture (reads the hold, then writes)": 2,
+            "replay of a capture": 1,
+            "void (reads the hold, then writes)": 2,
+            "replay of a void": 1,
+            "balance with a hold": 1,
         } == requests_per_operation(ledger)
 
     def test_refusals_cost_one_request_and_insufficient_funds_two(
