@@ -23,6 +23,7 @@ from dynaledger.errors import (
     ValidationError,
 )
 from dynaledger.services import movements
+from tests import faultproxy
 from tests.conftest import FAST_RETRY, RequestCounter, scan_tables, unique
 
 START = datetime(2031, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -500,3 +501,29 @@ class TestCost:
             "balance": {"GetItem": 1},
             "other hold": write, "void": {**read, **write}, "void replay": read,
         } == costs  # fmt: skip
+
+
+class TestLostReplies:
+    @pytest.mark.parametrize("fault", [faultproxy.DROP_AFTER_COMMIT, faultproxy.CONFLICT])
+    def test_hold_capture_and_void_apply_once_when_a_reply_is_lost_or_conflicts(
+        self, timed: Ledger, dynamodb_endpoint: str, clock: Clock, fault: str
+    ) -> None:
+        """Each first write committed with its reply dropped (or cancelled by a conflict): the
+        retry reports the call's own success (replayed=False) and nothing applies twice."""
+        player, house = _user(timed), _user(timed, "0")
+        hold_id, other = unique("hold"), unique("hold")
+        with faultproxy.fault_proxy(dynamodb_endpoint, faultproxy.scripted(*[fault] * 4)) as proxy:
+            through = Ledger(proxy.url, table_prefix=timed.settings.table_prefix,
+                             retry=FAST_RETRY, clock=clock)  # fmt: skip
+            results = [
+                through.hold(idempotency_key=hold_id, user_id=player, amount="30",
+                             to_user_id=house, timeout=60),
+                through.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="10"),
+                through.hold(idempotency_key=other, user_id=player, amount="5"),
+                through.void(idempotency_key=unique("v"), hold_id=other),
+            ]  # fmt: skip
+            assert 4 == proxy.injected[fault]
+        assert [False] * 4 == [result.replayed for result in results]
+        assert (Decimal("90.00"), Decimal("0.00")) == _figures(timed, player)
+        assert (Decimal("10.00"), Decimal("0.00")) == _figures(timed, house)
+        assert timed.reconcile([player, house]).ok
