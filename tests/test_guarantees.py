@@ -10,11 +10,13 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -29,6 +31,9 @@ from dynaledger import Ledger, RetryPolicy
 from dynaledger.errors import (
     ConcurrencyError,
     CurrencyMismatch,
+    HoldClosed,
+    HoldExceeded,
+    HoldExpired,
     IdempotencyConflict,
     InsufficientFunds,
     ServiceUnavailable,
@@ -48,6 +53,37 @@ FAULTS_IN_STATE_MACHINE = {
 amounts = st.integers(1, 15_000).map(lambda cents: Decimal(cents).scaleb(-2))
 
 
+class MachineClock:
+    """The machine's clock: rules move it."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2032, 1, 1, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@attrs.define
+class ModelHold:
+    """What the model knows of one hold."""
+
+    user: str
+    payee: str | None
+    amount: Decimal
+    expires_at: datetime | None
+    remaining: Decimal = attrs.field()
+    captured: Decimal = Decimal(0)
+    released: Decimal = Decimal(0)
+    status: str = "active"
+
+    @remaining.default
+    def _all(self) -> Decimal:
+        return self.amount
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
 class LedgerMachine(RuleBasedStateMachine):
     """Random sequences of ledger calls against a plain in-memory model of what must happen."""
 
@@ -57,18 +93,23 @@ class LedgerMachine(RuleBasedStateMachine):
 
     users = Bundle("users")
     keys = Bundle("keys")
+    holds = Bundle("holds")
+    closes = Bundle("closes")
 
     def __init__(self) -> None:
         super().__init__()
         self.run = uuid.uuid4().hex[:8]
-        self.direct = Ledger(self.endpoint, table_prefix=self.prefix, retry=FAST_RETRY)
+        self.clock = MachineClock()
+        self.direct = Ledger(self.endpoint, table_prefix=self.prefix, retry=FAST_RETRY,
+                             clock=self.clock)  # fmt: skip
         self.proxy_context = None
         self.ledger = self.direct
         self.balance: dict[str, Decimal] = {}
         self.currency: dict[str, str] = {}
         self.recorded: dict[str, tuple[str, dict[str, Any], str]] = {}
-        self.applied: Counter[str] = Counter()  # applied entries per user
+        self.applied: Counter[str] = Counter()  # applied entries per user (expiries aside)
         self.count = 0
+        self.hold_state: dict[str, ModelHold] = {}
 
     @initialize()
     def connect(self) -> None:
@@ -77,7 +118,17 @@ class LedgerMachine(RuleBasedStateMachine):
             self.proxy_context = faultproxy.fault_proxy(self.endpoint, schedule)
             proxy = self.proxy_context.__enter__()
             self.proxy_url = proxy.url
-            self.ledger = Ledger(proxy.url, table_prefix=self.prefix, retry=FAST_RETRY)
+            self.ledger = Ledger(proxy.url, table_prefix=self.prefix, retry=FAST_RETRY,
+                                 clock=self.clock)  # fmt: skip
+
+    @initialize(target=users)
+    def two_accounts(self) -> Any:
+        """Every run starts with two USD accounts, so movements and holds begin at once."""
+        first, second = self._fresh("user"), self._fresh("user")
+        for user_id, balance in ((first, Decimal("100")), (second, Decimal("250.00"))):
+            self.direct.create_user(user_id, balance=balance)
+            self.balance[user_id], self.currency[user_id] = balance, "USD"
+        return multiple(first, second)
 
     def teardown(self) -> None:
         if self.proxy_context is not None:
@@ -89,12 +140,10 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _call(self, kind: str, args: dict[str, Any]) -> Any:
         """Call through the (maybe faulty) ledger; settle an unknown outcome without faults."""
-        method = {"transact": self.ledger.transact, "transfer": self.ledger.transfer}[kind]
         try:
-            return method(**args)
+            return getattr(self.ledger, kind)(**args)
         except (ConcurrencyError, ServiceUnavailable):
-            direct = {"transact": self.direct.transact, "transfer": self.direct.transfer}[kind]
-            return direct(**args)
+            return getattr(self.direct, kind)(**args)
 
     # Rules ------------------------------------------------------------------------------
 
@@ -181,15 +230,167 @@ class LedgerMachine(RuleBasedStateMachine):
     def restart(self) -> None:
         """A new Ledger object: nothing the library remembers in memory may matter."""
         url = self.ledger.settings.endpoint_url
-        self.ledger = Ledger(url, table_prefix=self.prefix, retry=FAST_RETRY)
+        self.ledger = Ledger(url, table_prefix=self.prefix, retry=FAST_RETRY, clock=self.clock)
+
+    # Holds ------------------------------------------------------------------------------
+
+    @rule(
+        targets=(keys, holds),
+        user=users,
+        payee=st.none() | users,
+        amount=amounts,
+        timeout=st.sampled_from([None, 5, 30]),
+    )
+    def hold(self, user: str, payee: str | None, amount: Decimal, timeout: int | None) -> Any:
+        key = self._fresh("hold")
+        args = {"idempotency_key": key, "user_id": user, "amount": amount,
+                "to_user_id": payee, "timeout": timeout}  # fmt: skip
+        held = self.currency[user]
+        if payee == user or amount != amount.quantize(quantum(held), rounding="ROUND_DOWN"):
+            with pytest.raises(ValidationError):
+                self._call("hold", args)
+            return multiple()
+        if payee is not None and self.currency[payee] != held:
+            with pytest.raises(CurrencyMismatch):
+                self._call("hold", args)
+            return multiple()
+        if self.balance[user] < amount:
+            with pytest.raises(InsufficientFunds) as caught:
+                self._call("hold", args)
+            assert self.balance[user] == caught.value.balance
+            self.recorded[key] = ("hold", args, "rejected")
+            return key
+        result = self._call("hold", args)
+        expires = None if timeout is None else self.clock.now + timedelta(seconds=timeout)
+        assert (amount, expires) == (result.amount, result.expires_at)
+        self.balance[user] -= amount
+        self.applied[user] += 1
+        self.hold_state[key] = ModelHold(user, payee, amount, expires)
+        self.recorded[key] = ("hold", args, "applied")
+        return key  # a key to replay, and a hold to capture or void
+
+    def _refusal(self, state: ModelHold, take: Decimal | None) -> type[Exception] | None:
+        """The error a capture (``take``) or void (None) of this hold must raise now, if any."""
+        if state.status == "expired" or (
+            state.status == "active" and state.expired(self.clock.now)
+        ):
+            return HoldExpired
+        if state.status != "active":
+            return HoldClosed
+        if take is not None and take > state.remaining:
+            return HoldExceeded
+        return None
+
+    @rule(
+        target=closes,
+        hold_id=holds,
+        portion=st.sampled_from(["all", "half", "exact", "over"]),
+        final=st.booleans(),
+    )
+    def capture(self, hold_id: str, portion: str, final: bool) -> Any:
+        state = self.hold_state.get(hold_id)
+        if state is None:  # a rejected hold, or another kind of key
+            return multiple()
+        currency = self.currency[state.user]
+        base = state.remaining or state.amount  # a closed hold: any positive amount
+        half = (base / 2).quantize(quantum(currency), rounding="ROUND_DOWN")
+        take = {
+            "all": None, "half": half or base, "exact": base, "over": base + 1,
+        }[portion]  # fmt: skip
+        key = self._fresh("capture")
+        args = {"idempotency_key": key, "hold_id": hold_id, "amount": take, "final": final}
+        error = self._refusal(state, state.remaining if take is None else take)
+        event(f"capture: {error.__name__ if error else 'applied'}")
+        if error is not None:
+            with pytest.raises(error):
+                self._call("capture", args)
+            return multiple()
+        taken = state.remaining if take is None else take
+        result = self._call("capture", args)
+        released = state.remaining - taken if final else Decimal(0)
+        state.remaining -= taken + released
+        state.captured += taken
+        state.released += released
+        if state.remaining == 0:
+            state.status = "captured"
+        assert (taken, released, state.remaining) == (
+            result.amount, result.released, result.remaining,
+        )  # fmt: skip
+        self.balance[state.user] += released
+        self.applied[state.user] += 2 if released else 1
+        if state.payee is not None:
+            self.balance[state.payee] += taken
+            self.applied[state.payee] += 1
+        self.recorded[key] = ("capture", args, "applied")
+        return key
+
+    @rule(target=closes, hold_id=holds)
+    def void(self, hold_id: str) -> Any:
+        state = self.hold_state.get(hold_id)
+        if state is None:
+            return multiple()
+        key = self._fresh("void")
+        args = {"idempotency_key": key, "hold_id": hold_id}
+        error = self._refusal(state, None)
+        event(f"void: {error.__name__ if error else 'applied'}")
+        if error is not None:
+            with pytest.raises(error):
+                self._call("void", args)
+            return multiple()
+        result = self._call("void", args)
+        assert state.remaining == result.released
+        self.balance[state.user] += state.remaining
+        state.released += state.remaining
+        state.remaining = Decimal(0)
+        state.status = "voided"
+        self.applied[state.user] += 1
+        self.recorded[key] = ("void", args, "applied")
+        return key
+
+    @rule(key=closes)
+    def replay_a_capture_or_void(self, key: str) -> None:
+        kind, args, _ = self.recorded[key]
+        assert self._call(kind, args).replayed
+
+    @rule(seconds=st.integers(1, 40))
+    def advance_the_clock(self, seconds: int) -> None:
+        """Time passes: holds past their expiry give their remainder back, with no write."""
+        self.clock.now += timedelta(seconds=seconds)
+        for state in self.hold_state.values():
+            if state.status == "active" and state.expired(self.clock.now):
+                self.balance[state.user] += state.remaining
+                state.released += state.remaining
+                state.remaining = Decimal(0)
+                state.status = "expired"
+
+    @rule()
+    def expire_holds(self) -> None:
+        """The tidy-up writes releases into history and changes no balance."""
+        self.direct.expire_holds(list(self.balance))
 
     # Invariants -------------------------------------------------------------------------
 
     @invariant()
     def balances_match_the_model_and_never_go_below_zero(self) -> None:
-        actual = {u: self.direct.get_user_balance(u).amount for u in self.balance}
+        read = {u: self.direct.get_user_balance(u) for u in self.balance}
+        actual = {u: balance.amount for u, balance in read.items()}
         assert self.balance == actual
         assert all(amount >= 0 for amount in actual.values())
+        held: dict[str, Decimal] = {u: Decimal(0) for u in self.balance}
+        for state in self.hold_state.values():
+            if state.status == "active":
+                held[state.user] += state.remaining
+        assert held == {u: balance.held for u, balance in read.items()}
+
+    @invariant()
+    def each_hold_adds_up_and_nothing_moves_after_expiry_or_close(self) -> None:
+        """captured + released + remaining = amount, as the model says, for every hold."""
+        for hold_id, state in self.hold_state.items():
+            hold = self.direct.get_hold(hold_id)
+            assert hold.captured + hold.released + hold.remaining == hold.amount
+            assert (state.status, state.captured, state.released, state.remaining) == (
+                hold.status, hold.captured, hold.released, hold.remaining,
+            )  # fmt: skip
 
     @invariant()
     def history_lists_each_applied_entry_once_and_reconciles(self) -> None:
@@ -197,8 +398,8 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         for user_id in self.balance:
             items = self.direct.history(user_id, limit=1000).items
-            assert self.applied[user_id] == len(items)
-            assert len(items) == len({i.idempotency_key for i in items})
+            assert self.applied[user_id] == len([i for i in items if i.kind != "expiry"])
+            assert len(items) == len({(i.idempotency_key, i.kind) for i in items})
         assert self.direct.reconcile(list(self.balance)).ok
 
 
@@ -224,7 +425,8 @@ class TestStateMachine:
     def test_random_sequences_match_the_model(
         self, dynamodb_endpoint: str, fresh_ledger: Ledger
     ) -> None:
-        """Creates, credits, debits, transfers, replays, key reuse and restarts: model agrees."""
+        """Creates, credits, debits, transfers, holds, captures, voids, expiry, replays, key
+        reuse and restarts: the model agrees."""
         _run_machine(dynamodb_endpoint, fresh_ledger, None, examples=12, steps=20)
 
     def test_random_sequences_match_the_model_under_injected_faults(
