@@ -6,9 +6,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 from dynaledger import local
-from dynaledger.errors import IdempotencyConflict, InsufficientFunds, LedgerError
+from dynaledger.errors import HoldExpired, IdempotencyConflict, InsufficientFunds, LedgerError
 from dynaledger.ledger import Ledger
 
 Out = Callable[[str], None]
@@ -79,6 +81,7 @@ def run_demo(endpoint_url: str | None, table_prefix: str | None, *, out: Out = p
         _show(ledger, "carol", out)
 
         ok = _race(ledger, run, out)
+        ok = _bet(url, prefix, run, out) and ok
 
         _step(out, "carol's history, newest first")
         for item in ledger.history("carol", limit=5).items:
@@ -123,6 +126,62 @@ def _race(ledger: Ledger, run: str, out: Out) -> bool:
     return balance.amount >= 0 and in_history == applied
 
 
+class _DemoClock:
+    """The bet's clock: real time, moved forward by hand to show a hold expiring."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _bet(url: str, prefix: str, run: str, out: Out) -> bool:
+    """Stakes held to the house: a loss captured, a win voided and paid, a round abandoned."""
+    clock = _DemoClock()
+    ledger = Ledger(url, table_prefix=prefix, clock=clock)
+    player, house = f"player-{run}", f"house-{run}"
+    ledger.create_user(player, balance="50")
+    ledger.create_user(house, balance="1000")
+
+    _step(out, f"A bet: {player} stakes 10, held for the house for 60 s")
+    stake = ledger.hold(idempotency_key=f"demo-{run}-round1", user_id=player, amount="10",
+                        to_user_id=house, timeout=60)  # fmt: skip
+    _show(ledger, player, out)
+    _step(out, "The round is lost: the stake is captured by the house")
+    lost = ledger.capture(idempotency_key=f"demo-{run}-round1-settle", hold_id=stake.hold_id)
+    out(f"  captured {lost.amount:f} {lost.currency}, released {lost.released:f}")
+    _show(ledger, player, out)
+    _show(ledger, house, out)
+
+    _step(out, "Round 2: stake 10; won at evens: the stake is voided and the house pays 10")
+    stake = ledger.hold(idempotency_key=f"demo-{run}-round2", user_id=player, amount="10",
+                        to_user_id=house, timeout=60)  # fmt: skip
+    ledger.void(idempotency_key=f"demo-{run}-round2-settle", hold_id=stake.hold_id)
+    ledger.transfer(idempotency_key=f"demo-{run}-round2-win", from_user_id=house,
+                    to_user_id=player, amount="10")  # fmt: skip
+    _show(ledger, player, out)
+
+    _step(out, "Round 3: stake 5 for 30 s, then the player walks away")
+    stake = ledger.hold(idempotency_key=f"demo-{run}-round3", user_id=player, amount="5",
+                        to_user_id=house, timeout=30)  # fmt: skip
+    _show(ledger, player, out)
+    clock.now += timedelta(seconds=30)
+    out("  30 s later (the clock is moved): the stake is spendable again, nothing has run")
+    _show(ledger, player, out)
+    try:
+        ledger.capture(idempotency_key=f"demo-{run}-round3-settle", hold_id=stake.hold_id)
+    except HoldExpired as error:
+        out(f"  a late capture: HoldExpired: {error}")
+    report = ledger.expire_holds([player])
+    out(f"  expire-holds wrote {report.released} release into history")
+    for item in ledger.history(player, limit=10).items:
+        out(f"  {item.kind or 'transfer':<8} {item.type.value:<6} {item.amount:>8f} "
+            f"{item.currency}  {item.idempotency_key}")  # fmt: skip
+    balance = ledger.get_user_balance(player)
+    return (balance.amount, balance.held) == (Decimal("50.00"), Decimal("0.00"))
+
+
 def _step(out: Out, text: str) -> None:
     out("")
     out(f"== {text}")
@@ -135,4 +194,6 @@ def _show(ledger: Ledger, user_id: str, out: Out) -> None:
         out(f"  {user_id}: {error}")
         return
     note = "  (opening balance)" if balance.is_opening else ""
+    if balance.held:
+        note += f"  ({balance.held:f} held)"
     out(f"  {user_id:<8} {balance.amount:>10} {balance.currency}{note}")

@@ -170,7 +170,7 @@ class TestConsoleScript:
         assert (0, f"{user_id}: 3.00 USD\n", "") == (done.returncode, done.stdout, done.stderr)
 
     def test_demo_walks_through_every_guarantee(self) -> None:
-        """``dynaledger demo`` starts its own endpoint and ends with reconcile OK."""
+        """``dynaledger demo`` starts its own endpoint, plays the bet, ends with reconcile OK."""
         done = subprocess.run(
             [sys.executable, "-m", "dynaledger", "demo"],
             capture_output=True, text=True, check=False,
@@ -178,7 +178,10 @@ class TestConsoleScript:
         )  # fmt: skip
         assert 0 == done.returncode, done.stderr
         assert "applied 8, refused 12; balance now 0.00" in done.stdout
-        assert done.stdout.rstrip().endswith("checked 6 accounts: OK")
+        # The bet: the late capture of the abandoned round is refused, its stake came back.
+        assert "a late capture: HoldExpired" in done.stdout
+        assert "expire-holds wrote 1 release into history" in done.stdout
+        assert done.stdout.rstrip().endswith("checked 8 accounts: OK")
 
 
 class TestHoldCommands:
