@@ -384,6 +384,9 @@ class _Movement:
             raise_unknown(verdict)
             if verdict.kind == "currency" and verdict.account is not None:
                 self._check_currency(verdict.user_id, verdict.account, verdict.currency)
+            if verdict.kind == "hold":  # an expired hold it released was released by another
+                plan = base
+                continue
             if verdict.kind == "unknown_check":  # the payee of a hold: one read tells which
                 user = require_user(self.ctx, verdict.user_id)
                 held = account_currency(self.ctx, user)
