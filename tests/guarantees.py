@@ -17,6 +17,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,9 @@ from dynaledger import Ledger, RetryPolicy
 from dynaledger.errors import (
     ConcurrencyError,
     CurrencyMismatch,
+    HoldClosed,
+    HoldExceeded,
+    HoldExpired,
     IdempotencyConflict,
     InsufficientFunds,
     LedgerError,
@@ -45,6 +49,26 @@ DEFAULT_FAULT_RATES = {
     faultproxy.STALL_AFTER_COMMIT: 0.005,
 }
 LOAD_RETRY = RetryPolicy(max_attempts=8, base_delay=0.001, max_delay=0.02)
+#: Refusals of a capture or void that depend on when it arrives: final for that call only.
+HOLD_REFUSALS = (HoldExpired, HoldClosed, HoldExceeded)
+HOLD_KINDS = frozenset({"hold", "capture", "void"})
+
+
+class LoadClock:
+    """The clock every ledger of a load run reads; workers move it forward."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(timezone.utc)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: int) -> None:
+        with self._lock:
+            self.now += timedelta(seconds=seconds)
+
+
 UNAVAILABLE = (ConcurrencyError, ServiceUnavailable)
 READ_TIMEOUT = 5.0
 
@@ -59,14 +83,18 @@ class KeyState:
     kind: str
     args: dict[str, Any]
     outcomes: list[str] = attrs.Factory(list)
+    result: Any = None  # what an applied call returned (holds, captures, voids are read back)
 
     @property
     def definite(self) -> str | None:
-        """``applied`` or ``rejected`` once any call told; None while only failures were seen."""
+        """``applied``, ``rejected`` or ``refused`` (a capture or void of a hold past its expiry
+        or closed) once any call told; None while only failures were seen."""
         if {"applied", "replayed"} & set(self.outcomes):
             return "applied"
         if "rejected" in self.outcomes:
             return "rejected"
+        if "refused" in self.outcomes:
+            return "refused"
         return None
 
 
@@ -99,25 +127,27 @@ class LoadReport:
 class _Client:
     """One worker's view: the keys it used and what it saw."""
 
-    def __init__(
-        self, ledger: Ledger, direct: Ledger, accounts: list[str], rng: random.Random, run: str
-    ) -> None:
+    def __init__(  # noqa: PLR0917 - one worker's whole context
+        self, ledger: Ledger, direct: Ledger, accounts: list[str], rng: random.Random, run: str,
+        clock: LoadClock,
+    ) -> None:  # fmt: skip
         self.ledger, self.direct, self.accounts, self.rng, self.run = (
             ledger, direct, accounts, rng, run,
         )  # fmt: skip
+        self.clock = clock
         self.lowest = Decimal("Infinity")
         self.keys: dict[str, KeyState] = {}
         self.outcomes: Counter[str] = Counter()
         self.unexpected: Counter[str] = Counter()
 
-    def call(self, kind: str, args: dict[str, Any]) -> str:
+    def call(self, kind: str, args: dict[str, Any], state: KeyState | None = None) -> str:
+        result: Any = None
         try:
-            if kind == "transfer":
-                result: Any = self.ledger.transfer(**args)
-            else:
-                result = self.ledger.transact(**args)
+            result = getattr(self.ledger, kind)(**args)
         except InsufficientFunds:
             outcome = "rejected"
+        except HOLD_REFUSALS:
+            outcome = "refused"
         except IdempotencyConflict:
             outcome = "conflict"
         except UNAVAILABLE:
@@ -130,11 +160,21 @@ class _Client:
             self.unexpected[outcome] += 1
         else:
             outcome = "replayed" if result.replayed else "applied"
+            if state is not None and state.result is None:
+                state.result = result
         self.outcomes[outcome] += 1
         # No overdraft, checked after every step: read what this step touched.
-        for user_id in _effects(kind, args):
+        for user_id in self._touched(kind, args):
             self.lowest = min(self.lowest, self.direct.get_user_balance(user_id).amount)
         return outcome
+
+    def _touched(self, kind: str, args: dict[str, Any]) -> list[str]:
+        if kind in ("capture", "void"):
+            made = self.keys[args["hold_id"]].args
+            return [u for u in (made["user_id"], made.get("to_user_id")) if u]
+        if kind == "hold":
+            return [args["user_id"]]
+        return list(_effects(kind, args))
 
     def step(self, n: int) -> None:
         rng, used = self.rng, [k for k, s in self.keys.items() if s.definite]
@@ -142,29 +182,48 @@ class _Client:
         if used and roll < 0.10:  # a client retry of an earlier request
             key = rng.choice(used)
             state = self.keys[key]
-            state.outcomes.append(self.call(state.kind, state.args))
+            state.outcomes.append(self.call(state.kind, state.args, state))
             return
-        if used and roll < 0.15:  # the same key for something else: must be refused
-            key = rng.choice(used)
+        priced = [k for k in used if "amount" in self.keys[k].args]
+        if priced and roll < 0.15:  # the same key for something else: must be refused
+            key = rng.choice(priced)
             state = self.keys[key]
             changed = {**state.args, "amount": str(Decimal(state.args["amount"]) + 1)}
             if self.call(state.kind, changed) in {"applied", "replayed", "rejected"}:
                 self.unexpected["reused key not refused"] += 1
             return
         key = f"{self.run}-{threading.get_ident()}-{n}"
-        if roll < 0.45:
+        held = [k for k in used if self.keys[k].kind == "hold" and self.keys[k].definite
+                == "applied"]  # fmt: skip
+        if roll < 0.38:
             kind, args = "transact", {"user_id": rng.choice(self.accounts), "type": "credit",
                                       "amount": str(rng.randint(1, 20))}  # fmt: skip
-        elif roll < 0.75:
+        elif roll < 0.58:
             kind, args = "transact", {"user_id": rng.choice(self.accounts), "type": "debit",
                                       "amount": str(rng.randint(1, 40))}  # fmt: skip
-        else:
+        elif roll < 0.70:
             payer, payee = rng.sample(self.accounts, 2)
             kind, args = "transfer", {"from_user_id": payer, "to_user_id": payee,
                                       "amount": str(rng.randint(1, 30))}  # fmt: skip
+        elif roll < 0.80 or (roll < 0.96 and not held):
+            holder, payee = rng.sample(self.accounts, 2)
+            kind, args = "hold", {"user_id": holder, "amount": str(rng.randint(1, 30)),
+                                  "to_user_id": rng.choice([payee, None]),
+                                  "timeout": rng.choice([None, 2, 4])}  # fmt: skip
+        elif roll < 0.90:
+            hold_id = rng.choice(held)
+            top = int(Decimal(self.keys[hold_id].args["amount"]))
+            kind, args = "capture", {"hold_id": hold_id, "amount": str(rng.randint(1, top)),
+                                     "final": rng.random() < 0.5}  # fmt: skip
+        elif roll < 0.96:
+            kind, args = "void", {"hold_id": rng.choice(held)}
+        else:  # time passes for everyone: holds reach their expiry
+            self.clock.advance(rng.randint(1, 3))
+            self.outcomes["clock moved"] += 1
+            return
         state = KeyState(kind, {"idempotency_key": key, **args})
         self.keys[key] = state
-        state.outcomes.append(self.call(kind, state.args))
+        state.outcomes.append(self.call(kind, state.args, state))
 
 
 def run_load(
@@ -183,6 +242,10 @@ def run_load(
     the invariants afterwards.
     """
     run = f"load-{uuid.uuid4().hex[:8]}"
+    clock = LoadClock()
+    # Every ledger of the run reads the one clock the workers move.
+    direct = Ledger(_upstream(direct), table_prefix=direct.settings.table_prefix,
+                    retry=LOAD_RETRY, clock=clock)  # fmt: skip
     hot = [f"{run}-acct{i}" for i in range(accounts)]
     for i, user_id in enumerate(hot):
         direct.create_user(user_id, balance=None if i == 0 else "100")
@@ -194,9 +257,9 @@ def run_load(
         # The embedded endpoint serves one request at a time: with 16 threads a
         # reply can wait seconds in its queue, so only a stall should time out.
         through = Ledger(proxy.url, table_prefix=direct.settings.table_prefix, retry=LOAD_RETRY,
-                         read_timeout=READ_TIMEOUT)  # fmt: skip
+                         read_timeout=READ_TIMEOUT, clock=clock)  # fmt: skip
         clients = [
-            _Client(through, direct, hot, random.Random(seed * 1000 + t), run)
+            _Client(through, direct, hot, random.Random(seed * 1000 + t), run, clock)
             for t in range(threads)
         ]
 
@@ -215,7 +278,9 @@ def run_load(
         report.violations.update(client.unexpected)
     keys = {k: s for client in clients for k, s in client.keys.items()}
     _settle(direct, keys)
+    direct.expire_holds(hot)  # every expired hold's release into history, for the count below
     report.violations.update(_verify(direct, hot, initial, keys))
+    report.violations.update(_verify_holds(direct, keys, clock.now))
     if min(client.lowest for client in clients) < 0:
         report.violations["balance below zero after a step"] += 1
     return report
@@ -228,14 +293,17 @@ def _upstream(ledger: Ledger) -> str:
 
 def _settle(ledger: Ledger, keys: dict[str, KeyState]) -> None:
     """Send once more, with no faults, every request whose outcome the client never learnt."""
-    for state in keys.values():
+    for key in sorted(keys, key=lambda k: keys[k].kind in ("capture", "void")):  # holds first
+        state = keys[key]
         if state.definite is None:
-            call = ledger.transfer if state.kind == "transfer" else ledger.transact
             try:
-                result: Any = call(**state.args)
+                result: Any = getattr(ledger, state.kind)(**state.args)
                 state.outcomes.append("replayed" if result.replayed else "applied")
+                state.result = state.result or result
             except InsufficientFunds:
                 state.outcomes.append("rejected")
+            except HOLD_REFUSALS:
+                state.outcomes.append("refused")
 
 
 def _effects(kind: str, args: dict[str, Any]) -> dict[str, Decimal]:
@@ -256,14 +324,19 @@ def _verify(
     applied_per_account: dict[str, Counter[str]] = defaultdict(Counter)
     for key, state in keys.items():
         violations.update(_key_violations(state))
-        if state.definite != "applied":
+        if state.definite != "applied" or state.kind in HOLD_KINDS:
             continue
         for user_id, delta in _effects(state.kind, state.args).items():
             expected[user_id] += delta
             applied_per_account[user_id][key] += 1
             if state.kind == "transact":
                 credits_minus_debits += delta
-    actual = {u: ledger.get_user_balance(u).amount for u in accounts}
+    held = _hold_effects(ledger, keys, expected, applied_per_account)
+    credits_minus_debits -= held.pop("", Decimal(0))  # captures without a payee leave
+    read = {u: ledger.get_user_balance(u) for u in accounts}
+    actual = {u: read[u].amount for u in accounts}
+    if {u: read[u].held for u in accounts} != {u: held.get(u, Decimal(0)) for u in accounts}:
+        violations["held differs from the holds still open (holds)"] += 1
     for user_id in accounts:
         if actual[user_id] != expected[user_id]:
             violations["balance differs from acknowledged effects (exactly once)"] += 1
@@ -271,10 +344,77 @@ def _verify(
             violations["balance below zero"] += 1
         if _history_keys(ledger, user_id) != applied_per_account[user_id]:
             violations["history differs from applied entries"] += 1
-    if sum(actual.values()) != sum(initial.values()) + credits_minus_debits:
+    total = sum(actual.values()) + sum(read[u].held for u in accounts)
+    if total != sum(initial.values()) + credits_minus_debits:
         violations["money created or lost (conservation)"] += 1
     if not ledger.reconcile(accounts).ok:
         violations["reconcile found a mismatch"] += 1
+    return violations
+
+
+def _hold_effects(
+    ledger: Ledger,
+    keys: dict[str, KeyState],
+    expected: dict[str, Decimal],
+    applied_per_account: dict[str, Counter[str]],
+) -> dict[str, Decimal]:
+    """Add what holds, captures and voids did to ``expected`` spendable balances and the
+    history each account should show; return what each account still holds (under ``""``,
+    what captures without a payee took out of the ledger)."""
+    held: dict[str, Decimal] = defaultdict(Decimal)
+    for key, state in keys.items():
+        if state.definite != "applied" or state.kind != "hold":
+            continue
+        holder, payee = state.args["user_id"], state.args.get("to_user_id")
+        remaining = Decimal(state.args["amount"])
+        expected[holder] -= remaining
+        applied_per_account[holder][key] += 1
+        for close_key, close in keys.items():
+            if close.definite != "applied" or close.args.get("hold_id") != key:
+                continue
+            taken = close.result.amount if close.kind == "capture" else Decimal(0)
+            released = close.result.released
+            remaining -= taken + released
+            expected[holder] += released
+            applied_per_account[holder][close_key] += 2 if taken and released else 1
+            if taken and payee:
+                expected[payee] += taken
+                applied_per_account[payee][close_key] += 1
+            elif taken:
+                held[""] += taken
+        hold = ledger.get_hold(key)
+        if hold.status == "expired" and remaining:
+            expected[holder] += remaining  # back to the holder at its expiry instant
+            applied_per_account[holder][key] += 1  # the expiry entry, under the hold's key
+        elif hold.status == "active":
+            held[holder] += remaining
+    return held
+
+
+def _verify_holds(ledger: Ledger, keys: dict[str, KeyState], now: Any) -> Counter[str]:
+    """Each hold adds up, was captured exactly as acknowledged, and nothing moved after its
+    expiry or close."""
+    violations: Counter[str] = Counter()
+    for key, state in keys.items():
+        if state.kind != "hold" or state.definite != "applied":
+            continue
+        hold = ledger.get_hold(key)
+        if hold.captured + hold.released + hold.remaining != hold.amount:
+            violations["a hold's captured + released + remaining is not its amount"] += 1
+        closes = [c for c in keys.values()
+                  if c.definite == "applied" and c.args.get("hold_id") == key]  # fmt: skip
+        captured = sum((c.result.amount for c in closes if c.kind == "capture"), Decimal(0))
+        if captured != hold.captured:
+            violations["captured differs from acknowledged captures"] += 1
+        if hold.expires_at is not None and any(
+            c.result.timestamp >= hold.expires_at for c in closes
+        ):
+            violations["a capture or void at or after expiry"] += 1
+        finals = [c for c in closes if c.kind == "void" or c.result.remaining == 0]
+        if len(finals) > 1 or (finals and hold.status not in ("captured", "voided")):
+            violations["a hold closed twice, or moved after close"] += 1
+        if hold.status == "active" and hold.expires_at is not None and hold.expires_at <= now:
+            violations["an expired hold shown active"] += 1
     return violations
 
 
@@ -282,7 +422,9 @@ def _key_violations(state: KeyState) -> list[str]:
     if state.definite is None:
         return ["outcome never learnt"]
     found = []
-    if {"applied", "replayed"} & set(state.outcomes) and "rejected" in state.outcomes:
+    if {"applied", "replayed"} & set(state.outcomes) and {"rejected", "refused"} & set(
+        state.outcomes
+    ):
         found.append("key both applied and rejected")
     if state.outcomes.count("applied") > 1:
         found.append("applied twice (exactly once)")

@@ -454,7 +454,8 @@ class TestLoad:
     def test_sixteen_threads_on_hot_accounts_keep_every_invariant(
         self, fresh_ledger: Ledger, faults: dict[str, float] | None
     ) -> None:
-        """16 threads mix credits, debits, transfers, replays and key reuse on 4 accounts."""
+        """16 threads mix credits, debits, transfers, holds, captures, voids, a moving clock,
+        replays and key reuse on 4 accounts."""
         report = guarantees.run_load(fresh_ledger, threads=16, operations=12, seed=7,
                                      fault_rates=faults)  # fmt: skip
         assert {} == dict(report.violations)
