@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -527,3 +528,94 @@ class TestLostReplies:
         assert (Decimal("90.00"), Decimal("0.00")) == _figures(timed, player)
         assert (Decimal("10.00"), Decimal("0.00")) == _figures(timed, house)
         assert timed.reconcile([player, house]).ok
+
+
+class TestClockSkew:
+    def test_a_fast_clock_releases_and_a_slow_clock_can_no_longer_capture(
+        self, timed: Ledger, dynamodb_endpoint: str, clock: Clock
+    ) -> None:
+        """A client 5 s ahead sees the hold expired and releases it; the client behind, to
+        which it is still live, is refused (HoldExpired): never both."""
+        player, house, hold_id = _user(timed), _user(timed, "0"), unique("hold")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="10", to_user_id=house,
+                   timeout=60)  # fmt: skip
+        ahead = Clock()
+        ahead.now = clock.now + timedelta(seconds=62)
+        fast = Ledger(dynamodb_endpoint, table_prefix=timed.settings.table_prefix,
+                      retry=FAST_RETRY, clock=ahead)  # fmt: skip
+        clock.advance(57)  # the slow client: 3 s before the expiry
+        assert 1 == fast.expire_holds([player]).released
+        with pytest.raises(HoldExpired):
+            timed.capture(idempotency_key=unique("c"), hold_id=hold_id)
+        assert (Decimal("100.00"), Decimal("0.00")) == _figures(timed, player)
+        assert Decimal("0.00") == timed.get_user_balance(house).amount
+
+    def test_a_slow_clock_captures_first_and_the_fast_release_skips_it(
+        self, timed: Ledger, dynamodb_endpoint: str, clock: Clock
+    ) -> None:
+        """The capture lands first: the client ahead then finds nothing to release."""
+        player, house, hold_id = _user(timed), _user(timed, "0"), unique("hold")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="10", to_user_id=house,
+                   timeout=60)  # fmt: skip
+        clock.advance(59)
+        timed.capture(idempotency_key=unique("c"), hold_id=hold_id)
+        ahead = Clock()
+        ahead.now = clock.now + timedelta(seconds=5)
+        fast = Ledger(dynamodb_endpoint, table_prefix=timed.settings.table_prefix,
+                      retry=FAST_RETRY, clock=ahead)  # fmt: skip
+        assert 0 == fast.expire_holds([player]).released
+        assert (Decimal("90.00"), Decimal("10.00")) == (
+            timed.get_user_balance(player).amount, timed.get_user_balance(house).amount,
+        )  # fmt: skip
+        assert "captured" == fast.get_hold(hold_id).status
+
+
+class TestConcurrentExpiry:
+    def test_expire_holds_run_from_four_threads_releases_each_hold_once(
+        self, timed: Ledger, clock: Clock
+    ) -> None:
+        """Four concurrent runs over 6 expired holds: 6 releases in all, 6 expiry entries."""
+        player = _user(timed)
+        for _ in range(6):
+            timed.hold(idempotency_key=unique("hold"), user_id=player, amount="5", timeout=1)
+        clock.advance(1)
+        with ThreadPoolExecutor(4) as pool:
+            reports = list(pool.map(lambda _: timed.expire_holds([player]), range(4)))
+        assert 6 == sum(report.released for report in reports)
+        expiries = [e for e in timed.history(player).items if e.kind == "expiry"]
+        assert 6 == len(expiries)
+        assert (Decimal("100.00"), Decimal("0.00")) == _figures(timed, player)
+        assert timed.reconcile([player]).ok
+
+
+class TestCaptureInput:
+    @pytest.mark.parametrize(
+        ("arguments", "field"),
+        [
+            ({"amount": "0"}, "amount"),
+            ({"amount": "1.001"}, "amount"),
+            ({"amount": "NaN"}, "amount"),
+            ({"final": "yes"}, "final"),
+            ({"hold_id": ""}, "hold_id"),
+            ({"idempotency_key": "a\nb"}, "idempotency_key"),
+        ],
+    )
+    def test_bad_capture_input_is_a_validation_error_and_writes_nothing(
+        self, timed: Ledger, arguments: dict[str, object], field: str
+    ) -> None:
+        """Each malformed argument names its field; the hold is untouched."""
+        player, hold_id = _user(timed), unique("hold")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="10")
+        before = scan_tables(timed)
+        with pytest.raises(ValidationError) as caught:
+            timed.capture(**{"idempotency_key": unique("c"), "hold_id": hold_id, **arguments})  # type: ignore[arg-type]
+        assert field == caught.value.field
+        assert before == scan_tables(timed)
+
+    def test_a_yen_hold_refuses_a_capture_with_decimals(self, timed: Ledger) -> None:
+        """The amount is judged by the hold's currency: 0.5 JPY is a ValidationError."""
+        player, hold_id = _user(timed, "1000", "JPY"), unique("hold")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="100")
+        with pytest.raises(ValidationError):
+            timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="0.5")
+        assert (Decimal("900"), Decimal("100")) == _figures(timed, player)
