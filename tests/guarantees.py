@@ -30,6 +30,7 @@ from dynaledger.errors import (
     HoldClosed,
     HoldExceeded,
     HoldExpired,
+    HoldNotFound,
     IdempotencyConflict,
     InsufficientFunds,
     LedgerError,
@@ -475,6 +476,15 @@ def _transfer(**overrides: Any) -> Callable[[Ledger, dict[str, str]], object]:
     return call
 
 
+def _hold(**overrides: Any) -> Callable[[Ledger, dict[str, str]], object]:
+    def call(ledger: Ledger, ids: dict[str, str]) -> object:
+        args = {"idempotency_key": ids["fresh_key"], "user_id": ids["user"], "amount": "1"}
+        return ledger.hold(**{**args, **{k: ids.get(v, v) if isinstance(v, str) else v
+                                         for k, v in overrides.items()}})  # fmt: skip
+
+    return call
+
+
 def _cli(*args: str) -> Callable[[Ledger, dict[str, str]], object]:
     def call(ledger: Ledger, ids: dict[str, str]) -> object:
         argv = [ids.get(a, a) for a in args]
@@ -564,6 +574,19 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("cli: self-transfer", _cli("transfer", "--key", "fresh_key", "--from", "user",
                                         "--to", "user", "--amount", "1"), _CLIRefused),
     BadInput("cli: history limit 5000", _cli("history", "user", "--limit", "5000"), _CLIRefused),
+    BadInput("hold: zero timeout", _hold(timeout=0), V),
+    BadInput("hold: timeout as str", _hold(timeout="60"), V),
+    BadInput("hold: to oneself", _hold(to_user_id="user"), V),
+    BadInput("hold: unknown payee", _hold(to_user_id="ghost"), UserNotFound),
+    BadInput("hold: payee in another currency", _hold(to_user_id="euro"), CurrencyMismatch),
+    BadInput("capture: unknown hold", lambda ledger, ids: ledger.capture(
+        idempotency_key=ids["fresh_key"], hold_id=ids["ghost"]), HoldNotFound),
+    BadInput("capture: a transact's key as the hold", lambda ledger, ids: ledger.capture(
+        idempotency_key=ids["fresh_key"], hold_id=ids["used_key"]), HoldNotFound),
+    BadInput("void: unknown hold", lambda ledger, ids: ledger.void(
+        idempotency_key=ids["fresh_key"], hold_id=ids["ghost"]), HoldNotFound),
+    BadInput("cli: capture of an unknown hold", _cli("capture", "--key", "fresh_key", "--hold",
+                                                     "ghost"), _CLIRefused),
 ]  # fmt: skip
 
 
