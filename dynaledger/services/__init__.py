@@ -6,8 +6,9 @@ per concern, so each can be read and tested on its own.
 
 from dynaledger.services._core import Context, RetryPolicy, RetryStats
 from dynaledger.services.accounts import create_user, get_user_balance
+from dynaledger.services.expiry import expire_holds
 from dynaledger.services.history import history, reconcile
-from dynaledger.services.holds import capture, expire_holds, get_hold, hold, holds, void
+from dynaledger.services.holds import capture, get_hold, hold, holds, void
 from dynaledger.services.movements import transact, transfer
 
 __all__ = [

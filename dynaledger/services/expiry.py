@@ -9,17 +9,28 @@ the releasing call's now, so concurrent and repeated releases are harmless.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
 import attrs
 
+from dynaledger import values
 from dynaledger.models.transaction import HOLD_EXPIRED, KIND_EXPIRY, STATUS_APPLIED, Transaction
-from dynaledger.money import EXACT
-from dynaledger.services._core import Context
-from dynaledger.services.engine import MAX_ACTIONS, AccountChange, EntryChange, HoldChange, Plan
-from dynaledger.services.records import HoldEntry, hold_entries, load_user
+from dynaledger.money import EXACT, validate_identifier
+from dynaledger.services import deployment
+from dynaledger.services._core import Context, run
+from dynaledger.services.engine import (
+    MAX_ACTIONS,
+    AccountChange,
+    EntryChange,
+    HoldChange,
+    Plan,
+    read_cancellation,
+    send,
+)
+from dynaledger.services.records import HoldEntry, hold_entries, load_user, read_user_raw
 
 #: Joined to a hold's id to key the record of its release at expiry.
 EXPIRE_SUFFIX = "\x1fexpire"
@@ -130,3 +141,74 @@ def with_releases(  # noqa: PLR0917 - the plan, its account, and what the call s
         )
     bare = AccountChange(change.user_id, change.currency, touch_balance=True, role="holder")
     return release_plan(ctx, bare, chosen[:RELEASES_PER_PLAN], now, request_id)
+
+
+# Expiry -----------------------------------------------------------------------------------
+
+
+def release_expired(ctx: Context, user_id: str, now: datetime) -> int:
+    """Release every hold of one account expired at ``now``; the number this call released.
+
+    Safe to run concurrently and repeatedly: each release is conditional on
+    its entry still being there, unchanged and expired.
+    """
+    released = 0
+    while True:
+        raw = run(ctx, lambda: read_user_raw(ctx, user_id))
+        if raw is None:
+            return released
+        user = load_user(ctx, raw)
+        expired = expired_entries(ctx, raw, now)
+        if not expired:
+            return released
+        currency = user.currency or ctx.default_currency
+        bare = AccountChange(user_id, currency, touch_balance=True, role="holder")
+        batch = expired[:RELEASES_PER_PLAN]
+        plan = release_plan(ctx, bare, batch, now, uuid.uuid4().hex)
+
+        def attempt(plan: Plan = plan) -> bool:
+            cancelled = send(ctx, plan, now)
+            if cancelled is None:
+                return True
+            read_cancellation(ctx, cancelled)  # contention raises Retry
+            return False  # someone else released or captured: look again
+
+        if run(ctx, attempt):
+            released += len(batch)
+
+
+def expire_holds(ctx: Context, user_ids: list[str] | None = None) -> values.ExpiryReport:
+    """Release every hold expired at the ledger's now, writing each release into history.
+
+    With no ``user_ids``, finds the accounts with holds by a Scan of the
+    accounts table filtered on ``held > 0`` (a maintenance command: it reads
+    the whole table).
+    """
+    deployment.ensure(ctx)
+    now = ctx.now()
+    if user_ids is None:
+        targets = _accounts_with_holds(ctx)
+    else:
+        targets = [validate_identifier(u, "user_ids") for u in user_ids]
+    accounts = released = 0
+    for user_id in targets:
+        count = release_expired(ctx, user_id, now)
+        released += count
+        accounts += 1 if count else 0
+    return values.ExpiryReport(checked=len(targets), accounts=accounts, released=released)
+
+
+def _accounts_with_holds(ctx: Context) -> list[str]:
+    model = ctx.models.user
+    table = model.Meta.table_name
+    name = model.user_id.attr_name
+    found: list[str] = []
+    start: dict[str, Any] | None = None
+    while True:
+        page = run(ctx, lambda s=start: ctx.models.connection.scan(  # type: ignore[misc]
+            table, filter_condition=model.held > 0, exclusive_start_key=s,
+            consistent_read=True))  # fmt: skip
+        found.extend(item[name]["S"] for item in page.get("Items", []))
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return found

@@ -53,7 +53,6 @@ from dynaledger.services.engine import (
     read_cancellation,
     send,
 )
-from dynaledger.services.expiry import RELEASES_PER_PLAN, expired_entries, release_plan
 from dynaledger.services.movements import (
     CREDIT_LEG_SUFFIX,
     Request,
@@ -403,74 +402,3 @@ def holds(ctx: Context, user_id: str) -> list[values.Hold]:
             unprocessed = reply.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
             batch = [key[name]["S"] for key in unprocessed]
     return [found[h] for h in live if h in found and found[h].status == HOLD_ACTIVE]
-
-
-# Expiry -----------------------------------------------------------------------------------
-
-
-def release_expired(ctx: Context, user_id: str, now: datetime) -> int:
-    """Release every hold of one account expired at ``now``; the number this call released.
-
-    Safe to run concurrently and repeatedly: each release is conditional on
-    its entry still being there, unchanged and expired.
-    """
-    released = 0
-    while True:
-        raw = run(ctx, lambda: read_user_raw(ctx, user_id))
-        if raw is None:
-            return released
-        user = load_user(ctx, raw)
-        expired = expired_entries(ctx, raw, now)
-        if not expired:
-            return released
-        currency = user.currency or ctx.default_currency
-        bare = AccountChange(user_id, currency, touch_balance=True, role="holder")
-        batch = expired[:RELEASES_PER_PLAN]
-        plan = release_plan(ctx, bare, batch, now, uuid.uuid4().hex)
-
-        def attempt(plan: Plan = plan) -> bool:
-            cancelled = send(ctx, plan, now)
-            if cancelled is None:
-                return True
-            read_cancellation(ctx, cancelled)  # contention raises Retry
-            return False  # someone else released or captured: look again
-
-        if run(ctx, attempt):
-            released += len(batch)
-
-
-def expire_holds(ctx: Context, user_ids: list[str] | None = None) -> values.ExpiryReport:
-    """Release every hold expired at the ledger's now, writing each release into history.
-
-    With no ``user_ids``, finds the accounts with holds by a Scan of the
-    accounts table filtered on ``held > 0`` (a maintenance command: it reads
-    the whole table).
-    """
-    deployment.ensure(ctx)
-    now = ctx.now()
-    if user_ids is None:
-        targets = _accounts_with_holds(ctx)
-    else:
-        targets = [validate_identifier(u, "user_ids") for u in user_ids]
-    accounts = released = 0
-    for user_id in targets:
-        count = release_expired(ctx, user_id, now)
-        released += count
-        accounts += 1 if count else 0
-    return values.ExpiryReport(checked=len(targets), accounts=accounts, released=released)
-
-
-def _accounts_with_holds(ctx: Context) -> list[str]:
-    model = ctx.models.user
-    table = model.Meta.table_name
-    name = model.user_id.attr_name
-    found: list[str] = []
-    start: dict[str, Any] | None = None
-    while True:
-        page = run(ctx, lambda s=start: ctx.models.connection.scan(  # type: ignore[misc]
-            table, filter_condition=model.held > 0, exclusive_start_key=s,
-            consistent_read=True))  # fmt: skip
-        found.extend(item[name]["S"] for item in page.get("Items", []))
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return found
