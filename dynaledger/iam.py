@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import botocore.session
@@ -61,8 +62,12 @@ MIGRATION_RECORD_ACTIONS = (
 )
 
 
+@functools.lru_cache(maxsize=64)
 def partition(region: str) -> str:
     """The AWS partition of ``region`` from botocore's data: ``aws``, ``aws-cn``, ``aws-us-gov``...
+
+    Cached: each lookup builds a botocore session (about 0.1 s), and the IAM
+    coverage test asks once per operation and table the suite used.
 
     Raises:
         ValidationError: No partition has such a region.
