@@ -368,7 +368,7 @@ def _void(args: argparse.Namespace, ledger: Ledger) -> int:
 def _holds(args: argparse.Namespace, ledger: Ledger) -> int:
     found = ledger.holds(args.user)
     if args.json:
-        _emit(args, [attrs.asdict(hold) for hold in found], "")
+        _emit(args, found, "")
         return 0
     for hold in found:
         payee = f" for {hold.to_user_id}" if hold.to_user_id else ""

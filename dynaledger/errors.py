@@ -386,11 +386,11 @@ class IncompatibleIndex(IncompatibleTable):
 
 
 # Holds -----------------------------------------------------------------------------
-# Note for the integrator: these came with holds (issue 12) and subclass LedgerError
-# directly; group them with the others (not retryable: each is final for its request).
+# Holds' errors (issue 12), in the groups above: none is retryable, each is final for
+# its request.
 
 
-class HoldNotFound(LedgerError):
+class HoldNotFound(NotFound):
     """No hold has this id."""
 
     def __init__(self, hold_id: str) -> None:
@@ -398,7 +398,7 @@ class HoldNotFound(LedgerError):
         super().__init__(f"hold {hold_id!r} does not exist")
 
 
-class HoldExpired(LedgerError):
+class HoldExpired(Refused):
     """The hold expired: its remainder went back to the holder; nothing was captured."""
 
     def __init__(self, hold_id: str, expires_at: datetime) -> None:
@@ -407,7 +407,7 @@ class HoldExpired(LedgerError):
         super().__init__(f"hold {hold_id!r} expired at {expires_at.isoformat()}")
 
 
-class HoldClosed(LedgerError):
+class HoldClosed(Refused):
     """The hold was captured with ``final=True`` (or in full) or voided; nothing moved.
 
     Attributes:
@@ -420,8 +420,10 @@ class HoldClosed(LedgerError):
         super().__init__(f"hold {hold_id!r} is closed: already {status}")
 
 
-class HoldExceeded(LedgerError):
+class HoldExceeded(Refused):
     """A capture asked for more than the hold has remaining; nothing moved."""
+
+    http_status = 422
 
     def __init__(self, hold_id: str, remaining: Decimal, amount: Decimal, currency: str) -> None:
         self.hold_id = hold_id
@@ -433,7 +435,7 @@ class HoldExceeded(LedgerError):
         )
 
 
-class TooManyHolds(LedgerError):
+class TooManyHolds(Refused):
     """The account has as many active holds as one account item may carry; nothing was held."""
 
     def __init__(self, user_id: str, limit: int) -> None:

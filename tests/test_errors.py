@@ -49,6 +49,11 @@ TABLE = [
     ("IncompatibleIndex", "IncompatibleTable", "incompatible_index", False, 500),
     ("UnreadableRecord", "ConfigurationError", "unreadable_record", False, 500),
     ("SettingsMismatch", "ConfigurationError", "settings_mismatch", False, 503),
+    ("HoldNotFound", "NotFound", "hold_not_found", False, 404),
+    ("HoldExpired", "Refused", "hold_expired", False, 409),
+    ("HoldClosed", "Refused", "hold_closed", False, 409),
+    ("HoldExceeded", "Refused", "hold_exceeded", False, 422),
+    ("TooManyHolds", "Refused", "too_many_holds", False, 409),
 ]
 
 

@@ -255,6 +255,7 @@ class Cancellation:
     """A cancelled plan's reasons, each beside what it was for."""
 
     plan: Plan
+    error: TransactWriteError
     checks: tuple[CancellationReason | None, ...]
     records: tuple[CancellationReason | None, ...]
     accounts: tuple[CancellationReason | None, ...]
@@ -299,7 +300,7 @@ def send(ctx: Context, plan: Plan, now: datetime) -> Cancellation | None:
         for count in counts:
             parts.append(tuple(reasons[start : start + count]))
             start += count
-        return Cancellation(plan, *parts)
+        return Cancellation(plan, error, *parts)
     return None
 
 
@@ -348,7 +349,7 @@ def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:
         return Verdict("stored", raw=reason.raw_item if reason is not None else None)
     every = [*cancelled.checks, *cancelled.records, *cancelled.accounts, *cancelled.holds]
     if any(reason is not None and reason.code in CONTENTION_CODES for reason in every):
-        raise Retry(CONTENTION)
+        raise Retry(CONTENTION) from cancelled.error
     failed: list[tuple[AccountChange, User, dict[str, Any]]] = []
     for change, reason in zip(plan.accounts, cancelled.accounts, strict=True):
         if not _failed(reason):
