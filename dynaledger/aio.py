@@ -15,6 +15,7 @@ import contextvars
 import functools
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -157,3 +158,60 @@ class AsyncLedger:
         """See :meth:`Ledger.reconcile`."""
         ids = None if user_ids is None else list(user_ids)
         return await self._run(self.ledger.reconcile, ids)
+
+    # Holds -------------------------------------------------------------------
+
+    async def hold(
+        self,
+        *,
+        idempotency_key: str,
+        user_id: str,
+        amount: Amount,
+        currency: str | None = None,
+        to_user_id: str | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> values.HoldResult:
+        """See :meth:`Ledger.hold`."""
+        return await self._run(
+            self.ledger.hold,
+            idempotency_key=idempotency_key,
+            user_id=user_id,
+            amount=amount,
+            currency=currency,
+            to_user_id=to_user_id,
+            timeout=timeout,
+        )
+
+    async def capture(
+        self,
+        *,
+        idempotency_key: str,
+        hold_id: str,
+        amount: Amount | None = None,
+        final: bool = True,
+    ) -> values.CaptureResult:
+        """See :meth:`Ledger.capture`."""
+        return await self._run(
+            self.ledger.capture,
+            idempotency_key=idempotency_key,
+            hold_id=hold_id,
+            amount=amount,
+            final=final,
+        )
+
+    async def void(self, *, idempotency_key: str, hold_id: str) -> values.VoidResult:
+        """See :meth:`Ledger.void`."""
+        return await self._run(self.ledger.void, idempotency_key=idempotency_key, hold_id=hold_id)
+
+    async def get_hold(self, hold_id: str) -> values.Hold:
+        """See :meth:`Ledger.get_hold`."""
+        return await self._run(self.ledger.get_hold, hold_id)
+
+    async def holds(self, user_id: str) -> list[values.Hold]:
+        """See :meth:`Ledger.holds`."""
+        return await self._run(self.ledger.holds, user_id)
+
+    async def expire_holds(self, user_ids: Iterable[str] | None = None) -> values.ExpiryReport:
+        """See :meth:`Ledger.expire_holds`."""
+        ids = None if user_ids is None else list(user_ids)
+        return await self._run(self.ledger.expire_holds, ids)

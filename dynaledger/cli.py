@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dynaledger import __version__, iam, local, values
-from dynaledger.errors import LedgerError
+from dynaledger.errors import LedgerError, ValidationError
 from dynaledger.ledger import LAYOUT_VARIABLES, Ledger, layout_from_env
 from dynaledger.models import TableLayout
 from dynaledger.money import parse_assets
@@ -321,16 +321,14 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
 # Holds ------------------------------------------------------------------------
 
 
-def _seconds(text: str | None) -> object:
-    """A --timeout as a number of seconds; anything else goes on for the ledger to refuse."""
+def _seconds(text: str | None) -> float | None:
+    """A --timeout in seconds; anything but a number is refused as the ledger would."""
     if text is None:
         return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    return text
+    try:
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+    except ValueError:
+        raise ValidationError("timeout", f"must be a number of seconds, not {text!r}") from None
 
 
 def _hold(args: argparse.Namespace, ledger: Ledger) -> int:

@@ -6,7 +6,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Literal
@@ -497,10 +497,10 @@ class Ledger:
         *,
         idempotency_key: str,
         user_id: str,
-        amount: object,
+        amount: Amount,
         currency: str | None = None,
         to_user_id: str | None = None,
-        timeout: object = None,
+        timeout: float | timedelta | None = None,
     ) -> values.HoldResult:
         """Reserve ``amount`` of a spendable balance until captured, voided or expired.
 
@@ -519,7 +519,12 @@ class Ledger:
             )
 
     def capture(
-        self, *, idempotency_key: str, hold_id: str, amount: object = None, final: bool = True
+        self,
+        *,
+        idempotency_key: str,
+        hold_id: str,
+        amount: Amount | None = None,
+        final: bool = True,
     ) -> values.CaptureResult:
         """Capture up to the hold's remaining amount (None: all); ``final`` releases the rest."""
         with self._call("capture", idempotency_key=idempotency_key, write=True):

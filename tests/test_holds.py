@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -625,3 +626,26 @@ class TestCaptureInput:
         with pytest.raises(ValidationError):
             timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="0.5")
         assert (Decimal("900"), Decimal("100")) == _figures(timed, player)
+
+
+class TestAsync:
+    def test_async_ledger_holds_captures_and_voids(self, timed: Ledger) -> None:
+        """AsyncLedger has the holds operations too, with the same results."""
+        from dynaledger import AsyncLedger
+
+        player, house = _user(timed), _user(timed, "0")
+        bet, other = unique("bet"), unique("bet")
+
+        async def scenario() -> tuple[Decimal, Decimal, str, int]:
+            async with AsyncLedger(timed) as ledger:
+                await ledger.hold(idempotency_key=bet, user_id=player, amount="10",
+                                  to_user_id=house, timeout=60)  # fmt: skip
+                await ledger.hold(idempotency_key=other, user_id=player, amount="5")
+                captured = await ledger.capture(idempotency_key=unique("c"), hold_id=bet)
+                voided = await ledger.void(idempotency_key=unique("v"), hold_id=other)
+                state = await ledger.get_hold(other)
+                listed = await ledger.holds(player)
+                report = await ledger.expire_holds([player])
+                return captured.amount, voided.released, state.status, len(listed) + report.released
+
+        assert (Decimal("10.00"), Decimal("5.00"), "voided", 0) == asyncio.run(scenario())
