@@ -106,7 +106,8 @@ class Ledger:
         read_timeout: Seconds to wait for a reply before the attempt counts as failed.
         connect_timeout: Seconds to wait for a connection before the attempt counts as failed.
         deadline: Seconds one call (``create_user``, ``get_user_balance``,
-            ``transact``, ``transfer``, ``history``, ``ping``) may take over all
+            ``transact``, ``transfer``, ``history``, ``ping``, ``hold``,
+            ``capture``, ``void``, ``get_hold``, ``holds``) may take over all
             its attempts and backoffs; each attempt's timeouts shrink to fit.
             None: only the retry budget bounds a call.
         max_pool_connections: HTTP connections kept open for reuse; more
