@@ -47,12 +47,14 @@ class TestJson:
             "items": [{"idempotency_key": "t", "user_id": "bob", "amount": "1.5",
                        "type": "credit", "currency": "EUR",
                        "timestamp": "2026-01-02T03:04:05.678901+00:00",
-                       "counterparty_id": "alice"}],
+                       "counterparty_id": "alice", "kind": None, "hold_id": None}],
             "next_cursor": None,
         } == as_dict(page)  # fmt: skip
         assert {
             "checked": 2,
-            "mismatches": [{"user_id": "bob", "expected": "40.00", "actual": "1.00"}],
+            "mismatches": [
+                {"user_id": "bob", "expected": "40.00", "actual": "1.00", "field": "balance"}
+            ],
             "problems": [],
             "ok": False,
         } == as_dict(report)
