@@ -1,6 +1,7 @@
 """Why the embedded endpoint serializes requests, and what moto costs per transaction.
 
-``python -m benchmarks.embedded`` (``make bench-embedded``) prints two tables:
+``python -m benchmarks.embedded`` (``make bench-embedded``) prints two tables and
+writes them, with the command and the machine, to ``benchmarks/EMBEDDED.md``:
 
 1. Lost writes: 16 threads send 60 credits each to 4 accounts, through moto's
    stock threaded server and through the embedded endpoint; how many
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import socket
@@ -22,6 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 
 from dynaledger import Ledger, RetryPolicy
 from dynaledger.errors import LedgerError
@@ -38,8 +41,14 @@ def _moto_version() -> str:
 
 @contextmanager
 def stock_moto_server() -> Iterator[str]:
-    """moto's own ThreadedMotoServer on loopback, requests not serialized."""
+    """moto's own ThreadedMotoServer on loopback, requests not serialized.
+
+    Its request log and the tracebacks of the requests it fails are silenced:
+    the table counts the failures.
+    """
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -141,7 +150,7 @@ def cost_by_table_size(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print both tables."""
+    """Print both tables and write them to ``--output`` (benchmarks/EMBEDDED.md)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.embedded")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=16)
@@ -149,30 +158,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=20_000, help="items in the large table")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--per-round", type=int, default=10)
+    parser.add_argument("--output", default=str(Path(__file__).with_name("EMBEDDED.md")))
     args = parser.parse_args(argv)
-    print(f"Command: python -m benchmarks.embedded --runs {args.runs} --threads {args.threads} "
-          f"--per-thread {args.per_thread} --large {args.large} --rounds {args.rounds} "
-          f"--per-round {args.per_round}")  # fmt: skip
-    print(f"Machine: {platform.platform()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, moto {_moto_version()}\n")  # fmt: skip
-    print("| server | run | acknowledged credits | failed after retries | "
-          "acknowledged but missing from balances |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- |")
+    lines: list[str] = []
+
+    def out(line: str = "") -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    out(f"Command: python -m benchmarks.embedded --runs {args.runs} --threads {args.threads} "
+        f"--per-thread {args.per_thread} --large {args.large} --rounds {args.rounds} "
+        f"--per-round {args.per_round}")  # fmt: skip
+    out(f"Machine: {platform.platform()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, moto {_moto_version()}")  # fmt: skip
+    out()
+    out("| server | run | acknowledged credits | failed after retries | "
+        "acknowledged but missing from balances |")  # fmt: skip
+    out("| --- | --- | --- | --- | --- |")
     for name, server in (("moto ThreadedMotoServer", stock_moto_server),
                          ("dynaledger embedded", embedded_dynamodb)):  # fmt: skip
         for run in range(1, args.runs + 1):
             with server() as url:
                 acknowledged, failed, missing = lost_credits(url, args.threads, args.per_thread)
-            print(f"| {name} | {run} | {acknowledged} | {failed} | {missing} |")
+            out(f"| {name} | {run} | {acknowledged} | {failed} | {missing} |")
     sizes = [100, args.large]
     with embedded_dynamodb() as url:
         costs = cost_by_table_size(url, sizes, rounds=args.rounds, per_round=args.per_round)
-    print(f"\n| ms per call, embedded endpoint | {sizes[0]:,} items in Transactions | "
-          f"{sizes[1]:,} items | ratio |")  # fmt: skip
-    print("| --- | --- | --- | --- |")
+    out()
+    out(f"| ms per call, embedded endpoint | {sizes[0]:,} items in Transactions | "
+        f"{sizes[1]:,} items | ratio |")  # fmt: skip
+    out("| --- | --- | --- | --- |")
     for kind in ("credit", "transfer", "history page"):
         small, large = costs[sizes[0]][kind], costs[sizes[1]][kind]
-        print(f"| {kind} | {small:.1f} | {large:.1f} | {large / small:.2f} |")
+        out(f"| {kind} | {small:.1f} | {large:.1f} | {large / small:.2f} |")
+    Path(args.output).write_text("\n".join(lines) + "\n")
     return 0
 
 
