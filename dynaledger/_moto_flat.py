@@ -32,8 +32,9 @@ the calling thread and behaves as stock moto in any other one.
 
 The value index only sees writes that come through this endpoint. Writing to
 the same tables by another route (``mock_aws`` in the same process) is not
-supported; any request this module does not know to be read-only or to name
-its keys drops the whole index, which is rebuilt on the next index query.
+supported. Any other request this module does not know to be read-only or to
+name its keys drops the indexes of the table it names (all of them if it names
+none), which are rebuilt on the next index query.
 
 One deliberate difference: stock moto leaves a transaction half applied when
 an item carries two operations (``TransactWriteSingleOpException`` escapes its
@@ -247,7 +248,12 @@ class _ValueIndexes:
         if action in _READ_ONLY or not self.by_table:
             return
         if action not in _KEYED_WRITES:
-            self.by_table.clear()
+            # CreateTable, UpdateTable, PartiQL, restores...: drop what the request may touch.
+            table = backend.tables.get(params.get("TableName") or "")
+            if table is None:
+                self.by_table.clear()
+            else:
+                self.by_table = {k: v for k, v in self.by_table.items() if v.table is not table}
             return
         if action == "TransactWriteItems":
             requests = params.get("TransactItems", [])
@@ -356,7 +362,12 @@ class FlatDynamoHandler(DynamoHandler):
         try:
             return super().call_action()
         finally:
-            _INDEXES.after(self._get_action(), getattr(self, "params", {}), self.dynamodb_backend)
+            try:
+                _INDEXES.after(
+                    self._get_action(), getattr(self, "params", {}), self.dynamodb_backend
+                )
+            except Exception:  # noqa: BLE001 - the request is answered; only the index is in doubt
+                _INDEXES.by_table.clear()  # so it is dropped, and rebuilt by the next query
 
     def transact_write_items(self) -> Any:
         backend = self.dynamodb_backend

@@ -21,9 +21,7 @@ pin where it is.
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import botocore.session
@@ -33,28 +31,13 @@ from botocore.exceptions import ClientError
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import Item
 
+from benchmarks.embedded import stock_moto_server
 from dynaledger import Ledger
 from dynaledger.local import embedded_dynamodb
 
 ACCOUNT = "123456789012"
 STOCK_REGION, FLAT_REGION = "eu-west-1", "eu-west-2"
 KEYS, SORTS, GROUPS = ["a", "b", "c", "d"], [1, 2, 3], ["x", "y"]
-
-
-@contextmanager
-def stock_moto() -> Iterator[str]:
-    """moto's own ThreadedMotoServer on loopback: stock handler, stock transactions."""
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 def client(url: str, region: str) -> Any:
@@ -287,7 +270,7 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[str, str]]:
-    with stock_moto() as stock_url, embedded_dynamodb() as flat_url:
+    with stock_moto_server() as stock_url, embedded_dynamodb() as flat_url:
         yield stock_url, flat_url
 
 
@@ -324,6 +307,31 @@ class TestSameAnswersAsStockMoto:
         assert stock_state == flat_state
         # The run went through successes, cancellations and validation errors alike.
         assert {"ok", "TransactionCanceledException", "ValidationException"} <= outcomes
+
+    def test_index_queries_follow_partiql_writes_and_a_table_made_again(
+        self, servers: tuple[str, str]
+    ) -> None:
+        """Writes the endpoint cannot trace to a key (PartiQL) and a table deleted and
+        created again under its name: the next GSI query answers as stock moto's does."""
+        pair = Pair(*servers, prefix=f"fidx-{random.getrandbits(32):08x}-")
+        group_x = {"TableName": "hashed", "IndexName": "by-group",
+                   "KeyConditionExpression": "gk = :g",
+                   "ExpressionAttributeValues": {":g": {"S": "x"}}}  # fmt: skip
+        pair.both("put_item", {"TableName": "hashed", "Item": {**KEEP, "pk": {"S": "one"}}})
+        stock, flat = pair.both("query", group_x)
+        assert (1, stock) == (flat["Count"], flat)
+        for dynamodb, tables in ((pair.stock, pair.stock_tables), (pair.flat, pair.flat_tables)):
+            dynamodb.execute_statement(Statement=f"INSERT INTO \"{tables['hashed']}\" "
+                                       "VALUE {'pk': 'two', 'gk': 'x', 'gs': 2}")  # fmt: skip
+        stock, flat = pair.both("query", group_x)
+        assert (2, stock) == (flat["Count"], flat)
+        for dynamodb, tables in ((pair.stock, pair.stock_tables), (pair.flat, pair.flat_tables)):
+            dynamodb.delete_table(TableName=tables["hashed"])
+            dynamodb.delete_table(TableName=tables["ranged"])
+            create_tables(dynamodb, tables["hashed"].removesuffix("hashed"))
+        pair.both("put_item", {"TableName": "hashed", "Item": {**KEEP, "pk": {"S": "three"}}})
+        stock, flat = pair.both("query", group_x)
+        assert (1, stock) == (flat["Count"], flat)
 
 
 # Rollback, case by case -----------------------------------------------------------------
