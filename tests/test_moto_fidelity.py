@@ -287,7 +287,7 @@ class TestSameAnswersAsStockMoto:
         rng = random.Random(seed)
         pair = Pair(*servers, prefix=f"fid{seed}-{rng.getrandbits(32):08x}-")
         requests, outcomes = Requests(rng), set()
-        for step in range(100):
+        for step in range(80):
             if rng.random() < 0.75:
                 operation, request = "transact_write_items", requests.transaction()
             else:
