@@ -5,10 +5,19 @@ acknowledged transactions when they run concurrently, so this one lets a
 single request at a time reach the backend. Its data lives in this process
 and is gone when it exits; every endpoint started in one process shares it
 (tables are kept apart by their prefix).
+
+Requests go through :mod:`dynaledger._moto_flat`, so a transaction or a query
+costs the same whatever the size of the tables, any region name is accepted
+(each region has tables of its own, as on DynamoDB Local), and no CORS header
+is sent. While it listens on a loopback address, a request whose ``Host`` is
+not a loopback name is refused with a 403, so a web page cannot reach it by
+DNS rebinding.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -48,6 +57,43 @@ def _serialized(app: _WSGIApp, forget: Callable[[], None]) -> _WSGIApp:
     return serialized_app
 
 
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 maybe in brackets) is loopback."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(header: str) -> str:
+    """The name in a ``Host`` header, without the port."""
+    if header.startswith("["):
+        return header.partition("]")[0] + "]"
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+def _loopback_hosts_only(app: _WSGIApp) -> _WSGIApp:
+    """Refuse, with a 403, requests whose ``Host`` header is not a loopback name."""
+
+    def guarded_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        host = _host_name(environ.get("HTTP_HOST", ""))
+        if _loopback(host):
+            return app(environ, start_response)
+        body = json.dumps({
+            "__type": "dynaledger#HostNotAllowed",
+            "message": f"Host {host!r} is not a loopback name: this endpoint listens on "
+                       "loopback and answers only localhost, 127.x.x.x and [::1]",
+        }).encode()  # fmt: skip
+        start_response("403 Forbidden", [("Content-Type", "application/x-amz-json-1.0"),
+                                         ("Content-Length", str(len(body)))])  # fmt: skip
+        return [body]
+
+    return guarded_app
+
+
 def _quiet_handler() -> type[Any]:
     from werkzeug.serving import WSGIRequestHandler
 
@@ -63,21 +109,17 @@ def _quiet_handler() -> type[Any]:
 def _make_server(host: str, port: int) -> Any:
     try:
         from moto.core.model_instances import reset_model_data
-        from moto.moto_server.werkzeug_app import create_backend_app
         from werkzeug.serving import make_server
+
+        from dynaledger._moto_flat import create_app
     except ImportError as error:  # pragma: no cover - depends on the install
         raise LedgerError(
             "the embedded endpoint needs moto: pip install 'dynaledger[local]'", cause=error
         ) from error
-    app = create_backend_app("dynamodb")
-    app.debug = False
-    return make_server(
-        host,
-        port,
-        _serialized(app, reset_model_data),
-        threaded=True,
-        request_handler=_quiet_handler(),
-    )
+    app = _serialized(create_app(), reset_model_data)
+    if _loopback(host):
+        app = _loopback_hosts_only(app)
+    return make_server(host, port, app, threaded=True, request_handler=_quiet_handler())
 
 
 @contextmanager

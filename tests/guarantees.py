@@ -8,6 +8,8 @@ violations, this command prints the figures.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import random
 import subprocess
 import sys
@@ -138,6 +140,7 @@ class _Client:
         self.clock = clock
         self.lowest = Decimal("Infinity")
         self.keys: dict[str, KeyState] = {}
+        self.settled: list[str] = []  # keys whose outcome the client knows, in that order
         self.outcomes: Counter[str] = Counter()
         self.unexpected: Counter[str] = Counter()
 
@@ -177,13 +180,20 @@ class _Client:
             return [args["user_id"]]
         return list(_effects(kind, args))
 
+    def _record(self, key: str, outcome: str) -> None:
+        state = self.keys[key]
+        known = state.definite
+        state.outcomes.append(outcome)
+        if known is None and state.definite is not None:
+            self.settled.append(key)
+
     def step(self, n: int) -> None:
-        rng, used = self.rng, [k for k, s in self.keys.items() if s.definite]
+        rng, used = self.rng, self.settled
         roll = rng.random()
         if used and roll < 0.10:  # a client retry of an earlier request
             key = rng.choice(used)
             state = self.keys[key]
-            state.outcomes.append(self.call(state.kind, state.args, state))
+            self._record(key, self.call(state.kind, state.args, state))
             return
         priced = [k for k in used if "amount" in self.keys[k].args]
         if priced and roll < 0.15:  # the same key for something else: must be refused
@@ -224,7 +234,7 @@ class _Client:
             return
         state = KeyState(kind, {"idempotency_key": key, **args})
         self.keys[key] = state
-        state.outcomes.append(self.call(kind, state.args, state))
+        self._record(key, self.call(kind, state.args, state))
 
 
 def run_load(
@@ -651,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and print the "Guarantees, measured" table."""
     parser = argparse.ArgumentParser(prog="python -m tests.guarantees", description=__doc__)
     parser.add_argument("--threads", type=int, default=16)
-    parser.add_argument("--operations", type=int, default=100, help="per thread")
+    parser.add_argument("--operations", type=int, default=640, help="per thread and run")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -664,13 +674,19 @@ def main(argv: list[str] | None = None) -> int:
             ledger.migrate()
             return ledger
 
-        clean = run_load(fresh(), threads=args.threads, operations=args.operations,
+        # Both load runs on one table set, which grows through them: the faulty run
+        # starts with every record of the clean run already in Transactions.
+        tables = fresh()
+        clean = run_load(tables, threads=args.threads, operations=args.operations,
                          seed=args.seed)  # fmt: skip
-        faulty = run_load(fresh(), threads=args.threads, operations=args.operations,
+        faulty = run_load(tables, threads=args.threads, operations=args.operations,
                           seed=args.seed + 1, fault_rates=DEFAULT_FAULT_RATES)  # fmt: skip
+        records = sum(len(items) for items in scan_all(tables).values())
+        # The matrix compares full scans before and after each case: small tables of its own.
         matrix = fresh()
         ids = bad_input_ids(matrix)
         failures = [f for f in (try_bad_input(matrix, ids, c) for c in BAD_INPUTS) if f]
+    print(f"Items in the load's tables at the end: {records}.")
     print(_table(args, clean, faulty, len(BAD_INPUTS), failures))
     return 0 if not (clean.violations or faulty.violations or failures) else 1
 
@@ -707,6 +723,8 @@ def _table(
     lines = [
         f"Command: python -m tests.guarantees --threads {args.threads} "
         f"--operations {args.operations} --seed {args.seed}",
+        f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
         "",
         "| measured | no faults | injected faults |",
         "| --- | --- | --- |",

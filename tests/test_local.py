@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import socket
@@ -78,6 +80,77 @@ class TestEmbeddedEndpoint:
                 for model in models.values()
             )
         assert 0 == tracked
+
+
+def _post(
+    url: str, host: str | None = None, origin: str | None = None
+) -> tuple[int, dict[str, str], str]:
+    """A raw ListTables request with a chosen Host and Origin; (status, headers, body)."""
+    parsed = urlparse(url)
+    connection = http.client.HTTPConnection(parsed.hostname or "", parsed.port, timeout=10)
+    try:
+        connection.putrequest("POST", "/", skip_host=host is not None)
+        headers = {
+            "Host": host,
+            "Origin": origin,
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "DynamoDB_20120810.ListTables",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=local/20240101/us-east-1/dynamodb/"
+            "aws4_request, SignedHeaders=host, Signature=0",
+            "Content-Length": "2",
+        }
+        for name, value in headers.items():
+            if value is not None:
+                connection.putheader(name, value)
+        connection.endheaders(b"{}")
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode()
+    finally:
+        connection.close()
+
+
+class TestEmbeddedEndpointAtTheDoor:
+    """What the endpoint accepts from clients other than the AWS SDKs' defaults."""
+
+    def test_any_region_name_is_accepted_with_tables_of_its_own(self) -> None:
+        """Regression: region ``local`` (TypeScript clients) got an HTTP 500 and 30 s of retries.
+
+        Like DynamoDB Local, any region name works, and each region has its own tables.
+        """
+        with embedded_dynamodb() as url:
+            local = Ledger(url, region="local", table_prefix="region-", retry=FAST_RETRY)
+            assert ["0001", "0002"] == local.migrate()
+            local.create_user("alice", balance="5")
+            assert Decimal("5") == local.get_user_balance("alice").amount
+            elsewhere = Ledger(url, region="eu-west-3", table_prefix="region-")
+            assert ["0001", "0002"] == elsewhere.migrate()
+
+    def test_no_cors_headers_for_any_origin(self) -> None:
+        """moto's server echoes any Origin back (flask-cors); the embedded endpoint sends none."""
+        with embedded_dynamodb() as url:
+            status, headers, body = _post(url, origin="http://evil.example")
+        assert (200, True) == (status, "TableNames" in json.loads(body))
+        assert [] == [name for name in headers if name.lower().startswith("access-control-")]
+
+    @pytest.mark.parametrize(
+        "host", ["localhost", "localhost:8000", "127.0.0.1:8000", "127.1.2.3", "[::1]:8000"]
+    )
+    def test_loopback_host_names_are_served(self, host: str) -> None:
+        """A Host header naming loopback (localhost, 127.x.x.x, [::1]) is served."""
+        with embedded_dynamodb() as url:
+            status, _, _ = _post(url, host=host)
+        assert 200 == status
+
+    @pytest.mark.parametrize(
+        "host", ["evil.example", "evil.example:8000", "10.0.0.5:8000", "localhost.evil.example", ""]
+    )
+    def test_other_host_names_are_refused_on_loopback(self, host: str) -> None:
+        """On loopback, a request naming any other host (DNS rebinding) gets a 403 and a reason."""
+        with embedded_dynamodb() as url:
+            status, _, body = _post(url, host=host)
+        assert 403 == status
+        assert "HostNotAllowed" == json.loads(body)["__type"].rpartition("#")[2]
+        assert "not a loopback name" in json.loads(body)["message"]
 
 
 class TestServeCommand:
