@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
@@ -116,6 +116,7 @@ class AsyncLedger:
         amount: Amount,
         type: EntryTypeLike,
         currency: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.TransactResult:
         """See :meth:`Ledger.transact`."""
         return await self._run(
@@ -125,6 +126,7 @@ class AsyncLedger:
             amount=amount,
             type=type,
             currency=currency,
+            metadata=metadata,
         )
 
     async def transfer(
@@ -135,6 +137,7 @@ class AsyncLedger:
         to_user_id: str,
         amount: Amount,
         currency: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.TransferResult:
         """See :meth:`Ledger.transfer`."""
         return await self._run(
@@ -144,6 +147,7 @@ class AsyncLedger:
             to_user_id=to_user_id,
             amount=amount,
             currency=currency,
+            metadata=metadata,
         )
 
     # Reading back ------------------------------------------------------------
@@ -170,6 +174,7 @@ class AsyncLedger:
         currency: str | None = None,
         to_user_id: str | None = None,
         timeout: float | timedelta | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.HoldResult:
         """See :meth:`Ledger.hold`."""
         return await self._run(
@@ -180,6 +185,7 @@ class AsyncLedger:
             currency=currency,
             to_user_id=to_user_id,
             timeout=timeout,
+            metadata=metadata,
         )
 
     async def capture(
@@ -189,6 +195,7 @@ class AsyncLedger:
         hold_id: str,
         amount: Amount | None = None,
         final: bool = True,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.CaptureResult:
         """See :meth:`Ledger.capture`."""
         return await self._run(
@@ -197,11 +204,16 @@ class AsyncLedger:
             hold_id=hold_id,
             amount=amount,
             final=final,
+            metadata=metadata,
         )
 
-    async def void(self, *, idempotency_key: str, hold_id: str) -> values.VoidResult:
+    async def void(
+        self, *, idempotency_key: str, hold_id: str, metadata: Mapping[str, str] | None = None
+    ) -> values.VoidResult:
         """See :meth:`Ledger.void`."""
-        return await self._run(self.ledger.void, idempotency_key=idempotency_key, hold_id=hold_id)
+        return await self._run(
+            self.ledger.void, idempotency_key=idempotency_key, hold_id=hold_id, metadata=metadata
+        )
 
     async def get_hold(self, hold_id: str) -> values.Hold:
         """See :meth:`Ledger.get_hold`."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -87,6 +88,10 @@ def _serve(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"DynamoDB endpoint (in memory) listening on {url}; Ctrl-C stops it", flush=True)
 
+    # Ctrl-C and SIGTERM stop the server even when this process was started with
+    # SIGINT ignored (as background jobs of a non-interactive shell are).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     local.serve(args.host, args.port, ready=ready)
     return 0
 
@@ -237,6 +242,19 @@ def _balance(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0
 
 
+def _metadata(args: argparse.Namespace) -> dict[str, str] | None:
+    """``--meta KEY=VALUE`` options as a mapping (None when there are none)."""
+    if not args.meta:
+        return None
+    found = {}
+    for item in args.meta:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValidationError("--meta", f"{item!r} is not KEY=VALUE")
+        found[key] = value
+    return found
+
+
 def _replayed(replayed: bool) -> str:
     """The note that tells a replay from a first application."""
     return " (replayed: already applied)" if replayed else ""
@@ -245,7 +263,7 @@ def _replayed(replayed: bool) -> str:
 def _transact(args: argparse.Namespace, ledger: Ledger) -> int:
     result = ledger.transact(
         idempotency_key=args.key, user_id=args.user, amount=args.amount, type=args.type,
-        currency=args.currency,
+        currency=args.currency, metadata=_metadata(args),
     )  # fmt: skip
     _emit(
         args,
@@ -260,7 +278,7 @@ def _transact(args: argparse.Namespace, ledger: Ledger) -> int:
 def _transfer(args: argparse.Namespace, ledger: Ledger) -> int:
     result = ledger.transfer(
         idempotency_key=args.key, from_user_id=args.from_user, to_user_id=args.to_user,
-        amount=args.amount, currency=args.currency,
+        amount=args.amount, currency=args.currency, metadata=_metadata(args),
     )  # fmt: skip
     _emit(
         args,
@@ -334,7 +352,7 @@ def _seconds(text: str | None) -> float | None:
 def _hold(args: argparse.Namespace, ledger: Ledger) -> int:
     result = ledger.hold(
         idempotency_key=args.key, user_id=args.user, amount=args.amount, currency=args.currency,
-        to_user_id=args.to_user, timeout=_seconds(args.timeout),
+        to_user_id=args.to_user, timeout=_seconds(args.timeout), metadata=_metadata(args),
     )  # fmt: skip
     payee = f" for {result.to_user_id}" if result.to_user_id else ""
     until = f" until {result.expires_at.isoformat()}" if result.expires_at else ""
@@ -345,8 +363,9 @@ def _hold(args: argparse.Namespace, ledger: Ledger) -> int:
 
 def _capture(args: argparse.Namespace, ledger: Ledger) -> int:
     result = ledger.capture(
-        idempotency_key=args.key, hold_id=args.hold, amount=args.amount, final=not args.not_final
-    )
+        idempotency_key=args.key, hold_id=args.hold, amount=args.amount,
+        final=not args.not_final, metadata=_metadata(args),
+    )  # fmt: skip
     _emit(args, result, f"captured {result.amount:f} {result.currency} of hold {result.hold_id}, "
                         f"released {result.released:f}, {result.remaining:f} remaining"
                         f"{_replayed(result.replayed)}")  # fmt: skip
@@ -354,7 +373,7 @@ def _capture(args: argparse.Namespace, ledger: Ledger) -> int:
 
 
 def _void(args: argparse.Namespace, ledger: Ledger) -> int:
-    result = ledger.void(idempotency_key=args.key, hold_id=args.hold)
+    result = ledger.void(idempotency_key=args.key, hold_id=args.hold, metadata=_metadata(args))
     line = (
         f"voided hold {result.hold_id}: released {result.released:f} {result.currency} "
         f"to {result.user_id}{_replayed(result.replayed)}"
@@ -385,9 +404,12 @@ def _expire_holds(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0
 
 
-def _holds_parsers(command: Callable[..., argparse.ArgumentParser],
-                   output: argparse.ArgumentParser) -> None:  # fmt: skip
-    hold = command("hold", _hold, "reserve money of an account once per key", output)
+def _holds_parsers(
+    command: Callable[..., argparse.ArgumentParser],
+    output: argparse.ArgumentParser,
+    meta: argparse.ArgumentParser,
+) -> None:
+    hold = command("hold", _hold, "reserve money of an account once per key", output, meta)
     hold.add_argument("--key", required=True, help="idempotency key: the hold's id")
     hold.add_argument("--user", required=True)
     hold.add_argument("--amount", required=True)
@@ -395,14 +417,16 @@ def _holds_parsers(command: Callable[..., argparse.ArgumentParser],
     hold.add_argument("--timeout", help="seconds until it expires (default: never)")
     hold.add_argument("--currency")
 
-    capture = command("capture", _capture, "capture a hold (all of it unless --amount)", output)
+    capture = command(
+        "capture", _capture, "capture a hold (all of it unless --amount)", output, meta
+    )
     capture.add_argument("--key", required=True, help="idempotency key of the capture")
     capture.add_argument("--hold", required=True, help="the hold's id")
     capture.add_argument("--amount")
     capture.add_argument("--not-final", action="store_true",
                          help="keep the rest reserved for later captures")  # fmt: skip
 
-    void = command("void", _void, "release what remains of a hold", output)
+    void = command("void", _void, "release what remains of a hold", output, meta)
     void.add_argument("--key", required=True, help="idempotency key of the void")
     void.add_argument("--hold", required=True, help="the hold's id")
 
@@ -423,6 +447,13 @@ def _parser() -> argparse.ArgumentParser:
     _connection_options(connection, argparse.SUPPRESS)
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print JSON for machines")
+    meta = argparse.ArgumentParser(add_help=False)
+    meta.add_argument(
+        "--meta",
+        action="append",
+        metavar="KEY=VALUE",
+        help="metadata stored with the movement (repeatable; part of what the key stands for)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="dynaledger", description=__doc__.splitlines()[0] if __doc__ else None,
@@ -468,14 +499,18 @@ def _parser() -> argparse.ArgumentParser:
     balance = command("balance", _balance, "show a balance", output)
     balance.add_argument("user")
 
-    transact = command("transact", _transact, "credit or debit an account once per key", output)
+    transact = command(
+        "transact", _transact, "credit or debit an account once per key", output, meta
+    )
     transact.add_argument("--key", required=True, help="idempotency key")
     transact.add_argument("--user", required=True)
     transact.add_argument("--amount", required=True)
     transact.add_argument("--type", required=True, help="credit or debit")
     transact.add_argument("--currency")
 
-    transfer = command("transfer", _transfer, "move money between accounts once per key", output)
+    transfer = command(
+        "transfer", _transfer, "move money between accounts once per key", output, meta
+    )
     transfer.add_argument("--key", required=True, help="idempotency key")
     transfer.add_argument("--from", dest="from_user", required=True)
     transfer.add_argument("--to", dest="to_user", required=True)
@@ -490,7 +525,7 @@ def _parser() -> argparse.ArgumentParser:
     reconcile = command("reconcile", _reconcile, "check balances against history", output)
     reconcile.add_argument("users", nargs="*", metavar="USER")
 
-    _holds_parsers(command, output)
+    _holds_parsers(command, output, meta)
 
     command("demo", None, "walk through the ledger on the embedded endpoint")
 

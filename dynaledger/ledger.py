@@ -441,6 +441,7 @@ class Ledger:
         amount: Amount,
         type: EntryTypeLike,
         currency: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.TransactResult:
         """Credit or debit one account, exactly once per idempotency key."""
         with self._call("transact", idempotency_key=idempotency_key, write=True):
@@ -451,6 +452,7 @@ class Ledger:
                 amount=amount,
                 type=type,
                 currency=currency,
+                metadata=metadata,
             )
 
     def transfer(
@@ -461,6 +463,7 @@ class Ledger:
         to_user_id: str,
         amount: Amount,
         currency: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.TransferResult:
         """Move money between two accounts, exactly once per idempotency key."""
         with self._call("transfer", idempotency_key=idempotency_key, write=True):
@@ -471,6 +474,7 @@ class Ledger:
                 to_user_id=to_user_id,
                 amount=amount,
                 currency=currency,
+                metadata=metadata,
             )
 
     # Reading back -----------------------------------------------------------
@@ -502,6 +506,7 @@ class Ledger:
         currency: str | None = None,
         to_user_id: str | None = None,
         timeout: float | timedelta | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.HoldResult:
         """Reserve ``amount`` of a spendable balance until captured, voided or expired.
 
@@ -517,6 +522,7 @@ class Ledger:
                 currency=currency,
                 to_user_id=to_user_id,
                 timeout=timeout,
+                metadata=metadata,
             )
 
     def capture(
@@ -526,6 +532,7 @@ class Ledger:
         hold_id: str,
         amount: Amount | None = None,
         final: bool = True,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.CaptureResult:
         """Capture up to the hold's remaining amount (None: all); ``final`` releases the rest."""
         with self._call("capture", idempotency_key=idempotency_key, write=True):
@@ -535,12 +542,17 @@ class Ledger:
                 hold_id=hold_id,
                 amount=amount,
                 final=final,
+                metadata=metadata,
             )
 
-    def void(self, *, idempotency_key: str, hold_id: str) -> values.VoidResult:
+    def void(
+        self, *, idempotency_key: str, hold_id: str, metadata: Mapping[str, str] | None = None
+    ) -> values.VoidResult:
         """Release what remains of a hold to its holder."""
         with self._call("void", idempotency_key=idempotency_key, write=True):
-            return services.void(self._ctx, idempotency_key=idempotency_key, hold_id=hold_id)
+            return services.void(
+                self._ctx, idempotency_key=idempotency_key, hold_id=hold_id, metadata=metadata
+            )
 
     def get_hold(self, hold_id: str) -> values.Hold:
         """One hold as it stands now (``expired`` from its expiry instant)."""

@@ -268,6 +268,54 @@ def _to_decimal(value: object, field: str) -> Decimal:
     )
 
 
+#: Bounds of a movement's metadata: it rides on every record, so it stays small.
+MAX_METADATA_ENTRIES = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 256
+MAX_METADATA_BYTES = 2048
+_METADATA_KEY = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
+def validate_metadata(value: object, field: str = "metadata") -> dict[str, str]:
+    """Check a movement's metadata: at most 16 short strings under short plain keys.
+
+    Keys are 1 to 64 of ``A-Z a-z 0-9 _ . : -``; values are strings of at most
+    256 characters without control characters; all of it at most 2,048 bytes
+    of UTF-8. None means no metadata. Returned sorted by key, so the same
+    mapping always stands for the same request.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(field, f"must be a mapping of str to str, not {type(value).__name__}")
+    if len(value) > MAX_METADATA_ENTRIES:
+        raise ValidationError(field, f"at most {MAX_METADATA_ENTRIES} entries, got {len(value)}")
+    checked: dict[str, str] = {}
+    size = 0
+    for key, text in value.items():
+        if (
+            not isinstance(key, str)
+            or not _METADATA_KEY.fullmatch(key)
+            or len(key) > (MAX_METADATA_KEY)
+        ):
+            raise ValidationError(
+                field, f"key {key!r} must be 1 to {MAX_METADATA_KEY} of A-Z a-z 0-9 _ . : -"
+            )
+        if not isinstance(text, str):
+            raise ValidationError(field, f"{key}: must be a str, not {type(text).__name__}")
+        if len(text) > MAX_METADATA_VALUE:
+            raise ValidationError(
+                field, f"{key}: at most {MAX_METADATA_VALUE} characters, got {len(text)}"
+            )
+        if any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in text):
+            raise ValidationError(field, f"{key}: must not contain control characters")
+        size += len(key.encode()) + len(text.encode("utf-8", "surrogatepass"))
+        checked[key] = text
+    if size > MAX_METADATA_BYTES:
+        raise ValidationError(field, f"at most {MAX_METADATA_BYTES} bytes in all, got {size}")
+    return dict(sorted(checked.items()))
+
+
 def validate_identifier(value: object, field: str) -> str:
     """Check a user id or idempotency key: a non-empty str of 1 to 255 printable characters."""
     if not isinstance(value, str):

@@ -69,6 +69,7 @@ class TransactResult:
         currency: ISO 4217 code.
         timestamp: When it was applied (aware, UTC); a replay returns the original time.
         replayed: True when an earlier request with this key had already applied it.
+        metadata: The caller's metadata, as stored with the movement.
     """
 
     idempotency_key: str
@@ -78,6 +79,7 @@ class TransactResult:
     currency: str
     timestamp: datetime
     replayed: bool
+    metadata: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -92,6 +94,7 @@ class TransferResult:
         currency: ISO 4217 code of both accounts.
         timestamp: When it was applied (aware, UTC).
         replayed: True when an earlier request with this key had already applied it.
+        metadata: The caller's metadata, as stored with the movement.
     """
 
     idempotency_key: str
@@ -101,6 +104,7 @@ class TransferResult:
     currency: str
     timestamp: datetime
     replayed: bool
+    metadata: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -118,6 +122,7 @@ class HistoryEntry:
         kind: ``hold``, ``capture``, ``release``, ``void`` or ``expiry`` for holds'
             entries; None for credits, debits and transfers.
         hold_id: The hold a holds' entry belongs to, else None.
+        metadata: The caller's metadata, as stored with the movement.
     """
 
     idempotency_key: str
@@ -129,6 +134,7 @@ class HistoryEntry:
     counterparty_id: str | None = None
     kind: str | None = None
     hold_id: str | None = None
+    metadata: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -144,6 +150,7 @@ class HoldResult:
         created_at: When it was made (aware, UTC).
         expires_at: When it expires, or None for never.
         replayed: True when an earlier request with this key had already made it.
+        metadata: The caller's metadata, as stored with the movement.
     """
 
     hold_id: str
@@ -154,6 +161,7 @@ class HoldResult:
     created_at: datetime
     expires_at: datetime | None
     replayed: bool
+    metadata: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -169,6 +177,7 @@ class CaptureResult:
         currency: ISO 4217 code.
         timestamp: When it was applied (aware, UTC).
         replayed: True when an earlier request with this key had already applied it.
+        metadata: The caller's metadata, as stored with the movement.
     """
 
     idempotency_key: str
@@ -179,6 +188,7 @@ class CaptureResult:
     currency: str
     timestamp: datetime
     replayed: bool
+    metadata: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -193,6 +203,7 @@ class VoidResult:
         currency: ISO 4217 code.
         timestamp: When it was applied (aware, UTC).
         replayed: True when an earlier request with this key had already applied it.
+        metadata: The caller's metadata, as stored with the movement.
     """
 
     idempotency_key: str
@@ -202,6 +213,7 @@ class VoidResult:
     currency: str
     timestamp: datetime
     replayed: bool
+    metadata: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

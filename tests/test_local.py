@@ -155,13 +155,16 @@ class TestEmbeddedEndpointAtTheDoor:
 
 class TestServeCommand:
     def test_serve_runs_in_the_foreground_until_interrupted(self) -> None:
-        """``dynaledger serve --port 0`` prints its URL, answers requests and exits 0 on Ctrl-C."""
-        with subprocess.Popen(
+        """``dynaledger serve --port 0`` prints its URL, answers requests and exits 0 on Ctrl-C,
+        also when started with SIGINT ignored (as a background job is)."""
+        process = subprocess.Popen(
             [sys.executable, "-m", "dynaledger", "serve", "--port", "0"],
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        ) as process:
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - the point of the test
+        )
+        try:
             assert process.stdout is not None
             line = process.stdout.readline()
             url = line.split(" on ")[1].split(";")[0]
@@ -169,6 +172,11 @@ class TestServeCommand:
             assert ["0001", "0002"] == ledger.migrate()
             process.send_signal(signal.SIGINT)
             assert 0 == process.wait(timeout=30)
+        finally:
+            process.kill()  # never leave a server behind, whatever failed
+            process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 class TestConfiguration:

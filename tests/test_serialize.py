@@ -28,7 +28,7 @@ class TestJson:
         assert (
             '{"idempotency_key": "k1", "user_id": "alice", "amount": "239.50", "type": "debit", '
             '"currency": "USD", "timestamp": "2026-01-02T03:04:05.678901+00:00", '
-            '"replayed": false}'
+            '"replayed": false, "metadata": {}}'
         ) == to_json(result)
         assert Decimal("239.50") == Decimal(json.loads(to_json(result))["amount"])
 
@@ -47,7 +47,8 @@ class TestJson:
             "items": [{"idempotency_key": "t", "user_id": "bob", "amount": "1.5",
                        "type": "credit", "currency": "EUR",
                        "timestamp": "2026-01-02T03:04:05.678901+00:00",
-                       "counterparty_id": "alice", "kind": None, "hold_id": None}],
+                       "counterparty_id": "alice", "kind": None, "hold_id": None,
+                       "metadata": {}}],
             "next_cursor": None,
         } == as_dict(page)  # fmt: skip
         assert {

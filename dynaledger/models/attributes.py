@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
 from pynamodb.attributes import Attribute
-from pynamodb.constants import NUMBER, STRING
+from pynamodb.constants import MAP, NUMBER, STRING
 
 
 class DecimalAttribute(Attribute[Decimal]):
@@ -117,3 +117,25 @@ class ISODateTimeAttribute(Attribute[datetime]):
     def deserialize(self, value: str) -> datetime:
         """Read an ISO-8601 string into an aware UTC datetime."""
         return parse_timestamp(value)
+
+
+class StringMapAttribute(Attribute[dict[str, str]]):
+    """A DynamoDB map of strings (``M`` of ``S``), read back as a plain ``dict``.
+
+    Holds a movement's ``metadata``; other clients see an ordinary map.
+    """
+
+    attr_type = MAP
+
+    def serialize(self, value: dict[str, str]) -> dict[str, dict[str, str]]:
+        """Write each value as a DynamoDB string."""
+        return {key: {STRING: text} for key, text in value.items()}
+
+    def deserialize(self, value: dict[str, dict[str, str]]) -> dict[str, str]:
+        """Read a map whose values are all strings; anything else is refused."""
+        found = {}
+        for key, typed in value.items():
+            if not isinstance(typed, dict) or STRING not in typed:
+                raise ValueError(f"{self.attr_name}: {key!r} is not a string")
+            found[key] = typed[STRING]
+        return found

@@ -6,7 +6,11 @@ from pynamodb.attributes import UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from dynaledger.models.attributes import DecimalAttribute, ISODateTimeAttribute
+from dynaledger.models.attributes import (
+    DecimalAttribute,
+    ISODateTimeAttribute,
+    StringMapAttribute,
+)
 
 STATUS_APPLIED = "applied"
 STATUS_REJECTED = "rejected"
@@ -79,5 +83,7 @@ class Transaction(Model):
     released = DecimalAttribute(null=True)
     requested = UnicodeAttribute(null=True)
     final = UnicodeAttribute(null=True)
+    #: The caller's short strings (a round id, a provider's transaction id).
+    metadata = StringMapAttribute(null=True)
 
     user_index = UserTimestampIndex()

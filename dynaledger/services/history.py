@@ -218,6 +218,7 @@ def entry(ctx: Context, record: Transaction, currency: str) -> values.HistoryEnt
         counterparty_id=record.counterparty_id,
         kind=record.kind if record.kind in HOLD_KINDS else None,
         hold_id=record.hold_id if record.kind in HOLD_KINDS else None,
+        metadata=record.metadata or {},
     )
 
 

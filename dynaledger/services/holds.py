@@ -42,7 +42,7 @@ from dynaledger.models.transaction import (
     STATUS_REJECTED,
     Transaction,
 )
-from dynaledger.money import EXACT, validate_identifier
+from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
 from dynaledger.services._core import CONTENTION, Context, Retry, run
 from dynaledger.services.engine import (
@@ -94,6 +94,7 @@ def hold(
     currency: str | None = None,
     to_user_id: str | None = None,
     timeout: object = None,
+    metadata: object = None,
 ) -> values.HoldResult:
     """Reserve ``amount`` of ``user_id``'s spendable balance, exactly once per key."""
     key = validate_identifier(idempotency_key, "idempotency_key")
@@ -102,10 +103,12 @@ def hold(
     if payee == user:
         raise ValidationError("to_user_id", "must differ from user_id")
     seconds = parse_timeout(timeout)
+    extra = validate_metadata(metadata)
     value, held, given = amount_and_currency(ctx, user, amount, currency)
     request = Request(
         kind=KIND_HOLD, key=key, user_id=user, counterparty_id=payee, amount=value,
         type=EntryType.DEBIT, currency=held, currency_given=given, timeout=seconds,
+        metadata=tuple(extra.items()),
     )  # fmt: skip
     outcome = execute(ctx, request, amount)
     record = outcome.record
@@ -119,6 +122,7 @@ def hold(
         created_at=record.timestamp,
         expires_at=record.expires_at,
         replayed=outcome.replayed,
+        metadata=record.metadata or {},
     )
 
 
@@ -134,6 +138,7 @@ class _Close:
     hold_id: str
     requested: str  # the amount asked for, or "all"
     final: bool
+    metadata: tuple[tuple[str, str], ...] = ()
 
     def differences(self, stored: Transaction) -> list[str]:
         if stored.kind != self.kind:
@@ -142,6 +147,7 @@ class _Close:
             ("hold_id", stored.hold_id == self.hold_id),
             ("amount", stored.requested == self.requested),
             ("final", stored.final == str(self.final).lower()),
+            ("metadata", (stored.metadata or {}) == dict(self.metadata)),
         ]
         return [name for name, same in checks if not same]
 
@@ -247,7 +253,7 @@ def _close_plan(  # noqa: PLR0917 - the request, the hold as read, and what the 
     model = ctx.models.transaction
     common: dict[str, Any] = {
         "currency": currency, "status": STATUS_APPLIED, "hold_id": close.hold_id,
-        "request_id": request_id, "timestamp": now,
+        "request_id": request_id, "timestamp": now, "metadata": dict(close.metadata) or None,
     }  # fmt: skip
     payee = held.counterparty_id
     if close.kind == KIND_VOID:
@@ -289,6 +295,7 @@ def capture(
     hold_id: str,
     amount: object = None,
     final: bool = True,
+    metadata: object = None,
 ) -> values.CaptureResult:
     """Capture ``amount`` (None: all) of a hold; ``final`` releases the rest to the holder."""
     key = validate_identifier(idempotency_key, "idempotency_key")
@@ -297,10 +304,12 @@ def capture(
         raise IdempotencyConflict(key, ["kind"])  # the key is the hold's own
     if not isinstance(final, bool):
         raise ValidationError("final", f"must be True or False, not {final!r}")
+    extra = tuple(validate_metadata(metadata).items())
     requested = "all"
     if amount is not None:
         requested = format(ctx.currencies.parse_amount(amount, None).normalize(), "f")
-    record, replayed = _close(ctx, _Close(KIND_CAPTURE, key, hid, requested, final), amount)
+    close = _Close(KIND_CAPTURE, key, hid, requested, final, extra)
+    record, replayed = _close(ctx, close, amount)
     currency = record.currency or ctx.default_currency
     assert record.timestamp is not None
     return values.CaptureResult(
@@ -312,16 +321,20 @@ def capture(
         currency=currency,
         timestamp=record.timestamp,
         replayed=replayed,
+        metadata=record.metadata or {},
     )
 
 
-def void(ctx: Context, *, idempotency_key: str, hold_id: str) -> values.VoidResult:
+def void(
+    ctx: Context, *, idempotency_key: str, hold_id: str, metadata: object = None
+) -> values.VoidResult:
     """Release what remains of a hold to its holder."""
     key = validate_identifier(idempotency_key, "idempotency_key")
     hid = validate_identifier(hold_id, "hold_id")
     if key == hid:
         raise IdempotencyConflict(key, ["kind"])  # the key is the hold's own
-    record, replayed = _close(ctx, _Close(KIND_VOID, key, hid, "all", True), None)
+    extra = tuple(validate_metadata(metadata).items())
+    record, replayed = _close(ctx, _Close(KIND_VOID, key, hid, "all", True, extra), None)
     currency = record.currency or ctx.default_currency
     assert record.timestamp is not None
     return values.VoidResult(
@@ -332,6 +345,7 @@ def void(ctx: Context, *, idempotency_key: str, hold_id: str) -> values.VoidResu
         currency=currency,
         timestamp=record.timestamp,
         replayed=replayed,
+        metadata=record.metadata or {},
     )
 
 

@@ -41,7 +41,7 @@ from dynaledger.models.transaction import (
     STATUS_REJECTED,
     Transaction,
 )
-from dynaledger.money import validate_identifier
+from dynaledger.money import validate_identifier, validate_metadata
 from dynaledger.services import deployment
 from dynaledger.services._core import (
     CONTENTION,
@@ -110,6 +110,7 @@ class Request:
     counterparty_id: str | None = None
     currency_given: bool = True
     timeout: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
 
     @property
     def fingerprint(self) -> str:
@@ -120,6 +121,7 @@ class Request:
         ]  # fmt: skip
         if self.kind == KIND_HOLD:
             parts.append(self.timeout or "")
+        parts.extend(f"{key}={value}" for key, value in self.metadata)
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
     def differences(self, stored: Transaction, stored_currency: str) -> list[str]:
@@ -144,6 +146,7 @@ class Request:
         ]
         if self.kind == KIND_HOLD:
             checks.append(("timeout", stored.timeout == self.timeout))
+        checks.append(("metadata", (stored.metadata or {}) == dict(self.metadata)))
         return [name for name, same in checks if not same and (paired or name != "to_user_id")]
 
 
@@ -172,11 +175,13 @@ def transact(
     amount: object,
     type: object,
     currency: str | None = None,
+    metadata: object = None,
 ) -> values.TransactResult:
     """Credit or debit one account exactly once per idempotency key."""
     key = validate_identifier(idempotency_key, "idempotency_key")
     user = validate_identifier(user_id, "user_id")
     entry_type = parse_type(type)
+    extra = validate_metadata(metadata)
     value, held, given = amount_and_currency(ctx, user, amount, currency)
     request = Request(
         kind=KIND_TRANSACT,
@@ -186,6 +191,7 @@ def transact(
         type=entry_type,
         currency=held,
         currency_given=given,
+        metadata=tuple(extra.items()),
     )
     outcome = execute(ctx, request, amount)
     record = outcome.record
@@ -197,6 +203,7 @@ def transact(
         currency=outcome.currency,
         timestamp=_timestamp(record),
         replayed=outcome.replayed,
+        metadata=record.metadata or {},
     )
 
 
@@ -208,6 +215,7 @@ def transfer(
     to_user_id: str,
     amount: object,
     currency: str | None = None,
+    metadata: object = None,
 ) -> values.TransferResult:
     """Move money between two accounts of one currency, exactly once per idempotency key."""
     key = validate_identifier(idempotency_key, "idempotency_key")
@@ -215,6 +223,7 @@ def transfer(
     payee = validate_identifier(to_user_id, "to_user_id")
     if payer == payee:
         raise ValidationError("to_user_id", "must differ from from_user_id")
+    extra = validate_metadata(metadata)
     value, held, given = amount_and_currency(ctx, payer, amount, currency)
     request = Request(
         kind=KIND_TRANSFER,
@@ -225,6 +234,7 @@ def transfer(
         type=EntryType.DEBIT,
         currency=held,
         currency_given=given,
+        metadata=tuple(extra.items()),
     )
     outcome = execute(ctx, request, amount)
     record = outcome.record
@@ -236,6 +246,7 @@ def transfer(
         currency=outcome.currency,
         timestamp=_timestamp(record),
         replayed=outcome.replayed,
+        metadata=record.metadata or {},
     )
 
 
@@ -305,6 +316,7 @@ class _Movement:
             "fingerprint": request.fingerprint,
             "request_id": self.request_id,
             "timestamp": self.now,
+            "metadata": dict(request.metadata) or None,
         }
         model = self.ctx.models.transaction
         if request.kind == KIND_TRANSACT:
