@@ -10,6 +10,7 @@ from dynaledger.services import RetryPolicy, RetryStats
 from dynaledger.values import (
     Balance,
     CaptureResult,
+    CreditLimitResult,
     EntryType,
     ExpiryReport,
     HistoryEntry,
@@ -35,6 +36,7 @@ __all__ = [
     "AsyncLedger",
     "Balance",
     "CaptureResult",
+    "CreditLimitResult",
     "EntryType",
     "ExpiryReport",
     "HistoryEntry",

@@ -97,10 +97,32 @@ class AsyncLedger:
     # Accounts ----------------------------------------------------------------
 
     async def create_user(
-        self, user_id: str, *, currency: str | None = None, balance: Amount | None = None
+        self,
+        user_id: str,
+        *,
+        currency: str | None = None,
+        balance: Amount | None = None,
+        credit_limit: Amount = 0,
     ) -> values.User:
         """See :meth:`Ledger.create_user`."""
-        return await self._run(self.ledger.create_user, user_id, currency=currency, balance=balance)
+        return await self._run(
+            self.ledger.create_user,
+            user_id,
+            currency=currency,
+            balance=balance,
+            credit_limit=credit_limit,
+        )
+
+    async def set_credit_limit(
+        self, *, idempotency_key: str, user_id: str, limit: Amount
+    ) -> values.CreditLimitResult:
+        """See :meth:`Ledger.set_credit_limit`."""
+        return await self._run(
+            self.ledger.set_credit_limit,
+            idempotency_key=idempotency_key,
+            user_id=user_id,
+            limit=limit,
+        )
 
     async def get_user_balance(self, user_id: str) -> values.Balance:
         """See :meth:`Ledger.get_user_balance`."""

@@ -225,25 +225,36 @@ class UserAlreadyExists(Refused):
 
 
 class InsufficientFunds(Refused):
-    """A debit or transfer would take the balance below zero; it was refused and recorded.
+    """A debit, transfer or hold would take the balance below minus the account's credit
+    limit (zero without one); it was refused and recorded.
 
     Attributes:
         user_id: The account that would have been overdrawn.
         balance: Its balance when the request was refused.
         amount: The amount asked for.
         currency: The account's currency.
+        credit_limit: The credit limit in force then: the balance may go down to minus it.
     """
 
     code = "insufficient_funds"
     http_status = 422
 
-    def __init__(self, user_id: str, balance: Decimal, amount: Decimal, currency: str) -> None:
+    def __init__(
+        self,
+        user_id: str,
+        balance: Decimal,
+        amount: Decimal,
+        currency: str,
+        credit_limit: Decimal = Decimal(0),
+    ) -> None:
         self.user_id = user_id
         self.balance = balance
         self.amount = amount
         self.currency = currency
+        self.credit_limit = credit_limit
+        limit = f" and a credit limit of {credit_limit:f} {currency}" if credit_limit else ""
         super().__init__(
-            f"insufficient funds: user {user_id!r} has {balance:f} {currency}, "
+            f"insufficient funds: user {user_id!r} has {balance:f} {currency}{limit}, "
             f"{amount:f} {currency} requested"
         )
 

@@ -33,6 +33,7 @@ class Balance:
         currency: ISO 4217 code of the account.
         is_opening: True when the account has never been written and shows its opening balance.
         held: Reserved by active, unexpired holds; ``amount + held`` is the total.
+        credit_limit: How far below zero the account may go (0: not at all).
     """
 
     user_id: str
@@ -40,6 +41,7 @@ class Balance:
     currency: str
     is_opening: bool = False
     held: Decimal = Decimal(0)
+    credit_limit: Decimal = Decimal(0)
 
 
 @attrs.frozen
@@ -50,11 +52,34 @@ class User:
         user_id: The account.
         currency: ISO 4217 code of the account.
         balance: The starting balance stored, or None for the ledger's opening balance.
+        credit_limit: How far below zero the account may go (0: not at all).
     """
 
     user_id: str
     currency: str
     balance: Decimal | None
+    credit_limit: Decimal = Decimal(0)
+
+
+@attrs.frozen
+class CreditLimitResult:
+    """The outcome of one change of an account's credit limit.
+
+    Attributes:
+        idempotency_key: The key the change is known by, forever.
+        user_id: The account.
+        credit_limit: The limit now in force: the balance may go down to minus it.
+        currency: The account's currency, the limit's unit.
+        timestamp: When it was applied (aware, UTC); a replay returns the original time.
+        replayed: True when an earlier request with this key had already applied it.
+    """
+
+    idempotency_key: str
+    user_id: str
+    credit_limit: Decimal
+    currency: str
+    timestamp: datetime
+    replayed: bool
 
 
 @attrs.frozen
@@ -120,7 +145,8 @@ class HistoryEntry:
         timestamp: When it was applied (aware, UTC).
         counterparty_id: The other account of a transfer leg, else None.
         kind: ``hold``, ``capture``, ``release``, ``void`` or ``expiry`` for holds'
-            entries; None for credits, debits and transfers.
+            entries; ``limit`` for a change of credit limit (``amount`` is the new limit,
+            not money moved); None for credits, debits and transfers.
         hold_id: The hold a holds' entry belongs to, else None.
         metadata: The caller's metadata, as stored with the movement.
     """

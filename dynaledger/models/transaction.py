@@ -21,9 +21,20 @@ KIND_CAPTURE = "capture"
 KIND_RELEASE = "release"
 KIND_VOID = "void"
 KIND_EXPIRY = "expiry"
+#: A change of an account's credit limit: ``amount`` is the new limit (0 allowed), not money.
+KIND_LIMIT = "limit"
 #: Every kind dynaledger writes; records of other kinds are not read.
 KINDS = frozenset(
-    {KIND_TRANSACT, KIND_TRANSFER, KIND_HOLD, KIND_CAPTURE, KIND_RELEASE, KIND_VOID, KIND_EXPIRY}
+    {
+        KIND_TRANSACT,
+        KIND_TRANSFER,
+        KIND_HOLD,
+        KIND_CAPTURE,
+        KIND_RELEASE,
+        KIND_VOID,
+        KIND_EXPIRY,
+        KIND_LIMIT,
+    }
 )
 #: The state of a hold record (``holdStatus``); ``expired`` is also computed at read time.
 HOLD_ACTIVE = "active"
@@ -72,6 +83,7 @@ class Transaction(Model):
     transfer_id = UnicodeAttribute(null=True, attr_name="transferId")
     rejected_at = ISODateTimeAttribute(null=True, attr_name="rejectedAt")
     rejected_balance = DecimalAttribute(null=True, attr_name="rejectedBalance")
+    rejected_limit = DecimalAttribute(null=True, attr_name="rejectedLimit")
     # Holds: the hold record's state, and the hold each capture, release, void or expiry
     # belongs to. See dynaledger/services/holds.py.
     hold_id = UnicodeAttribute(null=True, attr_name="holdId")

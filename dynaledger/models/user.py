@@ -30,3 +30,9 @@ class User(Model):
     # ``hold:`` + its id, a map {remaining: N, expiresAt: S (absent: never)}.
     held = DecimalAttribute(null=True)
     hold_count = DecimalAttribute(null=True, attr_name="holdCount")
+    # Credit limits (dynaledger/services/limits.py): the account may go down to
+    # ``-creditLimit``. On an account with a ``creditLimit``, ``available`` is
+    # ``balance + creditLimit``, kept by every update that changes ``balance`` so
+    # that the floor stays one comparison; without one (limit 0) it is not read.
+    credit_limit = DecimalAttribute(null=True, attr_name="creditLimit")
+    available = DecimalAttribute(null=True)

@@ -9,6 +9,7 @@ from dynaledger.services.accounts import create_user, get_user_balance
 from dynaledger.services.expiry import expire_holds
 from dynaledger.services.history import history, reconcile
 from dynaledger.services.holds import capture, get_hold, hold, holds, void
+from dynaledger.services.limits import set_credit_limit
 from dynaledger.services.movements import transact, transfer
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "hold",
     "holds",
     "reconcile",
+    "set_credit_limit",
     "transact",
     "transfer",
     "void",

@@ -10,7 +10,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from dynaledger import values
-from dynaledger.errors import UnreadableRecord, UserAlreadyExists, UserNotFound
+from dynaledger.errors import UnreadableRecord, UserAlreadyExists, UserNotFound, ValidationError
 from dynaledger.models import User
 from dynaledger.money import EXACT, validate_identifier
 from dynaledger.services import deployment
@@ -25,6 +25,7 @@ from dynaledger.services._core import (
 from dynaledger.services.records import (
     HoldEntry,
     account_currency,
+    credit_limit,
     hold_entries,
     load_user,
     read_user,
@@ -77,22 +78,25 @@ def balance_of(
         expired = sum((e.remaining for e in entries or [] if now and e.expired(now)), zero)
         held = sum((e.remaining for e in entries or [] if not (now and e.expired(now))), zero)
         spendable = (ctx.opening_balance if user.balance is None else user.balance) + expired
-    if user.balance is None:
-        return values.Balance(
-            user.user_id, present(spendable, currency), currency, True, present(held, currency),
-        )  # fmt: skip
     return values.Balance(
-        user.user_id, present(spendable, currency), currency, held=present(held, currency)
-    )
+        user.user_id, present(spendable, currency), currency, user.balance is None,
+        present(held, currency), present(credit_limit(user), currency),
+    )  # fmt: skip
 
 
 def create_user(
-    ctx: Context, user_id: str, *, currency: str | None = None, balance: object = None
+    ctx: Context,
+    user_id: str,
+    *,
+    currency: str | None = None,
+    balance: object = None,
+    credit_limit: object = 0,
 ) -> values.User:
     """Create one account.
 
     With no ``balance`` the account starts on the ledger's opening balance,
-    stored nowhere until its first movement.
+    stored nowhere until its first movement. A ``credit_limit`` above 0 is
+    stored with ``available`` (the balance plus the limit); 0 stores nothing.
 
     Raises:
         UserAlreadyExists: The id is taken; the existing user is untouched.
@@ -106,7 +110,10 @@ def create_user(
     starting: Decimal | None = (
         None if balance is None else ctx.currencies.parse_balance(balance, account_currency)
     )
+    limit = parse_limit(ctx, credit_limit, account_currency)
     now = ctx.now()
+    with localcontext(EXACT):
+        available = (ctx.opening_balance if starting is None else starting) + limit
     user = ctx.models.user(
         user_id,
         balance=starting,
@@ -114,6 +121,8 @@ def create_user(
         opening_balance=starting,
         created_at=now,
         updated_at=now,
+        credit_limit=limit or None,
+        available=available if limit else None,
     )
 
     def attempt() -> bool:
@@ -142,4 +151,19 @@ def create_user(
 
     if not run(ctx, attempt):
         raise UserAlreadyExists(user_id)
-    return values.User(user_id, account_currency, starting)
+    return values.User(
+        user_id, account_currency, starting, ctx.currencies.present(limit, account_currency)
+    )
+
+
+def parse_limit(ctx: Context, value: object, currency: str, field: str = "credit_limit") -> Decimal:
+    """A credit limit in ``currency``: 0 or more, its decimals, at most the largest amount.
+
+    Raises:
+        ValidationError: The value breaks one of those rules.
+    """
+    limit = ctx.currencies.parse_balance(value, currency, field)
+    largest = ctx.currencies.max_amount(currency)
+    if limit > largest:
+        raise ValidationError(field, f"must be at most {largest}, got {limit}")
+    return limit

@@ -2,8 +2,9 @@
 
 A plan is what one ``TransactWriteItems`` does: records to put (each keyed,
 each conditional on its key being new), accounts to change (each with its
-conditions: it exists, holds the currency, stays at or above its floor, its
-hold entries are as expected), hold records to change (each conditional on the
+conditions: it exists, holds the currency, stays at or above its floor (its
+credit limit included) and at or below its ceiling, its hold entries are as
+expected), hold records to change (each conditional on the
 hold's state) and accounts to check without writing. :func:`send` sends it;
 when DynamoDB cancels it, :func:`read_cancellation` turns the reasons, with the
 old items DynamoDB returns, into one :class:`Verdict` (the key is taken,
@@ -74,7 +75,15 @@ class AccountChange:
         user_id: The account.
         currency: The currency it must hold.
         balance_delta: Added to ``balance`` (a never-written balance starts at the opening one).
-        floor: The condition ``balance >= floor``, when set.
+        floor: The condition ``balance + credit limit >= floor`` on the balance before the
+            update, when set: ``floor`` is what the account must be able to pay. On an
+            account with a ``creditLimit`` it is ``available >= floor``, one comparison;
+            on one without, ``balance >= floor`` as before limits existed.
+        ceiling: The condition ``balance <= ceiling`` (``available`` on an account with a
+            limit) on the balance before the update, when set: the largest balance minus
+            the amount, so that a credit cannot take it past the largest balance.
+        credit_limit: Sets the account's limit (and derives ``available`` from its
+            balance in the same update); only with ``touch_balance`` False.
         held_delta: Added to ``held``.
         new_entries: Hold entries to add (``holdCount`` grows; at most ``max_holds``).
         entry_changes: Hold entries that must read a value and change (or go).
@@ -87,6 +96,8 @@ class AccountChange:
     currency: str
     balance_delta: Decimal = Decimal(0)
     floor: Decimal | None = None
+    ceiling: Decimal | None = None
+    credit_limit: Decimal | None = None
     held_delta: Decimal = Decimal(0)
     new_entries: tuple[NewEntry, ...] = ()
     entry_changes: tuple[EntryChange, ...] = ()
@@ -176,11 +187,21 @@ def currency_condition(ctx: Context, currency: str) -> Condition:
 def _account_condition(ctx: Context, change: AccountChange) -> Condition:
     model = ctx.models.user
     condition: Condition = model.user_id.exists() & currency_condition(ctx, change.currency)
+    limited = model.credit_limit.exists()
     if change.floor is not None and change.floor > 0:
         funds = model.balance >= change.floor
         if ctx.opening_balance >= change.floor:
             funds |= model.balance.does_not_exist()
-        condition &= funds
+        condition &= (model.credit_limit.does_not_exist() & funds) | (
+            limited & (model.available >= change.floor)
+        )
+    if change.ceiling is not None:
+        within = model.balance <= change.ceiling
+        if ctx.opening_balance <= change.ceiling:
+            within |= model.balance.does_not_exist()
+        condition &= (model.credit_limit.does_not_exist() & within) | (
+            limited & (model.available <= change.ceiling)
+        )
     for entry in change.entry_changes:
         condition &= entry_path(entry.hold_id, "remaining") == Value(
             entry.expected, attribute=model.balance
@@ -202,10 +223,17 @@ def _account_actions(ctx: Context, change: AccountChange, now: datetime) -> list
     model = ctx.models.user
     actions: list[Action] = [model.updated_at.set(now)]
     if change.touch_balance:
-        start = model.balance | ctx.opening_balance
         delta = change.balance_delta
         size = Value(delta.copy_abs(), attribute=model.balance)
-        actions.append(model.balance.set(start + size if delta >= 0 else start - size))
+        # ``available`` follows ``balance``; it is read only where ``creditLimit`` is
+        # stored, and setting a limit derives it from the balance afresh.
+        for attribute in (model.balance, model.available):
+            start = attribute | ctx.opening_balance
+            actions.append(attribute.set(start + size if delta >= 0 else start - size))
+    elif change.credit_limit is not None:
+        limit = Value(change.credit_limit, attribute=model.credit_limit)
+        actions.append(model.credit_limit.set(change.credit_limit))
+        actions.append(model.available.set((model.balance | ctx.opening_balance) + limit))
     if change.held_delta:
         size = Value(change.held_delta.copy_abs(), attribute=model.held)
         start = model.held | Decimal(0)

@@ -30,7 +30,13 @@ from dynaledger.services.engine import (
     read_cancellation,
     send,
 )
-from dynaledger.services.records import HoldEntry, hold_entries, load_user, read_user_raw
+from dynaledger.services.records import (
+    HoldEntry,
+    credit_limit,
+    hold_entries,
+    load_user,
+    read_user_raw,
+)
 
 #: Joined to a hold's id to key the record of its release at expiry.
 EXPIRE_SUFFIX = "\x1fexpire"
@@ -115,11 +121,12 @@ def with_releases(  # noqa: PLR0917 - the plan, its account, and what the call s
     change = plan.accounts[index]
     if change.floor is None:
         return None
-    stored = load_user(ctx, raw).balance
-    balance = ctx.opening_balance if stored is None else stored
+    user = load_user(ctx, raw)
+    balance = ctx.opening_balance if user.balance is None else user.balance
     expired = expired_entries(ctx, raw, now)
     with localcontext(EXACT):
-        shortfall = change.floor - balance
+        # The floor rule of every debit: balance + credit limit must cover ``floor``.
+        shortfall = change.floor - (balance + credit_limit(user))
         if shortfall <= 0 or sum((e.remaining for e in expired), Decimal(0)) < shortfall:
             return None
         chosen, covered = [], Decimal(0)

@@ -30,6 +30,7 @@ from dynaledger.models.transaction import (
     KIND_CAPTURE,
     KIND_EXPIRY,
     KIND_HOLD,
+    KIND_LIMIT,
     KIND_RELEASE,
     KIND_VOID,
     Transaction,
@@ -51,6 +52,8 @@ from dynaledger.values import EntryType
 MAX_PAGE = 1000
 #: The kinds of holds' entries, shown in history with their hold.
 HOLD_KINDS = frozenset({KIND_HOLD, KIND_CAPTURE, KIND_RELEASE, KIND_VOID, KIND_EXPIRY})
+#: The kinds history names; a ``limit`` entry is a change of credit limit, not money.
+SHOWN_KINDS = HOLD_KINDS | {KIND_LIMIT}
 #: Longer than any cursor history gives out (two ids of at most 255 characters).
 MAX_CURSOR_LENGTH = 2048
 _CURSOR_TAG = "h2"
@@ -216,7 +219,7 @@ def entry(ctx: Context, record: Transaction, currency: str) -> values.HistoryEnt
         currency=currency,
         timestamp=record.timestamp,
         counterparty_id=record.counterparty_id,
-        kind=record.kind if record.kind in HOLD_KINDS else None,
+        kind=record.kind if record.kind in SHOWN_KINDS else None,
         hold_id=record.hold_id if record.kind in HOLD_KINDS else None,
         metadata=record.metadata or {},
     )
@@ -302,6 +305,8 @@ def _replay_entries(
                 values.RecordProblem(user.user_id, table, record.idempotency_key, problem)
             )
             unreadable = True
+            continue
+        if record.kind == KIND_LIMIT:  # a change of credit limit moves no money
             continue
         if record.kind == KIND_CAPTURE and record.type == EntryType.DEBIT:
             held -= record.amount

@@ -2,7 +2,8 @@
 
 A movement is one ``TransactWriteItems``: a conditional put of its record
 (the idempotency key must be new) and a conditional update of each account
-(it must exist, hold the currency, and, when debited, not go below zero).
+(it must exist, hold the currency, when debited not go below minus its
+credit limit, and when credited not go past the currency's largest balance).
 When DynamoDB cancels it, the cancellation reasons, with the old items
 returned, tell replay, conflict, unknown user, currency and funds apart with
 no extra read.
@@ -14,7 +15,7 @@ import hashlib
 import math
 import uuid
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import attrs
@@ -41,7 +42,7 @@ from dynaledger.models.transaction import (
     STATUS_REJECTED,
     Transaction,
 )
-from dynaledger.money import validate_identifier, validate_metadata
+from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
 from dynaledger.services._core import (
     CONTENTION,
@@ -58,6 +59,7 @@ from dynaledger.services.engine import (
     AccountCheck,
     NewEntry,
     Plan,
+    Verdict,
     raise_unknown,
     read_cancellation,
     send,
@@ -65,6 +67,7 @@ from dynaledger.services.engine import (
 from dynaledger.services.expiry import expired_entries, with_releases
 from dynaledger.services.records import (
     account_currency,
+    credit_limit,
     load_transaction,
     load_user,
     read_transaction,
@@ -349,7 +352,7 @@ class _Movement:
             only = AccountChange(
                 request.user_id, request.currency,
                 balance_delta=amount.copy_negate() if debit else amount,
-                floor=amount if debit else None,
+                floor=amount if debit else None, ceiling=None if debit else self._ceiling(),
                 sets_currency=True, role="debit" if debit else "credit",
             )  # fmt: skip
             return Plan(records=tuple(self.records()), accounts=(only,))
@@ -368,8 +371,15 @@ class _Movement:
         payer = AccountChange(request.user_id, request.currency, balance_delta=amount.copy_negate(),
                               floor=amount, sets_currency=True)  # fmt: skip
         payee = AccountChange(request.counterparty_id or "", request.currency,
-                              balance_delta=amount, role="credit")  # fmt: skip
+                              balance_delta=amount, ceiling=self._ceiling(),
+                              role="credit")  # fmt: skip
         return Plan(records=tuple(self.records()), accounts=(payer, payee))
+
+    def _ceiling(self) -> Decimal:
+        """The largest balance a credited account may hold before this credit."""
+        largest = self.ctx.currencies.max_balance(self.request.currency)
+        with localcontext(EXACT):
+            return largest - self.request.amount
 
     def attempt(self) -> _Outcome:
         """Send the movement as one TransactWriteItems; read a cancellation's reasons.
@@ -412,6 +422,7 @@ class _Movement:
                 >= (MAX_HOLDS if verdict.account and verdict.account.new_entries else math.inf)
             ):
                 raise TooManyHolds(verdict.user_id, MAX_HOLDS)
+            self._refuse_past_largest(verdict)
             if verdict.kind == "account" and verdict.raw is not None and verdict.user:
                 index = plan.accounts.index(verdict.account) if verdict.account else 0
                 nxt = with_releases(self.ctx, base, index, verdict.raw, self.now, self.request_id)
@@ -423,9 +434,26 @@ class _Movement:
                     (e.remaining for e in expired_entries(self.ctx, verdict.raw, self.now)),
                     Decimal(0),
                 )
-                return self._reject(self.ctx.currencies.present(spendable, self.request.currency))
+                present = self.ctx.currencies.present
+                return self._reject(
+                    present(spendable, self.request.currency),
+                    present(credit_limit(verdict.user), self.request.currency),
+                )
             raise LedgerError(f"transaction cancelled for an unexpected reason: {verdict.kind}")
         raise Retry(CONTENTION)
+
+    def _refuse_past_largest(self, verdict: Verdict) -> None:
+        """Raise when a credited account's condition failed: its only one past the currency
+        is the largest balance (a debited account's is its floor)."""
+        if verdict.kind != "account" or verdict.account is None or verdict.account.floor:
+            return
+        user_id = verdict.user_id
+        largest = self.ctx.currencies.max_balance(self.request.currency)
+        raise ValidationError(
+            "amount",
+            f"would take user {user_id!r}'s balance past the largest "
+            f"{self.request.currency} balance, {largest:f}",
+        )
 
     def _check_currency(self, user_id: str, change: AccountChange, held: str) -> None:
         request = self.request
@@ -470,6 +498,7 @@ class _Movement:
                 ctx.currencies.present(stored.rejected_balance or Decimal(0), currency),
                 ctx.currencies.present(stored.amount, currency),
                 currency,
+                ctx.currencies.present(stored.rejected_limit or Decimal(0), currency),
             )
         # A record carrying this call's request id was written by an earlier attempt
         # whose reply was lost: that is this call's own success, not a replay.
@@ -478,7 +507,7 @@ class _Movement:
         )
         return _Outcome(stored, currency, replayed=stored.request_id != self.request_id)
 
-    def _reject(self, balance: Decimal) -> _Outcome:
+    def _reject(self, balance: Decimal, limit: Decimal) -> _Outcome:
         """Record a refused debit against its key, so a replay is refused the same way."""
         request, ctx = self.request, self.ctx
         record = ctx.models.transaction(
@@ -496,6 +525,7 @@ class _Movement:
             timeout=request.timeout,
             rejected_at=self.now,
             rejected_balance=balance,
+            rejected_limit=limit or None,
         )
         key_is_new = ctx.models.transaction.idempotency_key.does_not_exist()
 
@@ -510,6 +540,8 @@ class _Movement:
                 if reason is not None and reason.code in CONTENTION_CODES:
                     raise Retry(CONTENTION) from error
                 raise
-            raise InsufficientFunds(request.user_id, balance, request.amount, request.currency)
+            raise InsufficientFunds(
+                request.user_id, balance, request.amount, request.currency, limit
+            )
 
         return run(ctx, attempt)

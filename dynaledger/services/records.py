@@ -21,6 +21,7 @@ from pynamodb.models import Model
 from dynaledger.errors import UnreadableRecord, ValidationError
 from dynaledger.models.attributes import instant_key, parse_timestamp
 from dynaledger.models.transaction import (
+    KIND_LIMIT,
     KINDS,
     STATUS_APPLIED,
     STATUS_REJECTED,
@@ -117,6 +118,11 @@ def hold_entries(ctx: Context, raw: dict[str, Any]) -> list[HoldEntry]:
     return sorted(entries, key=lambda e: (e.expires_at or far, e.hold_id))
 
 
+def credit_limit(user: User) -> Decimal:
+    """How far below zero an account may go: its stored ``creditLimit``, or 0."""
+    return user.credit_limit if user.credit_limit is not None else Decimal(0)
+
+
 def account_currency(ctx: Context, user: User) -> str:
     """The currency an account holds: its own, or the ledger's default when none is stored."""
     return user.currency or ctx.default_currency
@@ -160,7 +166,10 @@ def _record_problem(ctx: Context, record: Transaction) -> str | None:  # noqa: P
         return "no userId"
     if record.amount is None:
         return "no amount"
-    if not record.amount.is_finite() or record.amount <= 0:
+    if record.kind == KIND_LIMIT:  # the new limit, which may be 0
+        if not record.amount.is_finite() or record.amount < 0:
+            return f"amount {record.amount} is not a credit limit"
+    elif not record.amount.is_finite() or record.amount <= 0:
         return f"amount {record.amount} is not a positive number"
     if record.type not in ENTRY_TYPES:
         return f"type {record.type!r} is not 'credit' or 'debit'"
