@@ -227,9 +227,23 @@ def _progress_bar(done: int, total: int) -> None:
 
 
 def _create_user(args: argparse.Namespace, ledger: Ledger) -> int:
-    user = ledger.create_user(args.user, currency=args.currency, balance=args.balance)
+    user = ledger.create_user(
+        args.user, currency=args.currency, balance=args.balance, credit_limit=args.credit_limit
+    )
     shown = "the opening balance" if user.balance is None else f"{user.balance:f} {user.currency}"
-    _emit(args, user, f"created {user.user_id} ({user.currency}) with {shown}")
+    limit = f", credit limit {user.credit_limit:f} {user.currency}" if user.credit_limit else ""
+    _emit(args, user, f"created {user.user_id} ({user.currency}) with {shown}{limit}")
+    return 0
+
+
+def _set_credit_limit(args: argparse.Namespace, ledger: Ledger) -> int:
+    result = ledger.set_credit_limit(idempotency_key=args.key, user_id=args.user, limit=args.limit)
+    _emit(
+        args,
+        result,
+        f"credit limit of {result.user_id} set to {result.credit_limit:f} {result.currency}"
+        f"{_replayed(result.replayed)}",
+    )
     return 0
 
 
@@ -238,6 +252,8 @@ def _balance(args: argparse.Namespace, ledger: Ledger) -> int:
     note = " (opening balance)" if balance.is_opening else ""
     if balance.held:
         note += f" ({balance.held:f} {balance.currency} held)"
+    if balance.credit_limit:
+        note += f" (credit limit {balance.credit_limit:f} {balance.currency})"
     _emit(args, balance, f"{balance.user_id}: {balance.amount:f} {balance.currency}{note}")
     return 0
 
@@ -301,6 +317,8 @@ def _history(args: argparse.Namespace, ledger: Ledger) -> int:
             else ""
         )
         sign = "+" if item.type == "credit" else "-"
+        if item.kind == "limit":  # a change of credit limit, not money
+            other, sign = "  (credit limit set)", "="
         print(
             f"{item.timestamp:%Y-%m-%d %H:%M:%S}  {sign}{item.amount:>14f} {item.currency}  "
             f"{item.idempotency_key}{other}"
@@ -495,6 +513,16 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("user")
     create.add_argument("--currency")
     create.add_argument("--balance")
+    create.add_argument(
+        "--credit-limit", default="0", help="how far below zero the account may go (default 0)"
+    )
+
+    limit = command(
+        "set-credit-limit", _set_credit_limit, "set how far below zero an account may go", output
+    )
+    limit.add_argument("--key", required=True, help="idempotency key")
+    limit.add_argument("--user", required=True)
+    limit.add_argument("--limit", required=True)
 
     balance = command("balance", _balance, "show a balance", output)
     balance.add_argument("user")

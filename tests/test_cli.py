@@ -82,13 +82,43 @@ class TestCommands:
         cli("seed")
         code, out, _ = cli("balance", "alice", "--json")
         assert (0, {"user_id": "alice", "amount": "250.00", "currency": "USD",
-                    "is_opening": False, "held": "0.00"}) == (code, json.loads(out))  # fmt: skip
+                    "is_opening": False, "held": "0.00", "credit_limit": "0.00"}) == (
+            code, json.loads(out))  # fmt: skip
         code, out, _ = cli("transact", "--key", "j1", "--user", "alice", "--amount", "0.10",
                            "--type", "debit", "--json")  # fmt: skip
         data = json.loads(out)
         assert ("j1", "0.10", "debit", False) == (
             data["idempotency_key"], data["amount"], data["type"], data["replayed"],
         )  # fmt: skip
+
+    def test_credit_limits_from_the_command_line(self, cli: Run) -> None:
+        """create-user --credit-limit and set-credit-limit, in text and --json; a debit into
+        the limit passes, past it exits 1 naming the limit; history shows the change."""
+        assert (0, "created cl (USD) with 0.00 USD, credit limit 20.00 USD\n", "") == cli(
+            "create-user", "cl", "--balance", "0", "--credit-limit", "20"
+        )
+        assert 0 == cli("transact", "--key", "d1", "--user", "cl", "--amount", "15",
+                        "--type", "debit")[0]  # fmt: skip
+        assert (0, "cl: -15.00 USD (credit limit 20.00 USD)\n", "") == cli("balance", "cl")
+        code, _, err = cli("transact", "--key", "d2", "--user", "cl", "--amount", "5.01",
+                           "--type", "debit")  # fmt: skip
+        assert 1 == code
+        assert "has -15.00 USD and a credit limit of 20.00 USD, 5.01 USD requested" in err
+        assert (0, "credit limit of cl set to 30.00 USD\n", "") == cli(
+            "set-credit-limit", "--key", "l1", "--user", "cl", "--limit", "30"
+        )
+        code, out, _ = cli("set-credit-limit", "--key", "l1", "--user", "cl", "--limit", "30",
+                           "--json")  # fmt: skip
+        data = json.loads(out)
+        assert (0, "l1", "cl", "30.00", "USD", True) == (
+            code, data["idempotency_key"], data["user_id"], data["credit_limit"],
+            data["currency"], data["replayed"],
+        )  # fmt: skip
+        code, out, _ = cli("create-user", "cj", "--credit-limit", "5", "--json")
+        assert (0, {"user_id": "cj", "currency": "USD", "balance": None,
+                    "credit_limit": "5.00"}) == (code, json.loads(out))  # fmt: skip
+        _, out, _ = cli("history", "cl")
+        assert out.splitlines()[0].endswith("=         30.00 USD  l1  (credit limit set)")
 
     def test_history_pages_with_a_cursor(self, cli: Run) -> None:
         """--limit shows a cursor line; --cursor continues from it."""
