@@ -422,6 +422,25 @@ def _expire_holds(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0
 
 
+def _accounts_parsers(command: Callable[..., argparse.ArgumentParser],
+                      output: argparse.ArgumentParser) -> None:  # fmt: skip
+    create = command("create-user", _create_user, "create one account", output)
+    create.add_argument("user")
+    create.add_argument("--currency")
+    create.add_argument("--balance")
+    create.add_argument(
+        "--credit-limit", default="0", help="how far below zero the account may go (default 0)"
+    )
+    limit = command(
+        "set-credit-limit", _set_credit_limit, "set how far below zero an account may go", output
+    )
+    limit.add_argument("--key", required=True, help="idempotency key")
+    limit.add_argument("--user", required=True)
+    limit.add_argument("--limit", required=True)
+    balance = command("balance", _balance, "show a balance", output)
+    balance.add_argument("user")
+
+
 def _holds_parsers(
     command: Callable[..., argparse.ArgumentParser],
     output: argparse.ArgumentParser,
@@ -509,23 +528,7 @@ def _parser() -> argparse.ArgumentParser:
     seed = command("seed", _seed, "create the test users (existing ones are skipped)")
     seed.add_argument("--generate", type=int, metavar="N", help="write N synthetic users instead")
 
-    create = command("create-user", _create_user, "create one account", output)
-    create.add_argument("user")
-    create.add_argument("--currency")
-    create.add_argument("--balance")
-    create.add_argument(
-        "--credit-limit", default="0", help="how far below zero the account may go (default 0)"
-    )
-
-    limit = command(
-        "set-credit-limit", _set_credit_limit, "set how far below zero an account may go", output
-    )
-    limit.add_argument("--key", required=True, help="idempotency key")
-    limit.add_argument("--user", required=True)
-    limit.add_argument("--limit", required=True)
-
-    balance = command("balance", _balance, "show a balance", output)
-    balance.add_argument("user")
+    _accounts_parsers(command, output)
 
     transact = command(
         "transact", _transact, "credit or debit an account once per key", output, meta

@@ -55,6 +55,8 @@ LOAD_RETRY = RetryPolicy(max_attempts=8, base_delay=0.001, max_delay=0.02)
 #: Refusals of a capture or void that depend on when it arrives: final for that call only.
 HOLD_REFUSALS = (HoldExpired, HoldClosed, HoldExceeded)
 HOLD_KINDS = frozenset({"hold", "capture", "void"})
+#: The credit limits of a load run's hot accounts, in turn: half may go below zero.
+LOAD_LIMITS = ("0", "60")
 
 
 class LoadClock:
@@ -138,6 +140,7 @@ class _Client:
             ledger, direct, accounts, rng, run,
         )  # fmt: skip
         self.clock = clock
+        # The lowest balance + credit limit any step left: below zero is an overdraft.
         self.lowest = Decimal("Infinity")
         self.keys: dict[str, KeyState] = {}
         self.settled: list[str] = []  # keys whose outcome the client knows, in that order
@@ -169,7 +172,8 @@ class _Client:
         self.outcomes[outcome] += 1
         # No overdraft, checked after every step: read what this step touched.
         for user_id in self._touched(kind, args):
-            self.lowest = min(self.lowest, self.direct.get_user_balance(user_id).amount)
+            read = self.direct.get_user_balance(user_id)
+            self.lowest = min(self.lowest, read.amount + read.credit_limit)
         return outcome
 
     def _touched(self, kind: str, args: dict[str, Any]) -> list[str]:
@@ -259,7 +263,9 @@ def run_load(
                     retry=LOAD_RETRY, clock=clock)  # fmt: skip
     hot = [f"{run}-acct{i}" for i in range(accounts)]
     for i, user_id in enumerate(hot):
-        direct.create_user(user_id, balance=None if i == 0 else "100")
+        # Every other account may go below zero: down to minus its credit limit.
+        direct.create_user(user_id, balance=None if i == 0 else "100",
+                           credit_limit=LOAD_LIMITS[i % len(LOAD_LIMITS)])  # fmt: skip
     initial = {u: direct.get_user_balance(u).amount for u in hot}
     schedule = faultproxy.seeded(seed, fault_rates) if fault_rates else faultproxy.no_faults
     report = LoadReport()
@@ -293,7 +299,7 @@ def run_load(
     report.violations.update(_verify(direct, hot, initial, keys))
     report.violations.update(_verify_holds(direct, keys, clock.now))
     if min(client.lowest for client in clients) < 0:
-        report.violations["balance below zero after a step"] += 1
+        report.violations["balance below minus its limit after a step"] += 1
     return report
 
 
@@ -351,8 +357,8 @@ def _verify(
     for user_id in accounts:
         if actual[user_id] != expected[user_id]:
             violations["balance differs from acknowledged effects (exactly once)"] += 1
-        if actual[user_id] < 0:
-            violations["balance below zero"] += 1
+        if actual[user_id] + read[user_id].credit_limit < 0:
+            violations["balance below minus its limit"] += 1
         if _history_keys(ledger, user_id) != applied_per_account[user_id]:
             violations["history differs from applied entries"] += 1
     total = sum(actual.values()) + sum(read[u].held for u in accounts)

@@ -50,6 +50,8 @@ FAULTS_IN_STATE_MACHINE = {
     faultproxy.DROP_AFTER_COMMIT: 0.05,
 }
 amounts = st.integers(1, 15_000).map(lambda cents: Decimal(cents).scaleb(-2))
+#: Credit limits: none (twice as likely), small and large; whole units fit every currency.
+limits = st.sampled_from([Decimal(0), Decimal(0), Decimal(30), Decimal(200)])
 
 
 class MachineClock:
@@ -105,6 +107,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ledger = self.direct
         self.balance: dict[str, Decimal] = {}
         self.currency: dict[str, str] = {}
+        self.limit: Counter[str] = Counter()  # credit limits: 0 unless set
         self.recorded: dict[str, tuple[str, dict[str, Any], str]] = {}
         self.applied: Counter[str] = Counter()  # applied entries per user (expiries aside)
         self.count = 0
@@ -150,16 +153,30 @@ class LedgerMachine(RuleBasedStateMachine):
         target=users,
         balance=st.none() | amounts,
         currency=st.sampled_from([None, None, "EUR", "JPY"]),
+        limit=limits,
     )
-    def create_user(self, balance: Decimal | None, currency: str | None) -> str:
+    def create_user(self, balance: Decimal | None, currency: str | None, limit: Decimal) -> str:
         user_id = self._fresh("user")
         held = currency or "USD"
         if balance is not None:
             balance = balance.quantize(quantum(held), rounding="ROUND_DOWN")
-        self.direct.create_user(user_id, balance=balance, currency=currency)
+        self.direct.create_user(user_id, balance=balance, currency=currency, credit_limit=limit)
         self.balance[user_id] = OPENING if balance is None else balance
         self.currency[user_id] = held
+        self.limit[user_id] = limit
         return user_id
+
+    @rule(target=keys, user=users, limit=limits)
+    def set_credit_limit(self, user: str, limit: Decimal) -> Any:
+        """Raised or lowered, below the debt too: only later debits feel it."""
+        key = self._fresh("limit")
+        args = {"idempotency_key": key, "user_id": user, "limit": limit}
+        result = self._call("set_credit_limit", args)
+        assert (limit, self.currency[user]) == (result.credit_limit, result.currency)
+        self.limit[user] = limit
+        self.applied[user] += 1  # a "limit" entry in history
+        self.recorded[key] = ("set_credit_limit", args, "applied")
+        return key
 
     @rule(target=keys, user=users, amount=amounts, kind=st.sampled_from(["credit", "debit"]))
     def transact(self, user: str, amount: Decimal, kind: str) -> Any:
@@ -169,7 +186,7 @@ class LedgerMachine(RuleBasedStateMachine):
             with pytest.raises(ValidationError):
                 self._call("transact", args)
             return multiple()
-        if kind == "debit" and self.balance[user] < amount:
+        if kind == "debit" and self.balance[user] + self.limit[user] < amount:
             with pytest.raises(InsufficientFunds) as caught:
                 self._call("transact", args)
             assert self.balance[user] == caught.value.balance
@@ -196,7 +213,7 @@ class LedgerMachine(RuleBasedStateMachine):
             with pytest.raises(CurrencyMismatch):
                 self._call("transfer", args)
             return multiple()
-        if self.balance[payer] < amount:
+        if self.balance[payer] + self.limit[payer] < amount:
             with pytest.raises(InsufficientFunds):
                 self._call("transfer", args)
             self.recorded[key] = ("transfer", args, "rejected")
@@ -221,9 +238,10 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(key=keys, bump=st.integers(1, 5))
     def reuse_key_for_another_amount(self, key: str, bump: int) -> None:
         kind, args, _ = self.recorded[key]
+        field = "limit" if kind == "set_credit_limit" else "amount"
         with pytest.raises(IdempotencyConflict) as caught:
-            self._call(kind, {**args, "amount": args["amount"] + bump})
-        assert ("amount",) == caught.value.fields
+            self._call(kind, {**args, field: args[field] + bump})
+        assert (field,) == caught.value.fields
 
     @rule()
     def restart(self) -> None:
@@ -253,7 +271,7 @@ class LedgerMachine(RuleBasedStateMachine):
             with pytest.raises(CurrencyMismatch):
                 self._call("hold", args)
             return multiple()
-        if self.balance[user] < amount:
+        if self.balance[user] + self.limit[user] < amount:
             with pytest.raises(InsufficientFunds) as caught:
                 self._call("hold", args)
             assert self.balance[user] == caught.value.balance
@@ -370,11 +388,14 @@ class LedgerMachine(RuleBasedStateMachine):
     # Invariants -------------------------------------------------------------------------
 
     @invariant()
-    def balances_match_the_model_and_never_go_below_zero(self) -> None:
+    def balances_match_the_model_and_never_go_below_minus_their_limit(self) -> None:
         read = {u: self.direct.get_user_balance(u) for u in self.balance}
         actual = {u: balance.amount for u, balance in read.items()}
         assert self.balance == actual
-        assert all(amount >= 0 for amount in actual.values())
+        assert {u: self.limit[u] for u in self.balance} == {
+            u: balance.credit_limit for u, balance in read.items()
+        }
+        assert all(actual[u] >= -self.limit[u] for u in actual)
         held: dict[str, Decimal] = {u: Decimal(0) for u in self.balance}
         for state in self.hold_state.values():
             if state.status == "active":
