@@ -38,6 +38,28 @@ class TestAsyncLedger:
         first, again, balance = asyncio.run(scenario())
         assert ([False] * 20, [True] * 20, Decimal("20.00")) == (first, again, balance.amount)
 
+    def test_credit_limits_as_coroutines(self, ledger: Ledger) -> None:
+        """create_user(credit_limit=) and set_credit_limit await like the Ledger's; the floor
+        follows the limit set."""
+        aledger = AsyncLedger(ledger)
+        user_id, key = unique("a"), unique("l")
+
+        async def scenario() -> tuple[bool, bool, Decimal, Decimal]:
+            await aledger.create_user(user_id, balance="0", credit_limit="5")
+            first = await aledger.set_credit_limit(idempotency_key=key, user_id=user_id,
+                                                   limit="8")  # fmt: skip
+            again = await aledger.set_credit_limit(idempotency_key=key, user_id=user_id,
+                                                   limit="8")  # fmt: skip
+            await aledger.transact(idempotency_key=unique("d"), user_id=user_id, amount="8",
+                                   type="debit")  # fmt: skip
+            with pytest.raises(InsufficientFunds):
+                await aledger.transact(idempotency_key=unique("d"), user_id=user_id,
+                                       amount="0.01", type="debit")  # fmt: skip
+            balance = await aledger.get_user_balance(user_id)
+            return first.replayed, again.replayed, balance.amount, balance.credit_limit
+
+        assert (False, True, Decimal("-8.00"), Decimal("8.00")) == asyncio.run(scenario())
+
     def test_the_event_loop_runs_while_a_call_is_stalled(
         self, ledger: Ledger, proxied: Proxied
     ) -> None:

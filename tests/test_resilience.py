@@ -144,6 +144,44 @@ class TestOneRoundTrip:
             costs[name] = counter.total
         assert {"conflict": 1, "unknown": 1, "overdraft": 2} == costs
 
+    def test_credit_limits_cost_no_extra_request(
+        self, counted: tuple[Ledger, RequestCounter]
+    ) -> None:
+        """set_credit_limit and its replay cost one request each; a debit, transfer or hold
+        into the limit one; a refusal past it two (recorded), as without a limit."""
+        ledger, counter = counted
+        user_id, payee = self._user(ledger, "0"), self._user(ledger, "0")
+        key = unique("l")
+        operations: dict[str, Callable[[], object]] = {
+            "set_credit_limit": lambda: ledger.set_credit_limit(idempotency_key=key,
+                                                                user_id=user_id, limit="100"),
+            "replay": lambda: ledger.set_credit_limit(idempotency_key=key, user_id=user_id,
+                                                      limit="100"),
+            "debit into the limit": lambda: ledger.transact(idempotency_key=unique("k"),
+                                                            user_id=user_id, amount="40",
+                                                            type="debit"),
+            "transfer": lambda: ledger.transfer(idempotency_key=unique("t"), from_user_id=user_id,
+                                                to_user_id=payee, amount="40"),
+            "hold": lambda: ledger.hold(idempotency_key=unique("h"), user_id=user_id,
+                                        amount="20", timeout=60),
+        }  # fmt: skip
+        costs = {}
+        for name, operation in operations.items():
+            counter.reset()
+            operation()
+            costs[name] = dict(counter.by_operation)
+        counter.reset()
+        with pytest.raises(InsufficientFunds):
+            ledger.transact(idempotency_key=unique("k"), user_id=user_id, amount="0.01",
+                            type="debit")  # fmt: skip
+        costs["refusal past the limit"] = dict(counter.by_operation)
+        one = {"TransactWriteItems": 1}
+        assert {
+            "set_credit_limit": one, "replay": one, "debit into the limit": one,
+            "transfer": one, "hold": one, "refusal past the limit": {"TransactWriteItems": 2},
+        } == costs  # fmt: skip
+        assert Decimal("-100.00") == ledger.get_user_balance(user_id).amount
+
     def test_a_foreign_currency_costs_one_more_request_unless_named(
         self, counted: tuple[Ledger, RequestCounter]
     ) -> None:
