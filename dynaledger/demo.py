@@ -17,6 +17,8 @@ Out = Callable[[str], None]
 RACERS = 20
 RACE_BALANCE = "40.00"
 RACE_DEBIT = "5.00"
+#: The demo's deployment declares one asset beyond ISO 4217; every Ledger of it says so.
+DEMO_ASSETS = {"BTC": 8}
 
 
 @contextmanager
@@ -35,7 +37,7 @@ def run_demo(endpoint_url: str | None, table_prefix: str | None, *, out: Out = p
     run = uuid.uuid4().hex[:6]
     prefix = table_prefix if table_prefix is not None else ("" if not endpoint_url else "demo-")
     with _endpoint(endpoint_url, out) as url:
-        ledger = Ledger(url, table_prefix=prefix)
+        ledger = Ledger(url, table_prefix=prefix, assets=DEMO_ASSETS)
         _step(out, "Migrate: create the tables from the models")
         applied = ledger.migrate()
         out(f"  applied revisions: {', '.join(applied) or 'none (already up to date)'}")
@@ -82,6 +84,7 @@ def run_demo(endpoint_url: str | None, table_prefix: str | None, *, out: Out = p
 
         ok = _race(ledger, run, out)
         ok = _bet(url, prefix, run, out) and ok
+        ok = _credit(ledger, run, out) and ok
 
         _step(out, "carol's history, newest first")
         for item in ledger.history("carol", limit=5).items:
@@ -139,7 +142,7 @@ class _DemoClock:
 def _bet(url: str, prefix: str, run: str, out: Out) -> bool:
     """Stakes held to the house: a loss captured, a win voided and paid, a round abandoned."""
     clock = _DemoClock()
-    ledger = Ledger(url, table_prefix=prefix, clock=clock)
+    ledger = Ledger(url, table_prefix=prefix, clock=clock, assets=DEMO_ASSETS)
     player, house = f"player-{run}", f"house-{run}"
     ledger.create_user(player, balance="50")
     ledger.create_user(house, balance="1000")
@@ -182,6 +185,32 @@ def _bet(url: str, prefix: str, run: str, out: Out) -> bool:
     return (balance.amount, balance.held) == (Decimal("50.00"), Decimal("0.00"))
 
 
+def _credit(ledger: Ledger, run: str, out: Out) -> bool:
+    """A BTC wallet to 8 decimals, and an account on credit: down to minus its limit."""
+    wallet, tab = f"btc-{run}", f"tab-{run}"
+    _step(out, f"A BTC account (8 decimals): {wallet} gets 0.5 BTC and spends 0.12345678")
+    ledger.create_user(wallet, currency="BTC", balance="0.5")
+    ledger.transact(idempotency_key=f"demo-{run}-btc", user_id=wallet, amount="0.12345678",
+                    type="debit", currency="BTC")  # fmt: skip
+    _show(ledger, wallet, out)
+
+    _step(out, f"On credit: {tab} starts at 0 with a credit limit of 100")
+    ledger.create_user(tab, balance="0", credit_limit="100")
+    ledger.transact(idempotency_key=f"demo-{run}-tab1", user_id=tab, amount="60", type="debit")
+    _show(ledger, tab, out)
+    try:
+        ledger.transact(idempotency_key=f"demo-{run}-tab2", user_id=tab, amount="50",
+                        type="debit")  # fmt: skip
+    except InsufficientFunds as error:
+        out(f"  a debit of 50: InsufficientFunds: {error}")
+    ledger.set_credit_limit(idempotency_key=f"demo-{run}-limit", user_id=tab, limit="150")
+    out("  the limit is raised to 150 (one request, a 'limit' entry in history)")
+    ledger.transact(idempotency_key=f"demo-{run}-tab3", user_id=tab, amount="50", type="debit")
+    _show(ledger, tab, out)
+    btc, owed = ledger.get_user_balance(wallet), ledger.get_user_balance(tab)
+    return (btc.amount, owed.amount) == (Decimal("0.37654322"), Decimal("-110.00"))
+
+
 def _step(out: Out, text: str) -> None:
     out("")
     out(f"== {text}")
@@ -196,4 +225,6 @@ def _show(ledger: Ledger, user_id: str, out: Out) -> None:
     note = "  (opening balance)" if balance.is_opening else ""
     if balance.held:
         note += f"  ({balance.held:f} held)"
+    if balance.credit_limit:
+        note += f"  (credit limit {balance.credit_limit:f})"
     out(f"  {user_id:<8} {balance.amount:>10} {balance.currency}{note}")

@@ -211,7 +211,11 @@ class TestConsoleScript:
         # The bet: the late capture of the abandoned round is refused, its stake came back.
         assert "a late capture: HoldExpired" in done.stdout
         assert "expire-holds wrote 1 release into history" in done.stdout
-        assert done.stdout.rstrip().endswith("checked 8 accounts: OK")
+        # Credit: a BTC wallet to 8 decimals, an account that goes to -110 on a limit of 150.
+        assert "0.37654322 BTC" in done.stdout
+        assert "and a credit limit of 100.00 USD, 50.00 USD requested" in done.stdout
+        assert "-110.00 USD  (credit limit 150.00)" in done.stdout
+        assert done.stdout.rstrip().endswith("checked 10 accounts: OK")
 
 
 class TestHoldCommands:
