@@ -501,6 +501,15 @@ def _hold(**overrides: Any) -> Callable[[Ledger, dict[str, str]], object]:
     return call
 
 
+def _limit(**overrides: Any) -> Callable[[Ledger, dict[str, str]], object]:
+    def call(ledger: Ledger, ids: dict[str, str]) -> object:
+        args = {"idempotency_key": ids["fresh_key"], "user_id": ids["user"], "limit": "10"}
+        given = {k: ids.get(v, v) if isinstance(v, str) else v for k, v in overrides.items()}
+        return ledger.set_credit_limit(**{**args, **given})
+
+    return call
+
+
 def _cli(*args: str) -> Callable[[Ledger, dict[str, str]], object]:
     def call(ledger: Ledger, ids: dict[str, str]) -> object:
         argv = [ids.get(a, a) for a in args]
@@ -590,6 +599,18 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("cli: self-transfer", _cli("transfer", "--key", "fresh_key", "--from", "user",
                                         "--to", "user", "--amount", "1"), _CLIRefused),
     BadInput("cli: history limit 5000", _cli("history", "user", "--limit", "5000"), _CLIRefused),
+    BadInput("set_credit_limit: negative", _limit(limit="-1"), V),
+    BadInput("set_credit_limit: 3 decimals in USD", _limit(limit="1.001"), V),
+    BadInput("set_credit_limit: above the largest amount", _limit(limit="1e16"), V),
+    BadInput("set_credit_limit: NaN", _limit(limit=Decimal("NaN")), V),
+    BadInput("set_credit_limit: unknown user", _limit(user_id="ghost"), UserNotFound),
+    BadInput("set_credit_limit: a transact's key", _limit(idempotency_key="used_key"),
+             IdempotencyConflict),
+    BadInput("create_user: negative credit limit",
+             lambda ledger, ids: ledger.create_user("new-lim", credit_limit="-1"), V),
+    BadInput("cli: set-credit-limit 0.5 on a JPY account", _cli(
+        "set-credit-limit", "--key", "fresh_key", "--user", "yen", "--limit", "0.5"),
+        _CLIRefused),
     BadInput("hold: zero timeout", _hold(timeout=0), V),
     BadInput("hold: timeout as str", _hold(timeout="60"), V),
     BadInput("hold: to oneself", _hold(to_user_id="user"), V),
