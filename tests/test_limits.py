@@ -5,6 +5,7 @@ Also the largest balance: a credit past it is refused in the same write.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -18,7 +19,7 @@ from dynaledger.errors import (
     ValidationError,
 )
 from dynaledger.money import EXACT, Currencies
-from tests.conftest import unique
+from tests.conftest import RequestCounter, unique
 
 START = datetime(2031, 6, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -253,6 +254,16 @@ class TestSetCreditLimit:
         fresh_ledger.transact(idempotency_key=unique("d"), user_id=dinar, amount="0.125",
                               type="debit", currency="BHD")  # fmt: skip
         assert Decimal("-0.125") == fresh_ledger.get_user_balance(dinar).amount
+
+    def test_a_limit_wrong_in_every_currency_is_refused_before_any_request(
+        self, ledger: Ledger, count_requests: Callable[[Ledger], RequestCounter]
+    ) -> None:
+        """A negative limit for an unknown user: ValidationError on ``limit``, 0 requests."""
+        counter = count_requests(ledger)
+        with pytest.raises(ValidationError) as bad:
+            ledger.set_credit_limit(idempotency_key=unique("l"), user_id=unique("ghost"),
+                                    limit=Decimal("-1"))  # fmt: skip
+        assert ("limit", 0) == (bad.value.field, counter.total)
 
     def test_an_unknown_user_is_refused_and_nothing_is_written(self, ledger: Ledger) -> None:
         """UserNotFound; the key stays usable for an existing user."""

@@ -87,7 +87,9 @@ def set_credit_limit(
             ctx.default_currency,
         )
     except ValidationError:
-        # Judged by the account's own currency (more decimals, or a larger bound).
+        # Wrong in every currency (not a number, negative, too large): no read.
+        ctx.currencies.parse_amount(limit, None, "limit")
+        # More decimals than the default currency allows: judged by the account's own.
         currency = account_currency(ctx, require_user(ctx, user))
         value = parse_limit(ctx, limit, currency, "limit")
     request = _LimitRequest(key, user, value, currency)
