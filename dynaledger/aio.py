@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import TracebackType
@@ -249,3 +249,25 @@ class AsyncLedger:
         """See :meth:`Ledger.expire_holds`."""
         ids = None if user_ids is None else list(user_ids)
         return await self._run(self.ledger.expire_holds, ids)
+
+    async def refund(
+        self,
+        *,
+        idempotency_key: str,
+        of: str,
+        amount: Amount | None = None,
+        currency: str | None = None,
+    ) -> values.RefundResult:
+        """See :meth:`Ledger.refund`."""
+        return await self._run(
+            self.ledger.refund, idempotency_key=idempotency_key, of=of, amount=amount,
+            currency=currency,
+        )  # fmt: skip
+
+    async def post(
+        self, *, idempotency_key: str, legs: Sequence[values.Leg], currency: str | None = None
+    ) -> values.PostResult:
+        """See :meth:`Ledger.post`."""
+        return await self._run(
+            self.ledger.post, idempotency_key=idempotency_key, legs=legs, currency=currency
+        )

@@ -458,6 +458,60 @@ class TooManyHolds(Refused):
         )
 
 
+# Refunds and postings -----------------------------------------------------------------
+# Refunds' errors (issue 14), in the groups above: none is retryable, each is final for
+# its request.
+
+
+class MovementNotFound(NotFound):
+    """No movement has this idempotency key (a refund's ``of``).
+
+    Attributes:
+        key: The key asked for.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"no movement has idempotency key {key!r}")
+
+
+class NotRefundable(Refused):
+    """The movement named cannot be refunded (refused, itself a refund, a hold, ...).
+
+    Attributes:
+        key: The movement's key.
+        reason: Why, such as ``"it was refused"`` or ``"it is a refund"``.
+    """
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"movement {key!r} cannot be refunded: {reason}")
+
+
+class RefundExceeded(Refused):
+    """A refund asked for more than is left of its original; nothing moved.
+
+    Attributes:
+        key: The original's key.
+        left: What is left to refund.
+        amount: The amount asked for.
+        currency: The original's currency.
+    """
+
+    http_status = 422
+
+    def __init__(self, key: str, left: Decimal, amount: Decimal, currency: str) -> None:
+        self.key = key
+        self.left = left
+        self.amount = amount
+        self.currency = currency
+        super().__init__(
+            f"movement {key!r} has {left:f} {currency} left to refund, "
+            f"{amount:f} {currency} requested"
+        )
+
+
 __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
@@ -472,7 +526,10 @@ __all__ = [
     "InsufficientFunds",
     "LedgerError",
     "MigrationError",
+    "MovementNotFound",
     "NotFound",
+    "NotRefundable",
+    "RefundExceeded",
     "Refused",
     "RequestError",
     "ServiceUnavailable",

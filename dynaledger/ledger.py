@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -107,7 +107,7 @@ class Ledger:
         connect_timeout: Seconds to wait for a connection before the attempt counts as failed.
         deadline: Seconds one call (``create_user``, ``get_user_balance``,
             ``transact``, ``transfer``, ``history``, ``ping``, ``hold``,
-            ``capture``, ``void``, ``get_hold``, ``holds``) may take over all
+            ``capture``, ``void``, ``get_hold``, ``holds``, ``refund``, ``post``) may take over all
             its attempts and backoffs; each attempt's timeouts shrink to fit.
             None: only the retry budget bounds a call.
         max_pool_connections: HTTP connections kept open for reuse; more
@@ -591,3 +591,38 @@ class Ledger:
         """Release expired holds into history (all accounts, by a Scan, or those named)."""
         with self._call("expire_holds", write=True, bounded=False):
             return services.expire_holds(self._ctx, None if user_ids is None else list(user_ids))
+
+    # Refunds and postings ----------------------------------------------------
+
+    def refund(
+        self,
+        *,
+        idempotency_key: str,
+        of: str,
+        amount: Amount | None = None,
+        currency: str | None = None,
+    ) -> values.RefundResult:
+        """Give back ``amount`` (None: all that is left) of the movement keyed ``of``.
+
+        A debit's refund credits its account; a credit's debits it; a transfer's
+        or a capture's moves the money back from the payee; a posting's reverses
+        every leg (whole only). ``currency``, when named, must be the original's.
+        """
+        with self._call("refund", idempotency_key=idempotency_key, write=True):
+            return services.refund(
+                self._ctx, idempotency_key=idempotency_key, of=of, amount=amount,
+                currency=currency,
+            )  # fmt: skip
+
+    def post(
+        self,
+        *,
+        idempotency_key: str,
+        legs: Sequence[values.Leg],
+        currency: str | None = None,
+    ) -> values.PostResult:
+        """Apply balanced legs on up to 50 accounts together (legs on one account merged)."""
+        with self._call("post", idempotency_key=idempotency_key, write=True):
+            return services.post(
+                self._ctx, idempotency_key=idempotency_key, legs=legs, currency=currency
+            )

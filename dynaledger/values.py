@@ -12,6 +12,8 @@ from decimal import Decimal
 
 import attrs
 
+from dynaledger.errors import ValidationError
+
 
 class EntryType(str, enum.Enum):
     """The direction of a money movement; compares equal to its str value."""
@@ -146,9 +148,12 @@ class HistoryEntry:
         counterparty_id: The other account of a transfer leg, else None.
         kind: ``hold``, ``capture``, ``release``, ``void`` or ``expiry`` for holds'
             entries; ``limit`` for a change of credit limit (``amount`` is the new limit,
-            not money moved); None for credits, debits and transfers.
+            not money moved); ``refund`` for refunds, ``posting`` for postings' legs;
+            None for credits, debits and transfers.
         hold_id: The hold a holds' entry belongs to, else None.
         metadata: The caller's metadata, as stored with the movement.
+        refund_of: The key of the movement a refund gives back, else None.
+        posted_with: The other accounts of a posting (or of its refund), else ().
     """
 
     idempotency_key: str
@@ -161,6 +166,79 @@ class HistoryEntry:
     kind: str | None = None
     hold_id: str | None = None
     metadata: dict[str, str] = attrs.field(factory=dict)
+    refund_of: str | None = None
+    posted_with: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class RefundResult:
+    """The outcome of a refund, or its replay.
+
+    Attributes:
+        idempotency_key: The refund's key.
+        of: The key of the movement refunded.
+        kind: The original's kind (``transact``, ``transfer``, ``capture``, ``posting``).
+        amount: The amount given back (for a posting, its total).
+        currency: The original's currency.
+        timestamp: When it was applied (aware, UTC).
+        replayed: True when an earlier call applied it.
+    """
+
+    idempotency_key: str
+    of: str
+    kind: str
+    amount: Decimal
+    currency: str
+    timestamp: datetime
+    replayed: bool
+
+
+def _leg_type(value: object) -> EntryType:
+    if isinstance(value, EntryType):
+        return value
+    if isinstance(value, str):
+        try:
+            return EntryType(value)
+        except ValueError:
+            pass
+    raise ValidationError("type", f"must be 'credit' or 'debit', not {value!r}")
+
+
+@attrs.frozen
+class Leg:
+    """One account's part of a posting.
+
+    Attributes:
+        user_id: The account.
+        amount: What it is credited or debited (a string, int or Decimal; checked by ``post``).
+        type: Credit or debit (``"credit"``/``"debit"`` accepted).
+    """
+
+    user_id: str
+    amount: object
+    type: EntryType = attrs.field(converter=_leg_type)
+
+
+@attrs.frozen
+class PostResult:
+    """The outcome of a posting, or its replay.
+
+    Attributes:
+        idempotency_key: The posting's key.
+        legs: One per account, legs on one account merged (net amount and type),
+            in the order the accounts first appear.
+        amount: The posting's total: its credits (equal to its debits).
+        currency: The currency of every leg.
+        timestamp: When it was applied (aware, UTC).
+        replayed: True when an earlier call applied it.
+    """
+
+    idempotency_key: str
+    legs: tuple[Leg, ...]
+    amount: Decimal
+    currency: str
+    timestamp: datetime
+    replayed: bool
 
 
 @attrs.frozen

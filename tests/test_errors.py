@@ -54,6 +54,9 @@ TABLE = [
     ("HoldClosed", "Refused", "hold_closed", False, 409),
     ("HoldExceeded", "Refused", "hold_exceeded", False, 422),
     ("TooManyHolds", "Refused", "too_many_holds", False, 409),
+    ("MovementNotFound", "NotFound", "movement_not_found", False, 404),
+    ("NotRefundable", "Refused", "not_refundable", False, 409),
+    ("RefundExceeded", "Refused", "refund_exceeded", False, 422),
 ]
 
 

@@ -48,7 +48,7 @@ class TestJson:
                        "type": "credit", "currency": "EUR",
                        "timestamp": "2026-01-02T03:04:05.678901+00:00",
                        "counterparty_id": "alice", "kind": None, "hold_id": None,
-                       "metadata": {}}],
+                       "metadata": {}, "refund_of": None, "posted_with": []}],
             "next_cursor": None,
         } == as_dict(page)  # fmt: skip
         assert {

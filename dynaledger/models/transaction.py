@@ -23,19 +23,15 @@ KIND_VOID = "void"
 KIND_EXPIRY = "expiry"
 #: A change of an account's credit limit: ``amount`` is the new limit (0 allowed), not money.
 KIND_LIMIT = "limit"
+KIND_REFUND = "refund"
+KIND_POSTING = "posting"
 #: Every kind dynaledger writes; records of other kinds are not read.
 KINDS = frozenset(
     {
-        KIND_TRANSACT,
-        KIND_TRANSFER,
-        KIND_HOLD,
-        KIND_CAPTURE,
-        KIND_RELEASE,
-        KIND_VOID,
-        KIND_EXPIRY,
-        KIND_LIMIT,
+        KIND_TRANSACT, KIND_TRANSFER, KIND_HOLD, KIND_CAPTURE, KIND_RELEASE, KIND_VOID,
+        KIND_EXPIRY, KIND_LIMIT, KIND_REFUND, KIND_POSTING,
     }
-)
+)  # fmt: skip
 #: The state of a hold record (``holdStatus``); ``expired`` is also computed at read time.
 HOLD_ACTIVE = "active"
 HOLD_CAPTURED = "captured"
@@ -97,5 +93,11 @@ class Transaction(Model):
     final = UnicodeAttribute(null=True)
     #: The caller's short strings (a round id, a provider's transaction id).
     metadata = StringMapAttribute(null=True)
+    # Refunds: an original's running total refunded, and each refund's original.
+    # Postings: every account's net leg, ``user:amount:type`` joined by newlines.
+    # See dynaledger/services/refunds.py and postings.py.
+    refunded = DecimalAttribute(null=True)
+    refund_of = UnicodeAttribute(null=True, attr_name="refundOf")
+    legs = UnicodeAttribute(null=True)
 
     user_index = UserTimestampIndex()

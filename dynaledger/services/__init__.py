@@ -11,6 +11,8 @@ from dynaledger.services.history import history, reconcile
 from dynaledger.services.holds import capture, get_hold, hold, holds, void
 from dynaledger.services.limits import set_credit_limit
 from dynaledger.services.movements import transact, transfer
+from dynaledger.services.postings import post
+from dynaledger.services.refunds import refund
 
 __all__ = [
     "Context",
@@ -24,7 +26,9 @@ __all__ = [
     "history",
     "hold",
     "holds",
+    "post",
     "reconcile",
+    "refund",
     "set_credit_limit",
     "transact",
     "transfer",

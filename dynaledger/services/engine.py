@@ -9,12 +9,12 @@ hold's state) and accounts to check without writing. :func:`send` sends it;
 when DynamoDB cancels it, :func:`read_cancellation` turns the reasons, with the
 old items DynamoDB returns, into one :class:`Verdict` (the key is taken,
 contention, unknown user, currency, an account's condition, a hold's state).
-``transact``, ``transfer``, ``hold``, ``capture``, ``void`` and the release of
-expired holds differ only in the plans they compile to.
+``transact``, ``transfer``, ``hold``, ``capture``, ``void``, ``refund``, ``post``
+and the release of expired holds differ only in the plans they compile to.
 
 PynamoDB sends condition checks, then puts, then updates (accounts, then hold
 records), whatever order they are added in; the reasons come back in that
-order. No two actions of one plan may touch one item, and a plan has at most
+order (tallies last). No two actions of one plan may touch one item, and a plan has at most
 100 actions.
 """
 
@@ -34,7 +34,7 @@ from pynamodb.transactions import TransactWrite
 
 from dynaledger.errors import LedgerError, UserNotFound
 from dynaledger.models.attributes import format_timestamp
-from dynaledger.models.transaction import HOLD_ACTIVE, Transaction
+from dynaledger.models.transaction import HOLD_ACTIVE, STATUS_APPLIED, Transaction
 from dynaledger.models.user import User
 from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry
 from dynaledger.services.records import HOLD_PREFIX, account_currency, load_user
@@ -132,6 +132,21 @@ class HoldChange:
 
 
 @attrs.frozen
+class TallyChange:
+    """A record's running total ``field`` grows by ``delta``, staying at most ``limit``.
+
+    The record must be applied; its total (absent: 0) must be at most
+    ``limit - delta`` before the change. A refund adds to its original's
+    ``refunded`` this way, so concurrent refunds never exceed the original.
+    """
+
+    key: str
+    delta: Decimal
+    limit: Decimal
+    field: str = "refunded"
+
+
+@attrs.frozen
 class AccountCheck:
     """An account that must exist and hold ``currency``; nothing is written to it."""
 
@@ -141,16 +156,20 @@ class AccountCheck:
 
 @attrs.frozen
 class Plan:
-    """One transaction: records, account changes, hold changes and checks."""
+    """One transaction: records, account changes, hold changes, checks and record tallies."""
 
     records: tuple[Transaction, ...] = ()
     accounts: tuple[AccountChange, ...] = ()
     holds: tuple[HoldChange, ...] = ()
     checks: tuple[AccountCheck, ...] = ()
+    tallies: tuple[TallyChange, ...] = ()
 
     @property
     def actions(self) -> int:
-        return len(self.records) + len(self.accounts) + len(self.holds) + len(self.checks)
+        return (
+            len(self.records) + len(self.accounts) + len(self.holds) + len(self.checks)
+            + len(self.tallies)
+        )  # fmt: skip
 
     def merge(self, other: Plan) -> Plan:
         return Plan(
@@ -158,6 +177,7 @@ class Plan:
             self.accounts + other.accounts,
             self.holds + other.holds,
             self.checks + other.checks,
+            self.tallies + other.tallies,
         )
 
 
@@ -275,6 +295,19 @@ def _hold_update(ctx: Context, change: HoldChange) -> tuple[list[Action], Condit
     return actions, condition
 
 
+def _tally_update(ctx: Context, change: TallyChange) -> tuple[list[Action], Condition]:
+    model = ctx.models.transaction
+    attribute = getattr(model, change.field)
+    zero = Decimal(0)
+    delta = Value(change.delta, attribute=attribute)
+    actions: list[Action] = [attribute.set((attribute | zero) + delta)]
+    bound = Value(change.limit - change.delta, attribute=attribute)
+    condition = (model.status == STATUS_APPLIED) & (
+        attribute.does_not_exist() | (attribute <= bound)
+    )
+    return actions, condition
+
+
 # Sending ------------------------------------------------------------------------------
 
 
@@ -288,6 +321,7 @@ class Cancellation:
     records: tuple[CancellationReason | None, ...]
     accounts: tuple[CancellationReason | None, ...]
     holds: tuple[CancellationReason | None, ...]
+    tallies: tuple[CancellationReason | None, ...] = ()
 
 
 def send(ctx: Context, plan: Plan, now: datetime) -> Cancellation | None:
@@ -318,12 +352,21 @@ def send(ctx: Context, plan: Plan, now: datetime) -> Cancellation | None:
                     records(hold.hold_id), actions=actions, condition=condition,
                     return_values=ALL_OLD,
                 )  # fmt: skip
+            for tally in plan.tallies:
+                actions, condition = _tally_update(ctx, tally)
+                write.update(
+                    records(tally.key), actions=actions, condition=condition,
+                    return_values=ALL_OLD,
+                )  # fmt: skip
     except TransactWriteError as error:
         reasons = list(error.cancellation_reasons or [])
         if not reasons:
             raise
         reasons += [None] * (plan.actions - len(reasons))
-        counts = [len(plan.checks), len(plan.records), len(plan.accounts), len(plan.holds)]
+        counts = [
+            len(plan.checks), len(plan.records), len(plan.accounts), len(plan.holds),
+            len(plan.tallies),
+        ]  # fmt: skip
         parts, start = [], 0
         for count in counts:
             parts.append(tuple(reasons[start : start + count]))
@@ -347,6 +390,8 @@ class Verdict:
     - ``unknown_check``: an account check failed (no item is returned for those);
     - ``currency``: ``account`` holds ``currency``, not the plan's;
     - ``hold``: a hold record's state condition failed; ``raw`` is the record or None;
+    - ``tally``: a record's tally condition failed (``hold_id`` names the record's
+      key); ``raw`` is the record as it is, or None;
     - ``account``: an account's other conditions failed (funds, hold entries,
       the bound on holds); ``user`` and ``raw`` are the account as it is.
     """
@@ -364,7 +409,7 @@ def _failed(reason: CancellationReason | None) -> bool:
     return reason is not None and reason.code == CONDITION_FAILED
 
 
-def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:
+def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:  # noqa: PLR0911, PLR0912 - one return per kind, in order
     """Tell what cancelled a plan, from the reasons and the old items alone.
 
     Raises:
@@ -375,7 +420,10 @@ def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:
     if cancelled.records and _failed(cancelled.records[0]):
         reason = cancelled.records[0]
         return Verdict("stored", raw=reason.raw_item if reason is not None else None)
-    every = [*cancelled.checks, *cancelled.records, *cancelled.accounts, *cancelled.holds]
+    every = [
+        *cancelled.checks, *cancelled.records, *cancelled.accounts, *cancelled.holds,
+        *cancelled.tallies,
+    ]  # fmt: skip
     if any(reason is not None and reason.code in CONTENTION_CODES for reason in every):
         raise Retry(CONTENTION) from cancelled.error
     failed: list[tuple[AccountChange, User, dict[str, Any]]] = []
@@ -397,6 +445,10 @@ def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:
         if _failed(reason):
             raw = reason.raw_item if reason is not None else None
             return Verdict("hold", raw=raw, hold_id=hold.hold_id)
+    for tally, reason in zip(plan.tallies, cancelled.tallies, strict=True):
+        if _failed(reason):
+            raw = reason.raw_item if reason is not None else None
+            return Verdict("tally", raw=raw, hold_id=tally.key)
     for change, user, raw in failed:
         return Verdict("account", user_id=change.user_id, account=change, user=user, raw=raw)
     codes = [reason.code if reason else "None" for reason in every]

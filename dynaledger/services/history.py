@@ -31,6 +31,8 @@ from dynaledger.models.transaction import (
     KIND_EXPIRY,
     KIND_HOLD,
     KIND_LIMIT,
+    KIND_POSTING,
+    KIND_REFUND,
     KIND_RELEASE,
     KIND_VOID,
     Transaction,
@@ -39,6 +41,7 @@ from dynaledger.models.user import User
 from dynaledger.money import EXACT, MAX_ID_LENGTH, validate_identifier
 from dynaledger.services._core import Context, run
 from dynaledger.services.accounts import require_user
+from dynaledger.services.postings import decode_legs
 from dynaledger.services.records import (
     SortKey,
     account_currency,
@@ -52,8 +55,9 @@ from dynaledger.values import EntryType
 MAX_PAGE = 1000
 #: The kinds of holds' entries, shown in history with their hold.
 HOLD_KINDS = frozenset({KIND_HOLD, KIND_CAPTURE, KIND_RELEASE, KIND_VOID, KIND_EXPIRY})
-#: The kinds history names; a ``limit`` entry is a change of credit limit, not money.
-SHOWN_KINDS = HOLD_KINDS | {KIND_LIMIT}
+#: The kinds history names: holds' entries, refunds, postings' legs, and ``limit`` (a
+#: change of credit limit, not money).
+SHOWN_KINDS = HOLD_KINDS | {KIND_LIMIT, KIND_REFUND, KIND_POSTING}
 #: Longer than any cursor history gives out (two ids of at most 255 characters).
 MAX_CURSOR_LENGTH = 2048
 _CURSOR_TAG = "h2"
@@ -222,7 +226,16 @@ def entry(ctx: Context, record: Transaction, currency: str) -> values.HistoryEnt
         kind=record.kind if record.kind in SHOWN_KINDS else None,
         hold_id=record.hold_id if record.kind in HOLD_KINDS else None,
         metadata=record.metadata or {},
+        refund_of=record.refund_of if record.kind == KIND_REFUND else None,
+        posted_with=_posted_with(record),
     )
+
+
+def _posted_with(record: Transaction) -> tuple[str, ...]:
+    """The other accounts of a posting (or of a posting's refund) this record is a leg of."""
+    if not record.legs:
+        return ()
+    return tuple(leg.user_id for leg in decode_legs(record.legs) if leg.user_id != record.user_id)
 
 
 def reconcile(ctx: Context, user_ids: Iterable[str] | None = None) -> values.ReconcileReport:

@@ -152,7 +152,7 @@ class _Close:
         return [name for name, same in checks if not same]
 
 
-def _read_pair(ctx: Context, hold_id: str, key: str) -> tuple[dict[str, Any] | None, ...]:
+def read_pair(ctx: Context, hold_id: str, key: str) -> tuple[dict[str, Any] | None, ...]:
     """The hold record and the record under ``key``, in one consistent BatchGetItem."""
     table = ctx.models.transaction.Meta.table_name
     name = ctx.models.transaction.idempotency_key.attr_name
@@ -204,7 +204,7 @@ def _close(ctx: Context, close: _Close, amount: object) -> tuple[Transaction, bo
     now, request_id = ctx.now(), uuid.uuid4().hex
 
     def attempt() -> tuple[Transaction, bool]:
-        hold_raw, stored_raw = _read_pair(ctx, close.hold_id, close.key)
+        hold_raw, stored_raw = read_pair(ctx, close.hold_id, close.key)
         if stored_raw is not None:
             stored = _replay(ctx, close, stored_raw, request_id)
             return stored, stored.request_id != request_id

@@ -1,0 +1,296 @@
+"""Refunds: give back all or part of an applied movement, exactly once per key.
+
+A refund reads its original and its own key in one consistent ``BatchGetItem``
+(a replay ends there: 1 request), then sends one plan (2 requests in all):
+the refund's records (one per account of the original, kind ``refund``,
+``refundOf`` naming the original), the accounts' changes reversing the
+original's (an account the original credited is debited, with its floor), and
+the original's ``refunded`` total grown, conditional on staying at most the
+original's amount. The original's accounts are only on its record, so the
+read cannot be saved, exactly as for a capture.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from dynaledger import values
+from dynaledger.errors import (
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InsufficientFunds,
+    MovementNotFound,
+    NotRefundable,
+    RefundExceeded,
+    UserNotFound,
+    ValidationError,
+)
+from dynaledger.models.transaction import (
+    KIND_CAPTURE,
+    KIND_POSTING,
+    KIND_REFUND,
+    KIND_TRANSACT,
+    KIND_TRANSFER,
+    STATUS_APPLIED,
+    STATUS_REJECTED,
+    Transaction,
+)
+from dynaledger.money import EXACT, validate_identifier
+from dynaledger.services import deployment
+from dynaledger.services._core import CONTENTION, Context, Retry, note_own_success, run
+from dynaledger.services.engine import AccountChange, Plan, TallyChange, read_cancellation, send
+from dynaledger.services.expiry import with_releases
+from dynaledger.services.holds import read_pair
+from dynaledger.services.postings import Posted, credits, decode_legs, encode_legs, leg_key
+from dynaledger.services.records import load_transaction
+
+#: The kinds a refund can give back.
+REFUNDABLE = frozenset({KIND_TRANSACT, KIND_TRANSFER, KIND_CAPTURE, KIND_POSTING})
+#: Plans one refund may send: itself, and again with expired holds released.
+MAX_ROUNDS = 5
+
+
+@attrs.frozen
+class RefundRequest:
+    """One refund as asked: what its idempotency key stands for."""
+
+    key: str
+    of: str
+    requested: str  # the amount asked for, normalized, or "all"
+    currency: str | None = None
+
+    def differences(self, stored: Transaction) -> list[str]:
+        """The request fields in which ``stored`` asked for something else."""
+        if stored.kind != KIND_REFUND:
+            return ["kind"]
+        checks = [
+            ("of", stored.refund_of == self.of),
+            ("amount", stored.requested == self.requested),
+            ("currency", self.currency is None or stored.currency == self.currency),
+        ]
+        return [name for name, same in checks if not same]
+
+
+def original_legs(record: Transaction) -> list[Posted]:
+    """The original's effect on each account, in the order its records name them."""
+    kind = record.kind or KIND_TRANSACT
+    if kind == KIND_POSTING:
+        return decode_legs(record.legs or "")
+    legs = [Posted(record.user_id, record.amount, record.type)]
+    if kind in (KIND_TRANSFER, KIND_CAPTURE) and record.counterparty_id is not None:
+        legs.append(Posted(record.counterparty_id, record.amount, "credit"))
+    return legs
+
+
+def total(record: Transaction) -> Decimal:
+    """What a movement moved: its amount, or a posting's credits."""
+    if record.kind == KIND_POSTING:
+        return credits(decode_legs(record.legs or ""))
+    return record.amount
+
+
+def _original(ctx: Context, raw: dict[str, Any] | None, of: str) -> Transaction:
+    """The original, checked to be refundable.
+
+    Raises:
+        MovementNotFound, NotRefundable.
+    """
+    if raw is None:
+        raise MovementNotFound(of)
+    record = load_transaction(ctx, raw)
+    kind = record.kind or KIND_TRANSACT
+    if record.status == STATUS_REJECTED:
+        raise NotRefundable(of, "it was refused")
+    if kind == KIND_REFUND:
+        raise NotRefundable(of, "it is a refund")
+    if kind not in REFUNDABLE:
+        raise NotRefundable(of, f"a {kind} is not refundable (void a hold instead)")
+    return record
+
+
+def _plan(  # noqa: PLR0917 - the request, the original as read, and what the call shares
+    ctx: Context, request: RefundRequest, original: Transaction, amount: object,
+    now: datetime, request_id: str,
+) -> Plan:  # fmt: skip
+    currency = original.currency or ctx.default_currency
+    whole = total(original)
+    done = original.refunded or Decimal(0)
+    left = EXACT.subtract(whole, done)
+    posting = original.kind == KIND_POSTING
+    if amount is None:
+        take = left
+    else:
+        take = ctx.currencies.parse_amount(amount, currency)
+        if posting and take != whole:
+            raise ValidationError("amount", "a posting is refunded whole: give None")
+    if take > left or take <= 0:
+        present = ctx.currencies.present
+        raise RefundExceeded(request.of, present(left, currency), present(take, currency),
+                             currency)  # fmt: skip
+    legs = original_legs(original)
+    back = [
+        Posted(leg.user_id, leg.amount if posting else take,
+               "debit" if leg.type == "credit" else "credit")
+        for leg in legs
+    ]  # fmt: skip
+    model = ctx.models.transaction
+    common: dict[str, Any] = {
+        "currency": currency, "status": STATUS_APPLIED, "kind": KIND_REFUND,
+        "refund_of": request.of, "requested": request.requested, "request_id": request_id,
+        "timestamp": now,
+    }  # fmt: skip
+    if len(back) > 1:
+        common["transfer_id"] = request.key
+    if posting:
+        common["legs"] = encode_legs(back)
+    records, accounts = [], []
+    for index, leg in enumerate(back):
+        others = [other.user_id for other in back if other.user_id != leg.user_id]
+        counterparty = others[0] if len(back) == 2 else None
+        records.append(model(leg_key(request.key, index), user_id=leg.user_id, amount=leg.amount,
+                             type=leg.type, counterparty_id=counterparty, **common))  # fmt: skip
+        debit = leg.type == "debit"
+        accounts.append(AccountChange(
+            leg.user_id, currency,
+            balance_delta=leg.amount.copy_negate() if debit else leg.amount,
+            floor=leg.amount if debit else None, role=leg.type,
+        ))  # fmt: skip
+    tally = TallyChange(request.of, take, whole)
+    return Plan(records=tuple(records), accounts=tuple(accounts), tallies=(tally,))
+
+
+def _replay(
+    ctx: Context, request: RefundRequest, raw: dict[str, Any], request_id: str
+) -> Transaction:
+    stored = load_transaction(ctx, raw)
+    differences = request.differences(stored)
+    if differences:
+        raise IdempotencyConflict(request.key, differences)
+    currency = stored.currency or ctx.default_currency
+    if stored.status == STATUS_REJECTED:
+        present = ctx.currencies.present
+        raise InsufficientFunds(stored.user_id, present(stored.rejected_balance or Decimal(0),
+                                currency), present(stored.amount, currency), currency)  # fmt: skip
+    note_own_success(f"idempotency key {request.key!r}", own=stored.request_id == request_id)
+    return stored
+
+
+def _refuse(ctx: Context, plan: Plan, user_id: str, balance: Decimal) -> Plan:
+    """The final refusal's plan: the refund's first record, rejected, naming the account."""
+    first = plan.records[0]
+    debit = next(change for change in plan.accounts if change.user_id == user_id)
+    record = ctx.models.transaction(
+        first.idempotency_key, user_id=user_id, amount=debit.balance_delta.copy_abs(),
+        type="debit", currency=first.currency, status=STATUS_REJECTED, kind=KIND_REFUND,
+        refund_of=first.refund_of, requested=first.requested, request_id=first.request_id,
+        rejected_at=first.timestamp, rejected_balance=balance,
+    )  # fmt: skip
+    return Plan(records=(record,))
+
+
+def _apply(ctx: Context, request: RefundRequest, amount: object) -> tuple[Transaction, str, bool]:
+    """Apply a refund once per key: its first record, the original's kind, whether replayed."""
+    deployment.ensure(ctx)
+    now, request_id = ctx.now(), uuid.uuid4().hex
+
+    def attempt() -> tuple[Transaction, str, bool]:
+        original_raw, stored_raw = read_pair(ctx, request.of, request.key)
+        if stored_raw is not None:
+            stored = _replay(ctx, request, stored_raw, request_id)
+            kind = _kind_of(ctx, original_raw)
+            return stored, kind, stored.request_id != request_id
+        original = _original(ctx, original_raw, request.of)
+        currency = original.currency or ctx.default_currency
+        if request.currency is not None and request.currency != currency:
+            raise CurrencyMismatch(original.user_id, expected=request.currency, actual=currency)
+        kind = original.kind or KIND_TRANSACT
+        base = _plan(ctx, request, original, amount, now, request_id)
+        plan = base
+        for _ in range(MAX_ROUNDS):
+            cancelled = send(ctx, plan, now)
+            if cancelled is None:
+                if plan.records and plan.records[0].status == STATUS_REJECTED:
+                    raise _refusal(ctx, plan)
+                return base.records[0], kind, False
+            verdict = read_cancellation(ctx, cancelled)
+            if verdict.kind == "stored":
+                if verdict.raw is None:
+                    raise Retry(CONTENTION)  # read it again
+                stored = _replay(ctx, request, verdict.raw, request_id)
+                return stored, kind, stored.request_id != request_id
+            if verdict.kind == "unknown_user":
+                raise UserNotFound(verdict.user_id)
+            if verdict.kind == "currency":
+                raise CurrencyMismatch(verdict.user_id, expected=currency, actual=verdict.currency)
+            if verdict.kind == "tally" and verdict.raw is not None:
+                now_original = _original(ctx, verdict.raw, request.of)
+                _plan(ctx, request, now_original, amount, now, request_id)  # raises when exceeded
+            if verdict.kind == "account" and verdict.raw is not None and verdict.user is not None:
+                index = plan.accounts.index(verdict.account) if verdict.account else 0
+                released = with_releases(ctx, base, index, verdict.raw, now, request_id)
+                if released is not None:
+                    plan = released
+                    continue
+                stored_balance = verdict.user.balance
+                balance = ctx.opening_balance if stored_balance is None else stored_balance
+                shown = ctx.currencies.present(balance, currency)
+                plan = _refuse(ctx, base, verdict.user_id, shown)
+                continue
+            raise Retry(CONTENTION)  # it changed under us: read it again
+        raise Retry(CONTENTION)
+
+    return run(ctx, attempt)
+
+
+def _refusal(ctx: Context, plan: Plan) -> InsufficientFunds:
+    record = plan.records[0]
+    currency = record.currency or ctx.default_currency
+    present = ctx.currencies.present
+    return InsufficientFunds(record.user_id, record.rejected_balance or Decimal(0),
+                             present(record.amount, currency), currency)  # fmt: skip
+
+
+def _kind_of(ctx: Context, raw: dict[str, Any] | None) -> str:
+    if raw is None:
+        return ""
+    return load_transaction(ctx, raw).kind or KIND_TRANSACT
+
+
+def refund(
+    ctx: Context,
+    *,
+    idempotency_key: str,
+    of: str,
+    amount: object = None,
+    currency: str | None = None,
+) -> values.RefundResult:
+    """Give back ``amount`` (None: all that is left) of the movement keyed ``of``."""
+    key = validate_identifier(idempotency_key, "idempotency_key")
+    original = validate_identifier(of, "of")
+    if key == original:
+        raise IdempotencyConflict(key, ["kind"])  # the key is the original's own
+    named = None if currency is None else ctx.currencies.validate(currency)
+    requested = "all"
+    if amount is not None:
+        requested = format(ctx.currencies.parse_amount(amount, named).normalize(), "f")
+    request = RefundRequest(key, original, requested, named)
+    record, kind, replayed = _apply(ctx, request, amount)
+    money = record.currency or ctx.default_currency
+    given = record.amount
+    if kind == KIND_POSTING and record.legs:
+        given = total(record)
+    assert record.timestamp is not None  # an applied record
+    return values.RefundResult(
+        idempotency_key=key,
+        of=original,
+        kind=kind,
+        amount=ctx.currencies.present(given, money),
+        currency=money,
+        timestamp=record.timestamp,
+        replayed=replayed,
+    )

@@ -1,0 +1,233 @@
+"""Refunds: all or part of a debit, credit, transfer, capture or posting given back once per key."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+
+from dynaledger import Ledger
+from dynaledger.errors import (
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InsufficientFunds,
+    MovementNotFound,
+    NotRefundable,
+    RefundExceeded,
+    ValidationError,
+)
+from dynaledger.values import Leg
+from tests.conftest import unique
+
+
+def _user(ledger: Ledger, balance: str = "100", currency: str | None = None) -> str:
+    user_id = unique("r")
+    ledger.create_user(user_id, balance=balance, currency=currency)
+    return user_id
+
+
+def _balance(ledger: Ledger, user_id: str) -> Decimal:
+    return ledger.get_user_balance(user_id).amount
+
+
+class TestRefund:
+    def test_a_partial_then_the_rest_of_a_debit_credits_the_account_back(
+        self, ledger: Ledger
+    ) -> None:
+        """Debit 30, refund 10 then the rest (None): 80, then 100; results name the amounts."""
+        user, bet = _user(ledger), unique("bet")
+        ledger.transact(idempotency_key=bet, user_id=user, amount="30", type="debit")
+        first = ledger.refund(idempotency_key=unique("rf"), of=bet, amount="10")
+        assert (bet, "transact", Decimal("10.00"), "USD", False) == (
+            first.of,
+            first.kind,
+            first.amount,
+            first.currency,
+            first.replayed,
+        )
+        assert Decimal("80.00") == _balance(ledger, user)
+        rest = ledger.refund(idempotency_key=unique("rf"), of=bet)
+        assert Decimal("20.00") == rest.amount
+        assert Decimal("100.00") == _balance(ledger, user)
+
+    def test_refunds_never_exceed_the_original_and_the_error_names_what_is_left(
+        self, ledger: Ledger
+    ) -> None:
+        """Debit 30, refund 25, then 10: RefundExceeded with 5 left; the balance stays 95."""
+        user, bet = _user(ledger), unique("bet")
+        ledger.transact(idempotency_key=bet, user_id=user, amount="30", type="debit")
+        ledger.refund(idempotency_key=unique("rf"), of=bet, amount="25")
+        with pytest.raises(RefundExceeded) as caught:
+            ledger.refund(idempotency_key=unique("rf"), of=bet, amount="10")
+        assert (bet, Decimal("5.00"), Decimal("10.00")) == (
+            caught.value.key,
+            caught.value.left,
+            caught.value.amount,
+        )
+        assert Decimal("95.00") == _balance(ledger, user)
+        with pytest.raises(RefundExceeded):
+            ledger.refund(idempotency_key=unique("rf"), of=bet, amount="5.01")
+
+    def test_a_replay_returns_the_stored_refund_and_moves_nothing(self, ledger: Ledger) -> None:
+        """The same key twice: one credit of 10, the second result replayed."""
+        user, bet, key = _user(ledger), unique("bet"), unique("rf")
+        ledger.transact(idempotency_key=bet, user_id=user, amount="30", type="debit")
+        first = ledger.refund(idempotency_key=key, of=bet, amount="10")
+        again = ledger.refund(idempotency_key=key, of=bet, amount="10")
+        assert (False, True, first.timestamp) == (first.replayed, again.replayed, again.timestamp)
+        assert Decimal("80.00") == _balance(ledger, user)
+
+    def test_the_same_key_for_another_refund_is_a_conflict_naming_the_fields(
+        self, ledger: Ledger
+    ) -> None:
+        """Key reused with another original and amount: IdempotencyConflict naming both."""
+        user, bet, other, key = _user(ledger), unique("bet"), unique("bet"), unique("rf")
+        for k in (bet, other):
+            ledger.transact(idempotency_key=k, user_id=user, amount="30", type="debit")
+        ledger.refund(idempotency_key=key, of=bet, amount="10")
+        with pytest.raises(IdempotencyConflict) as caught:
+            ledger.refund(idempotency_key=key, of=other, amount="11")
+        assert ("of", "amount") == caught.value.fields
+        with pytest.raises(IdempotencyConflict) as again:
+            ledger.refund(idempotency_key=bet, of=other)
+        assert ("kind",) == again.value.fields
+
+    def test_a_credit_refund_takes_money_back_and_may_lack_funds_finally(
+        self, ledger: Ledger
+    ) -> None:
+        """Credit 50, spend 120 of 150: refunding 50 is refused (30 there), final for the key."""
+        user, win, key = _user(ledger), unique("win"), unique("rf")
+        ledger.transact(idempotency_key=win, user_id=user, amount="50", type="credit")
+        ledger.transact(idempotency_key=unique("spend"), user_id=user, amount="120", type="debit")
+        with pytest.raises(InsufficientFunds) as caught:
+            ledger.refund(idempotency_key=key, of=win)
+        assert (user, Decimal("30.00"), Decimal("50.00")) == (
+            caught.value.user_id,
+            caught.value.balance,
+            caught.value.amount,
+        )
+        ledger.transact(idempotency_key=unique("top"), user_id=user, amount="100", type="credit")
+        with pytest.raises(InsufficientFunds):
+            ledger.refund(idempotency_key=key, of=win)  # final for its key
+        assert Decimal("130.00") == _balance(ledger, user)
+        done = ledger.refund(idempotency_key=unique("rf"), of=win)  # a new key goes through
+        assert Decimal("50.00") == done.amount
+        assert Decimal("80.00") == _balance(ledger, user)
+
+    def test_a_transfer_refund_moves_it_back_from_the_payee(self, ledger: Ledger) -> None:
+        """Transfer 40 payer→payee, refund 15: payer 75, payee 25; payee lacking funds refuses."""
+        payer, payee, key = _user(ledger), _user(ledger, "0"), unique("t")
+        ledger.transfer(idempotency_key=key, from_user_id=payer, to_user_id=payee, amount="40")
+        ledger.refund(idempotency_key=unique("rf"), of=key, amount="15")
+        assert (Decimal("75.00"), Decimal("25.00")) == (
+            _balance(ledger, payer),
+            _balance(ledger, payee),
+        )
+        ledger.transact(idempotency_key=unique("s"), user_id=payee, amount="20", type="debit")
+        with pytest.raises(InsufficientFunds) as caught:
+            ledger.refund(idempotency_key=unique("rf"), of=key, amount="10")
+        assert (payee, Decimal("5.00")) == (caught.value.user_id, caught.value.balance)
+
+    def test_a_capture_refund_credits_the_holder_and_debits_the_payee(self, ledger: Ledger) -> None:
+        """Hold 30 for the house, capture 30, refund 12: player 82, house 18, nothing held."""
+        player, house, hold, cap = _user(ledger), _user(ledger, "0"), unique("h"), unique("c")
+        ledger.hold(idempotency_key=hold, user_id=player, amount="30", to_user_id=house)
+        ledger.capture(idempotency_key=cap, hold_id=hold)
+        ledger.refund(idempotency_key=unique("rf"), of=cap, amount="12")
+        assert (Decimal("82.00"), Decimal("18.00"), Decimal("0")) == (
+            _balance(ledger, player), _balance(ledger, house),
+            ledger.get_user_balance(player).held,
+        )  # fmt: skip
+        assert [] == list(ledger.reconcile([player, house]).mismatches)
+
+    def test_unknown_refused_refund_and_hold_originals_are_refused_clearly(
+        self, ledger: Ledger
+    ) -> None:
+        """MovementNotFound, then NotRefundable for a refused debit, a refund and a hold."""
+        user = _user(ledger, "10")
+        with pytest.raises(MovementNotFound):
+            ledger.refund(idempotency_key=unique("rf"), of=unique("nothing"))
+        refused, bet, hold = unique("big"), unique("bet"), unique("h")
+        with pytest.raises(InsufficientFunds):
+            ledger.transact(idempotency_key=refused, user_id=user, amount="50", type="debit")
+        with pytest.raises(NotRefundable, match="refused"):
+            ledger.refund(idempotency_key=unique("rf"), of=refused)
+        ledger.transact(idempotency_key=bet, user_id=user, amount="5", type="debit")
+        first = unique("rf")
+        ledger.refund(idempotency_key=first, of=bet, amount="1")
+        with pytest.raises(NotRefundable, match="is a refund"):
+            ledger.refund(idempotency_key=unique("rf"), of=first)
+        ledger.hold(idempotency_key=hold, user_id=user, amount="1")
+        with pytest.raises(NotRefundable, match="hold"):
+            ledger.refund(idempotency_key=unique("rf"), of=hold)
+
+    def test_a_refund_in_another_currency_or_unit_is_refused_and_writes_nothing(
+        self, ledger: Ledger
+    ) -> None:
+        """currency EUR of a USD debit: CurrencyMismatch; 0.001 USD: ValidationError; 70 kept."""
+        user, bet = _user(ledger), unique("bet")
+        ledger.transact(idempotency_key=bet, user_id=user, amount="30", type="debit")
+        with pytest.raises(CurrencyMismatch) as caught:
+            ledger.refund(idempotency_key=unique("rf"), of=bet, currency="EUR")
+        assert ("EUR", "USD") == (caught.value.expected, caught.value.actual)
+        with pytest.raises(ValidationError) as bad:
+            ledger.refund(idempotency_key=unique("rf"), of=bet, amount="0.001")
+        assert "amount" == bad.value.field
+        assert Decimal("70.00") == _balance(ledger, user)
+
+    def test_concurrent_refunds_of_one_original_never_exceed_it(self, ledger: Ledger) -> None:
+        """Eight refunds of 10 against a debit of 30 at once: exactly 3 apply, the rest exceed."""
+        user, bet = _user(ledger), unique("bet")
+        ledger.transact(idempotency_key=bet, user_id=user, amount="30", type="debit")
+
+        def one(_: int) -> str:
+            try:
+                ledger.refund(idempotency_key=unique("rf"), of=bet, amount="10")
+            except RefundExceeded:
+                return "exceeded"
+            return "applied"
+
+        with ThreadPoolExecutor(4) as pool:
+            outcomes = sorted(pool.map(one, range(8)))
+        assert ["applied"] * 3 + ["exceeded"] * 5 == outcomes
+        assert Decimal("100.00") == _balance(ledger, user)
+
+    def test_history_links_each_refund_to_its_original_and_reconcile_stays_exact(
+        self, ledger: Ledger
+    ) -> None:
+        """The payee's history shows the refund's debit with refund_of; reconcile finds nothing."""
+        payer, payee, key, rf = _user(ledger), _user(ledger, "0"), unique("t"), unique("rf")
+        ledger.transfer(idempotency_key=key, from_user_id=payer, to_user_id=payee, amount="40")
+        ledger.refund(idempotency_key=rf, of=key, amount="15")
+        newest = ledger.history(payee).items[0]
+        assert (rf, "refund", key, "debit", Decimal("15.00"), payer) == (
+            newest.idempotency_key, newest.kind, newest.refund_of, newest.type.value,
+            newest.amount, newest.counterparty_id,
+        )  # fmt: skip
+        assert () == ledger.reconcile([payer, payee]).mismatches
+
+
+class TestRefundOfPosting:
+    def test_a_posting_refund_gives_back_every_leg_and_only_whole(self, ledger: Ledger) -> None:
+        """Post house -20, player +19, rake +1; a partial refund is refused; the whole restores."""
+        house, player, rake, key = (
+            _user(ledger),
+            _user(ledger, "0"),
+            _user(ledger, "0"),
+            unique("p"),
+        )
+        ledger.post(idempotency_key=key, legs=[
+            Leg(house, "20", "debit"), Leg(player, "19", "credit"), Leg(rake, "1", "credit"),
+        ])  # fmt: skip
+        with pytest.raises(ValidationError) as caught:
+            ledger.refund(idempotency_key=unique("rf"), of=key, amount="5")
+        assert "amount" == caught.value.field
+        result = ledger.refund(idempotency_key=unique("rf"), of=key)
+        assert ("posting", Decimal("20.00")) == (result.kind, result.amount)
+        assert [Decimal("100.00"), Decimal("0.00"), Decimal("0.00")] == [
+            _balance(ledger, u) for u in (house, player, rake)
+        ]
+        with pytest.raises(RefundExceeded):
+            ledger.refund(idempotency_key=unique("rf"), of=key)
+        assert () == ledger.reconcile([house, player, rake]).mismatches
