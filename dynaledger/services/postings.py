@@ -256,7 +256,8 @@ def _apply(ctx: Context, request: PostRequest, now: datetime, request_id: str
             if verdict.kind == "unknown_user":
                 raise UserNotFound(verdict.user_id)
             if verdict.kind == "currency":
-                if not request.currency_given:
+                first = verdict.account is not None and verdict.account.sets_currency
+                if not request.currency_given and first:
                     raise _CurrencyLearned(verdict.currency)
                 raise CurrencyMismatch(verdict.user_id, expected=request.currency,
                                        actual=verdict.currency)  # fmt: skip
@@ -291,7 +292,7 @@ def post(
     except _CurrencyLearned as learned:
         # No currency named and the accounts hold another: check the amounts in it, go again.
         request = attrs.evolve(request, legs=_parsed(ctx, given, learned.currency),
-                               currency=learned.currency)  # fmt: skip
+                               currency=learned.currency, currency_given=True)  # fmt: skip
         record, replayed = _apply(ctx, request, now, request_id)
     money = record.currency or ctx.default_currency
     merged = decode_legs(record.legs or "")

@@ -1,0 +1,185 @@
+"""Postings: balanced legs on several accounts, all applied in one request or none."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from dynaledger import Leg, Ledger
+from dynaledger.errors import (
+    CurrencyMismatch,
+    IdempotencyConflict,
+    InsufficientFunds,
+    UserNotFound,
+    ValidationError,
+)
+from dynaledger.services.postings import MAX_ACCOUNTS
+from tests.conftest import unique
+
+
+def _user(ledger: Ledger, balance: str = "100", currency: str | None = None) -> str:
+    user_id = unique("p")
+    ledger.create_user(user_id, balance=balance, currency=currency)
+    return user_id
+
+
+def _balances(ledger: Ledger, *users: str) -> list[Decimal]:
+    return [ledger.get_user_balance(user).amount for user in users]
+
+
+def _round(house: str, player: str, rake: str) -> list[Leg]:
+    return [Leg(house, "20", "debit"), Leg(player, "19", "credit"), Leg(rake, "1", "credit")]
+
+
+class TestPost:
+    def test_a_round_settles_across_three_accounts_in_one_posting(self, ledger: Ledger) -> None:
+        """House -20, player +19, rake +1: balances 80, 19, 1; the result lists the net legs."""
+        house, player, rake, key = _user(ledger), _user(ledger, "0"), _user(ledger, "0"), unique()
+        result = ledger.post(idempotency_key=key, legs=_round(house, player, rake))
+        assert [Decimal("80.00"), Decimal("19.00"), Decimal("1.00")] == _balances(
+            ledger, house, player, rake
+        )
+        assert (
+            key, Decimal("20.00"), "USD", False,
+            (Leg(house, Decimal("20.00"), "debit"), Leg(player, Decimal("19.00"), "credit"),
+             Leg(rake, Decimal("1.00"), "credit")),
+        ) == (result.idempotency_key, result.amount, result.currency, result.replayed,
+              result.legs)  # fmt: skip
+        assert () == ledger.reconcile([house, player, rake]).mismatches
+
+    def test_legs_on_one_account_are_merged_into_its_net_leg(self, ledger: Ledger) -> None:
+        """House -20 and +5 become one debit of 15; player +15."""
+        house, player = _user(ledger), _user(ledger, "0")
+        result = ledger.post(idempotency_key=unique(), legs=[
+            Leg(house, "20", "debit"), Leg(player, "15", "credit"), Leg(house, "5", "credit"),
+        ])  # fmt: skip
+        assert (Leg(house, Decimal("15.00"), "debit"), Leg(player, Decimal("15.00"), "credit")) == (
+            result.legs
+        )
+        assert [Decimal("85.00"), Decimal("15.00")] == _balances(ledger, house, player)
+
+    def test_each_history_shows_its_leg_with_the_key_and_the_other_accounts(
+        self, ledger: Ledger
+    ) -> None:
+        """The rake's entry: the posting's key, credit 1, kind posting, posted with house, player."""
+        house, player, rake, key = _user(ledger), _user(ledger, "0"), _user(ledger, "0"), unique()
+        ledger.post(idempotency_key=key, legs=_round(house, player, rake))
+        entry = ledger.history(rake).items[0]
+        assert (key, "posting", "credit", Decimal("1.00"), (house, player)) == (
+            entry.idempotency_key,
+            entry.kind,
+            entry.type.value,
+            entry.amount,
+            entry.posted_with,
+        )
+        assert (key, (player, rake)) == (
+            ledger.history(house).items[0].idempotency_key,
+            ledger.history(house).items[0].posted_with,
+        )
+
+    def test_a_replay_returns_the_stored_posting_and_moves_nothing(self, ledger: Ledger) -> None:
+        """The same posting twice: applied once, the second replayed with the same timestamp."""
+        house, player, rake, key = _user(ledger), _user(ledger, "0"), _user(ledger, "0"), unique()
+        first = ledger.post(idempotency_key=key, legs=_round(house, player, rake))
+        again = ledger.post(idempotency_key=key, legs=_round(house, player, rake))
+        assert (True, first.timestamp, first.legs) == (again.replayed, again.timestamp, again.legs)
+        assert [Decimal("80.00"), Decimal("19.00")] == _balances(ledger, house, player)
+
+    def test_the_same_key_for_other_legs_or_a_movement_is_a_conflict(self, ledger: Ledger) -> None:
+        """Other legs: IdempotencyConflict on legs; another currency: on currency; a debit: kind."""
+        house, player, rake, key = _user(ledger), _user(ledger, "0"), _user(ledger, "0"), unique()
+        ledger.post(idempotency_key=key, legs=_round(house, player, rake))
+        other = [Leg(house, "20", "debit"), Leg(player, "20", "credit")]
+        with pytest.raises(IdempotencyConflict) as caught:
+            ledger.post(idempotency_key=key, legs=other)
+        assert ("legs",) == caught.value.fields
+        with pytest.raises(IdempotencyConflict) as currency:
+            ledger.post(idempotency_key=key, legs=_round(house, player, rake), currency="EUR")
+        assert ("currency",) == currency.value.fields
+        with pytest.raises(IdempotencyConflict) as kind:
+            ledger.transact(idempotency_key=key, user_id=house, amount="20", type="debit")
+        assert "kind" in kind.value.fields
+
+    def test_a_refusal_names_the_account_writes_nothing_else_and_is_final(
+        self, ledger: Ledger
+    ) -> None:
+        """House with 10 pays 20: InsufficientFunds for the house; no balance moves; final."""
+        house, player, rake, key = (
+            _user(ledger, "10"), _user(ledger, "0"), _user(ledger, "0"), unique()
+        )  # fmt: skip
+        with pytest.raises(InsufficientFunds) as caught:
+            ledger.post(idempotency_key=key, legs=_round(house, player, rake))
+        assert (house, Decimal("10.00"), Decimal("20.00")) == (
+            caught.value.user_id,
+            caught.value.balance,
+            caught.value.amount,
+        )
+        ledger.transact(idempotency_key=unique(), user_id=house, amount="50", type="credit")
+        with pytest.raises(InsufficientFunds):
+            ledger.post(idempotency_key=key, legs=_round(house, player, rake))
+        assert [Decimal("60.00"), Decimal("0.00"), Decimal("0.00")] == _balances(
+            ledger, house, player, rake
+        )
+        assert () == ledger.history(player).items
+
+    def test_an_unknown_account_or_another_currency_is_named(self, ledger: Ledger) -> None:
+        """A missing rake account: UserNotFound with its id; a EUR rake: CurrencyMismatch."""
+        house, player, ghost = _user(ledger), _user(ledger, "0"), unique("ghost")
+        with pytest.raises(UserNotFound) as missing:
+            ledger.post(idempotency_key=unique(), legs=_round(house, player, ghost))
+        assert ghost == missing.value.user_id
+        euro = _user(ledger, "0", currency="EUR")
+        with pytest.raises(CurrencyMismatch) as caught:
+            ledger.post(idempotency_key=unique(), legs=_round(house, player, euro))
+        assert (euro, "USD", "EUR") == (
+            caught.value.user_id,
+            caught.value.expected,
+            caught.value.actual,
+        )
+        assert [Decimal("100.00"), Decimal("0.00")] == _balances(ledger, house, player)
+
+    def test_with_no_currency_named_the_accounts_currency_is_learnt(self, ledger: Ledger) -> None:
+        """Three EUR accounts, no currency argument: the posting applies in EUR."""
+        house, player, rake = (_user(ledger, "100", "EUR"), _user(ledger, "0", "EUR"),
+                               _user(ledger, "0", "EUR"))  # fmt: skip
+        result = ledger.post(idempotency_key=unique(), legs=_round(house, player, rake))
+        assert ("EUR", [Decimal("80.00"), Decimal("19.00")]) == (
+            result.currency,
+            _balances(ledger, house, player),
+        )
+
+    def test_bad_legs_are_refused_before_anything_is_sent(self, ledger: Ledger) -> None:
+        """Unbalanced, one account, too many accounts, a bad type or amount: ValidationError."""
+        house, player = _user(ledger), _user(ledger, "0")
+        cases = [
+            ([Leg(house, "20", "debit"), Leg(player, "19", "credit")], "legs", "balance"),
+            ([Leg(house, "5", "debit"), Leg(house, "5", "credit")], "legs", "at least 2"),
+            ([Leg(house, "1", "debit")], "legs", "at least 2"),
+            ([Leg(house, "0.001", "debit"), Leg(player, "0.001", "credit")], "legs[0].amount",
+             "decimals"),
+            ("not legs", "legs", "sequence"),
+            ([(house, "1", "debit")], "legs[0]", "Leg"),
+        ]  # fmt: skip
+        for legs, field, rule in cases:
+            with pytest.raises(ValidationError, match=rule) as caught:
+                ledger.post(idempotency_key=unique(), legs=legs)  # type: ignore[arg-type]
+            assert field == caught.value.field
+        with pytest.raises(ValidationError) as bad_type:
+            Leg(house, "1", "refund")
+        assert "type" == bad_type.value.field
+        many = [Leg(house, str(MAX_ACCOUNTS), "debit")] + [
+            Leg(f"u{index}", "1", "credit") for index in range(MAX_ACCOUNTS)
+        ]
+        with pytest.raises(ValidationError, match=f"at most {MAX_ACCOUNTS} accounts"):
+            ledger.post(idempotency_key=unique(), legs=many)
+        assert [Decimal("100.00"), Decimal("0.00")] == _balances(ledger, house, player)
+
+    def test_the_most_accounts_one_posting_may_name_apply_together(self, ledger: Ledger) -> None:
+        """50 accounts (49 players +1 each from the house): one posting, every balance moved."""
+        assert 50 == MAX_ACCOUNTS  # noqa: PLR2004 - 100 actions, 2 per account
+        house = _user(ledger)
+        players = [_user(ledger, "0") for _ in range(MAX_ACCOUNTS - 1)]
+        legs = [Leg(house, str(len(players)), "debit")] + [Leg(p, "1", "credit") for p in players]
+        ledger.post(idempotency_key=unique(), legs=legs)
+        assert [Decimal("51.00"), Decimal("1.00")] == _balances(ledger, house, players[-1])
