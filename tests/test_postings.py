@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from dynaledger import Leg, Ledger
+from dynaledger import Ledger, Leg
 from dynaledger.errors import (
     CurrencyMismatch,
     IdempotencyConflict,
@@ -62,7 +62,7 @@ class TestPost:
     def test_each_history_shows_its_leg_with_the_key_and_the_other_accounts(
         self, ledger: Ledger
     ) -> None:
-        """The rake's entry: the posting's key, credit 1, kind posting, posted with house, player."""
+        """The rake's entry: the posting's key, credit 1, kind posting, with house and player."""
         house, player, rake, key = _user(ledger), _user(ledger, "0"), _user(ledger, "0"), unique()
         ledger.post(idempotency_key=key, legs=_round(house, player, rake))
         entry = ledger.history(rake).items[0]
@@ -177,7 +177,7 @@ class TestPost:
 
     def test_the_most_accounts_one_posting_may_name_apply_together(self, ledger: Ledger) -> None:
         """50 accounts (49 players +1 each from the house): one posting, every balance moved."""
-        assert 50 == MAX_ACCOUNTS  # noqa: PLR2004 - 100 actions, 2 per account
+        assert 50 == MAX_ACCOUNTS
         house = _user(ledger)
         players = [_user(ledger, "0") for _ in range(MAX_ACCOUNTS - 1)]
         legs = [Leg(house, str(len(players)), "debit")] + [Leg(p, "1", "credit") for p in players]
