@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable
 from decimal import Decimal
@@ -19,7 +20,7 @@ from botocore.exceptions import (
 )
 from pynamodb.exceptions import GetError
 
-from dynaledger import Ledger, RetryPolicy
+from dynaledger import Ledger, Leg, RetryPolicy
 from dynaledger.errors import (
     ConcurrencyError,
     ConfigurationError,
@@ -305,6 +306,82 @@ class TestAmbiguousFailures:
         assert 1 == proxy.injected[faultproxy.DROP_AFTER_COMMIT]
         with pytest.raises(InsufficientFunds):
             ledger.transact(idempotency_key=key, user_id=user_id, amount="5", type="debit")
+
+
+class TestRefundAndPostCosts:
+    """Requests per path of ``refund`` and ``post`` (see the README's "Refunds" and "Postings")."""
+
+    def test_each_path_costs_exactly_its_requests(
+        self, ledger: Ledger, count_requests: Callable[[Ledger], RequestCounter]
+    ) -> None:
+        """A refund reads its original and its own key (1), then writes (1); a replay only reads.
+        A posting is one write, its replay too; refusals for funds add the recorded refusal."""
+        counter = count_requests(ledger)
+        house, player, rake = _account(ledger), _account(ledger, "0"), _account(ledger, "0")
+        bet, rkey, pkey, win = unique("b"), unique("r"), unique("p"), unique("w")
+        ledger.transact(idempotency_key=bet, user_id=house, amount="10", type="debit")
+        ledger.transact(idempotency_key=win, user_id=player, amount="50", type="credit")
+        legs = [Leg(house, "20", "debit"), Leg(player, "19", "credit"), Leg(rake, "1", "credit")]
+        too_much = [Leg(rake, "500", "debit"), Leg(player, "500", "credit")]
+        operations: dict[str, Callable[[], object]] = {
+            "refund": lambda: ledger.refund(idempotency_key=rkey, of=bet, amount="4"),
+            "refund replay": lambda: ledger.refund(idempotency_key=rkey, of=bet, amount="4"),
+            "refund conflict": lambda: ledger.refund(idempotency_key=rkey, of=bet, amount="5"),
+            "refund exceeded": lambda: ledger.refund(idempotency_key=unique("r"), of=bet,
+                                                     amount="7"),
+            "post": lambda: ledger.post(idempotency_key=pkey, legs=legs),
+            "post replay": lambda: ledger.post(idempotency_key=pkey, legs=legs),
+            "post refused": lambda: ledger.post(idempotency_key=unique("p"), legs=too_much),
+            "post unknown": lambda: ledger.post(idempotency_key=unique("p"), legs=[
+                Leg(house, "1", "debit"), Leg("ghost-rt", "1", "credit")]),
+            "refund refused": lambda: ledger.refund(idempotency_key=unique("r"), of=pkey),
+            "refund of a posting": lambda: ledger.refund(idempotency_key=unique("r"), of=pkey),
+        }  # fmt: skip
+        costs = {}
+        for name, operation in operations.items():
+            counter.reset()
+            if name == "refund refused":  # the player spent its winnings: 19 cannot go back
+                ledger.transact(idempotency_key=unique("s"), user_id=player, amount="60",
+                                type="debit")  # fmt: skip
+                counter.reset()
+            if name == "refund of a posting":
+                ledger.transact(idempotency_key=unique("s"), user_id=player, amount="60",
+                                type="credit")  # fmt: skip
+                counter.reset()
+            with contextlib.suppress(LedgerError):
+                operation()
+            costs[name] = dict(counter.by_operation)
+        assert {
+            "refund": {"BatchGetItem": 1, "TransactWriteItems": 1},
+            "refund replay": {"BatchGetItem": 1},
+            "refund conflict": {"BatchGetItem": 1},
+            "refund exceeded": {"BatchGetItem": 1},
+            "post": {"TransactWriteItems": 1},
+            "post replay": {"TransactWriteItems": 1},
+            "post refused": {"TransactWriteItems": 2},
+            "post unknown": {"TransactWriteItems": 1},
+            "refund refused": {"BatchGetItem": 1, "TransactWriteItems": 2},
+            "refund of a posting": {"BatchGetItem": 1, "TransactWriteItems": 1},
+        } == costs
+
+    @pytest.mark.parametrize("fault", [faultproxy.DROP_AFTER_COMMIT, faultproxy.STALL_AFTER_COMMIT])
+    def test_a_lost_reply_is_recognized_as_the_calls_own_refund_and_posting(
+        self, ledger: Ledger, proxied: Callable[..., tuple[Ledger, faultproxy.FaultProxy]],
+        fault: str,
+    ) -> None:  # fmt: skip
+        """The write committed, the reply was lost: each retry finds its own record, once."""
+        through, proxy = proxied(faultproxy.scripted(fault, fault), read_timeout=0.5)
+        house, player = _account(ledger), _account(ledger, "0")
+        pkey, rkey = unique("p"), unique("r")
+        legs = [Leg(house, "30", "debit"), Leg(player, "30", "credit")]
+        posted = through.post(idempotency_key=pkey, legs=legs)
+        refunded = through.refund(idempotency_key=rkey, of=pkey)
+        assert (False, False, 2) == (posted.replayed, refunded.replayed, proxy.injected[fault])
+        assert [Decimal("100.00"), Decimal("0.00")] == [
+            ledger.get_user_balance(user).amount for user in (house, player)
+        ]
+        again = ledger.refund(idempotency_key=rkey, of=pkey)
+        assert (True, refunded.timestamp) == (again.replayed, again.timestamp)
 
 
 def _client_error(code: str, status: int = 400, message: str = "m") -> ClientError:
