@@ -475,6 +475,55 @@ def _holds_parsers(
                         help="only these accounts (default: a Scan of all)")  # fmt: skip
 
 
+def _refund(args: argparse.Namespace, ledger: Ledger) -> int:
+    result = ledger.refund(
+        idempotency_key=args.key, of=args.of, amount=args.amount, currency=args.currency
+    )
+    _emit(args, result, f"refunded {result.amount:f} {result.currency} of {result.kind} "
+                        f"{result.of}{_replayed(result.replayed)}")  # fmt: skip
+    return 0
+
+
+def _leg(text: str, index: int) -> values.Leg:
+    """``USER:AMOUNT:TYPE`` (the user id may itself hold colons)."""
+    parts = text.rsplit(":", 2)
+    if len(parts) != 3:  # user, amount, type
+        raise ValidationError(f"--leg {index + 1}", f"must be USER:AMOUNT:TYPE, not {text!r}")
+    return values.Leg(*parts)
+
+
+def _post(args: argparse.Namespace, ledger: Ledger) -> int:
+    legs = [_leg(text, index) for index, text in enumerate(args.legs)]
+    result = ledger.post(idempotency_key=args.key, legs=legs, currency=args.currency)
+    parts = ", ".join(
+        f"{'+' if leg.type == 'credit' else '-'}{leg.amount:f} {leg.user_id}" for leg in result.legs
+    )
+    _emit(args, result, f"posted {result.amount:f} {result.currency}: {parts}"
+                        f"{_replayed(result.replayed)}")  # fmt: skip
+    return 0
+
+
+def _refunds_parsers(command: Callable[..., argparse.ArgumentParser],
+                     output: argparse.ArgumentParser) -> None:  # fmt: skip
+    refund = command("refund", _refund, "give back all (or --amount) of a movement", output)
+    refund.add_argument("--key", required=True, help="idempotency key of the refund")
+    refund.add_argument("--of", required=True, help="the original movement's idempotency key")
+    refund.add_argument("--amount", help="the part to give back (default: all that is left)")
+    refund.add_argument("--currency", help="must be the original's, when given")
+
+    post = command("post", _post, "apply balanced legs on several accounts together", output)
+    post.add_argument("--key", required=True, help="idempotency key of the posting")
+    post.add_argument(
+        "--leg",
+        dest="legs",
+        action="append",
+        required=True,
+        metavar="USER:AMOUNT:TYPE",
+        help="one leg (repeat); TYPE credit or debit",
+    )
+    post.add_argument("--currency")
+
+
 # Parser -----------------------------------------------------------------------
 
 
@@ -557,6 +606,7 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_argument("users", nargs="*", metavar="USER")
 
     _holds_parsers(command, output, meta)
+    _refunds_parsers(command, output)
 
     command("demo", None, "walk through the ledger on the embedded endpoint")
 

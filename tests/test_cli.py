@@ -262,3 +262,48 @@ class TestHoldCommands:
         code, out, _ = cli("hold", "--key", "hv", "--user", "pj", "--amount", "1", "--json")
         code, out, _ = cli("void", "--key", "vj", "--hold", "hv", "--json")
         assert ("1.00", "pj") == (json.loads(out)["released"], json.loads(out)["user_id"])
+
+
+class TestRefundAndPostCommands:
+    def test_post_and_refund_print_one_line_each_and_replays_say_so(self, cli: Run) -> None:
+        """A round across three accounts, a partial refund of a bet, the posting refunded whole."""
+        for user, balance in (("ho", "100"), ("pl", "50"), ("rk", "0")):
+            cli("create-user", user, "--balance", balance)
+        round_ = ("post", "--key", "r1", "--leg", "ho:20:debit", "--leg", "pl:19:credit",
+                  "--leg", "rk:1:credit")  # fmt: skip
+        line = "posted 20.00 USD: -20.00 ho, +19.00 pl, +1.00 rk\n"
+        assert (0, line, "") == cli(*round_)
+        assert (0, line.replace("\n", " (replayed: already applied)\n"), "") == cli(*round_)
+        cli("transact", "--key", "bet", "--user", "pl", "--amount", "10", "--type", "debit")
+        assert (0, "refunded 4.00 USD of transact bet\n", "") == cli(
+            "refund", "--key", "rf1", "--of", "bet", "--amount", "4"
+        )
+        assert (0, "refunded 20.00 USD of posting r1\n", "") == cli("refund", "--key", "rf2",
+                                                                    "--of", "r1")  # fmt: skip
+        assert (0, "pl: 44.00 USD\n", "") == cli("balance", "pl")
+        code, _, err = cli("refund", "--key", "rf3", "--of", "bet", "--amount", "7")
+        line = "error: movement 'bet' has 6.00 USD left to refund, 7.00 USD requested\n"
+        assert (1, line) == (code, err)
+        code, _, err = cli("post", "--key", "r2", "--leg", "ho-20-debit", "--leg", "pl:20:credit")
+        assert (1, "error: --leg 1: must be USER:AMOUNT:TYPE, not 'ho-20-debit'\n") == (code, err)
+
+    def test_post_and_refund_speak_json(self, cli: Run) -> None:
+        """--json prints the posting's net legs and the refund, decimals as strings."""
+        cli("create-user", "hj", "--balance", "50")
+        cli("create-user", "pj", "--balance", "0")
+        code, out, _ = cli("post", "--key", "pk", "--leg", "hj:5:debit", "--leg", "pj:5:credit",
+                           "--json")  # fmt: skip
+        posted = json.loads(out)
+        assert (0, "5.00", [["hj", "5.00", "debit"], ["pj", "5.00", "credit"]]) == (
+            code, posted["amount"],
+            [[leg["user_id"], leg["amount"], leg["type"]] for leg in posted["legs"]],
+        )  # fmt: skip
+        code, out, _ = cli("refund", "--key", "rk", "--of", "pk", "--json")
+        refunded = json.loads(out)
+        assert (0, "pk", "posting", "5.00", False) == (
+            code,
+            refunded["of"],
+            refunded["kind"],
+            refunded["amount"],
+            refunded["replayed"],
+        )
