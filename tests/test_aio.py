@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from dynaledger import AsyncLedger, Balance, Ledger
+from dynaledger import AsyncLedger, Balance, Leg, Ledger
 from dynaledger.errors import ConfigurationError, InsufficientFunds, UserNotFound, ValidationError
 from tests import faultproxy
 from tests.conftest import Proxied, unique
@@ -129,3 +129,21 @@ class TestAsyncLedger:
         assert Decimal("100.00") == asyncio.run(scenario())
         with pytest.raises(ConfigurationError):
             inner.get_user_balance(user_id)
+
+
+class TestAsyncRefundsAndPostings:
+    def test_post_and_refund_are_coroutines_with_the_same_results(self, ledger: Ledger) -> None:
+        """An awaited posting of 5 and its awaited refund: 5 moved, then given back."""
+        aledger = AsyncLedger(ledger)
+        house, player, key = unique("a"), unique("a"), unique("p")
+        ledger.create_user(house, balance="10")
+        ledger.create_user(player, balance="0")
+
+        async def scenario() -> tuple[Decimal, Decimal, str]:
+            posted = await aledger.post(idempotency_key=key, legs=[
+                Leg(house, "5", "debit"), Leg(player, "5", "credit")])  # fmt: skip
+            refunded = await aledger.refund(idempotency_key=unique("r"), of=key)
+            return posted.amount, refunded.amount, refunded.kind
+
+        assert (Decimal("5.00"), Decimal("5.00"), "posting") == asyncio.run(scenario())
+        assert Decimal("10.00") == ledger.get_user_balance(house).amount
