@@ -10,8 +10,15 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from dynaledger import local
-from dynaledger.errors import HoldExpired, IdempotencyConflict, InsufficientFunds, LedgerError
+from dynaledger.errors import (
+    HoldExpired,
+    IdempotencyConflict,
+    InsufficientFunds,
+    LedgerError,
+    RefundExceeded,
+)
 from dynaledger.ledger import Ledger
+from dynaledger.values import Leg
 
 Out = Callable[[str], None]
 RACERS = 20
@@ -85,6 +92,7 @@ def run_demo(endpoint_url: str | None, table_prefix: str | None, *, out: Out = p
         ok = _race(ledger, run, out)
         ok = _bet(url, prefix, run, out) and ok
         ok = _credit(ledger, run, out) and ok
+        ok = _settle(ledger, run, out) and ok
 
         _step(out, "carol's history, newest first")
         for item in ledger.history("carol", limit=5).items:
@@ -209,6 +217,32 @@ def _credit(ledger: Ledger, run: str, out: Out) -> bool:
     _show(ledger, tab, out)
     btc, owed = ledger.get_user_balance(wallet), ledger.get_user_balance(tab)
     return (btc.amount, owed.amount) == (Decimal("0.37654322"), Decimal("-110.00"))
+
+
+def _settle(ledger: Ledger, run: str, out: Out) -> bool:
+    """A round settled across three accounts in one posting; a cancelled bet refunded in part."""
+    player, house, rake = f"player-{run}", f"house-{run}", f"rake-{run}"
+    ledger.create_user(rake, balance="0")
+    _step(out, f"Round 4 settles in one posting: {house} pays 20, {player} wins 19, "
+               f"{rake} takes 1")  # fmt: skip
+    posted = ledger.post(idempotency_key=f"demo-{run}-round4", legs=[
+        Leg(house, "20", "debit"), Leg(player, "19", "credit"), Leg(rake, "1", "credit"),
+    ])  # fmt: skip
+    out(f"  posted {posted.amount:f} {posted.currency} across {len(posted.legs)} accounts")
+    for user in (player, house, rake):
+        _show(ledger, user, out)
+    _step(out, "A bet of 10 is partly cancelled: 4 is refunded, then 7 more is refused")
+    bet = f"demo-{run}-bet5"
+    ledger.transact(idempotency_key=bet, user_id=player, amount="10", type="debit")
+    back = ledger.refund(idempotency_key=f"demo-{run}-bet5-refund", of=bet, amount="4")
+    out(f"  refunded {back.amount:f} {back.currency} of {back.of}")
+    try:
+        ledger.refund(idempotency_key=f"demo-{run}-bet5-refund2", of=bet, amount="7")
+    except RefundExceeded as error:
+        out(f"  RefundExceeded: {error}")
+    _show(ledger, player, out)
+    balance = ledger.get_user_balance(player).amount
+    return balance == Decimal("63.00")
 
 
 def _step(out: Out, text: str) -> None:

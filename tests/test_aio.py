@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from dynaledger import AsyncLedger, Balance, Leg, Ledger
+from dynaledger import AsyncLedger, Balance, Ledger, Leg
 from dynaledger.errors import ConfigurationError, InsufficientFunds, UserNotFound, ValidationError
 from tests import faultproxy
 from tests.conftest import Proxied, unique

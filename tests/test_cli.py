@@ -215,7 +215,10 @@ class TestConsoleScript:
         assert "0.37654322 BTC" in done.stdout
         assert "and a credit limit of 100.00 USD, 50.00 USD requested" in done.stdout
         assert "-110.00 USD  (credit limit 150.00)" in done.stdout
-        assert done.stdout.rstrip().endswith("checked 10 accounts: OK")
+        # Round 4 settled across three accounts in one posting; a bet refunded in part.
+        assert "posted 20.00 USD across 3 accounts" in done.stdout
+        assert "RefundExceeded: movement" in done.stdout
+        assert done.stdout.rstrip().endswith("checked 11 accounts: OK")
 
 
 class TestHoldCommands:
