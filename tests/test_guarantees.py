@@ -26,7 +26,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from dynaledger import Ledger, RetryPolicy
+from dynaledger import Ledger, Leg, RetryPolicy
 from dynaledger.errors import (
     ConcurrencyError,
     CurrencyMismatch,
@@ -35,6 +35,8 @@ from dynaledger.errors import (
     HoldExpired,
     IdempotencyConflict,
     InsufficientFunds,
+    NotRefundable,
+    RefundExceeded,
     ServiceUnavailable,
     ValidationError,
 )
@@ -85,6 +87,16 @@ class ModelHold:
         return self.expires_at is not None and self.expires_at <= now
 
 
+@attrs.define
+class ModelMovement:
+    """What the model knows of one applied, refundable movement: its net legs and refunds."""
+
+    kind: str
+    legs: list[tuple[str, Decimal, str]]  # user, amount, credit or debit
+    total: Decimal
+    refunded: Decimal = Decimal(0)
+
+
 class LedgerMachine(RuleBasedStateMachine):
     """Random sequences of ledger calls against a plain in-memory model of what must happen."""
 
@@ -96,6 +108,8 @@ class LedgerMachine(RuleBasedStateMachine):
     keys = Bundle("keys")
     holds = Bundle("holds")
     closes = Bundle("closes")
+    postings = Bundle("postings")
+    refunds = Bundle("refunds")
 
     def __init__(self) -> None:
         super().__init__()
@@ -112,6 +126,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.applied: Counter[str] = Counter()  # applied entries per user (expiries aside)
         self.count = 0
         self.hold_state: dict[str, ModelHold] = {}
+        self.movements: dict[str, ModelMovement] = {}
 
     @initialize()
     def connect(self) -> None:
@@ -197,6 +212,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.balance[user] += amount if kind == "credit" else -amount
         self.applied[user] += 1
         self.recorded[key] = ("transact", args, "applied")
+        self.movements[key] = ModelMovement("transact", [(user, amount, kind)], amount)
         return key
 
     @rule(target=keys, payer=users, payee=users, amount=amounts)
@@ -224,6 +240,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.balance[payee] += amount
         self.applied.update([payer, payee])
         self.recorded[key] = ("transfer", args, "applied")
+        legs = [(payer, amount, "debit"), (payee, amount, "credit")]
+        self.movements[key] = ModelMovement("transfer", legs, amount)
         return key
 
     @rule(key=keys)
@@ -335,10 +353,13 @@ class LedgerMachine(RuleBasedStateMachine):
         )  # fmt: skip
         self.balance[state.user] += released
         self.applied[state.user] += 2 if released else 1
+        legs = [(state.user, taken, "debit")]
         if state.payee is not None:
             self.balance[state.payee] += taken
             self.applied[state.payee] += 1
+            legs.append((state.payee, taken, "credit"))
         self.recorded[key] = ("capture", args, "applied")
+        self.movements[key] = ModelMovement("capture", legs, taken)
         return key
 
     @rule(target=closes, hold_id=holds)
@@ -385,6 +406,121 @@ class LedgerMachine(RuleBasedStateMachine):
         """The tidy-up writes releases into history and changes no balance."""
         self.direct.expire_holds(list(self.balance))
 
+    # Refunds and postings ---------------------------------------------------------------
+
+    @rule(
+        target=postings,
+        payer=users,
+        payees=st.lists(st.tuples(users, amounts), min_size=1, max_size=3),
+        round_trip=st.none() | amounts,
+    )
+    def post(
+        self, payer: str, payees: list[tuple[str, Decimal]], round_trip: Decimal | None
+    ) -> Any:
+        """The payer pays every payee in one posting (with ``round_trip`` a leg pair on the
+        payer that merges away)."""
+        key = self._fresh("post")
+        total = sum((amount for _, amount in payees), Decimal(0))
+        legs = [Leg(payer, total, "debit")] + [Leg(u, a, "credit") for u, a in payees]
+        if round_trip is not None:
+            legs += [Leg(payer, round_trip, "credit"), Leg(payer, round_trip, "debit")]
+        args = {"idempotency_key": key, "legs": legs}
+        net: dict[str, Decimal] = {}
+        for leg in legs:
+            signed = Decimal(str(leg.amount))
+            net[leg.user_id] = net.get(leg.user_id, Decimal(0)) + (
+                signed if leg.type.value == "credit" else -signed
+            )
+        held = self.currency[payer]
+        fits = all(
+            Decimal(str(leg.amount)) == Decimal(str(leg.amount)).quantize(quantum(held))
+            for leg in legs
+        )
+        if len(net) < 2 or not fits:
+            with pytest.raises(ValidationError):
+                self._call("post", args)
+            return multiple()
+        if any(self.currency[user] != held for user in net):
+            with pytest.raises(CurrencyMismatch):
+                self._call("post", args)
+            return multiple()
+        short = [u for u, n in net.items() if n < 0 and self.balance[u] < -n]
+        event(f"post: {'refused' if short else 'applied'}")
+        if short:
+            with pytest.raises(InsufficientFunds) as caught:
+                self._call("post", args)
+            assert short[0] == caught.value.user_id
+            self.recorded[key] = ("post", args, "rejected")
+            return key
+        result = self._call("post", args)
+        moved = sum((n for n in net.values() if n > 0), Decimal(0))  # legs merged per account
+        assert (moved, held) == (result.amount, result.currency)
+        for user, amount in net.items():
+            self.balance[user] += amount
+            self.applied[user] += 1
+        self.recorded[key] = ("post", args, "applied")
+        merged = [(u, abs(n), "credit" if n >= 0 else "debit") for u, n in net.items()]
+        self.movements[key] = ModelMovement("posting", merged, moved)
+        return key
+
+    @rule(
+        target=refunds,
+        original=st.one_of(keys, closes, postings),
+        portion=st.sampled_from(["all", "half", "over"]),
+    )
+    def refund(self, original: str, portion: str) -> Any:
+        """A refund of any key: refused unless applied and refundable; never past the original."""
+        key = self._fresh("refund")
+        state = self.movements.get(original)
+        if state is None:  # refused, a hold or a void
+            with pytest.raises(NotRefundable):
+                self._call("refund", {"idempotency_key": key, "of": original})
+            return multiple()
+        currency = self.currency[state.legs[0][0]]
+        left = state.total - state.refunded
+        half = (left / 2).quantize(quantum(currency), rounding="ROUND_DOWN")
+        asked = {"all": None, "half": half or left or state.total, "over": left + 1}[portion]
+        args = {"idempotency_key": key, "of": original, "amount": asked}
+        take = left if asked is None else asked
+        error: type[Exception] | None = None
+        if state.kind == "posting" and asked is not None and asked != state.total:
+            error = ValidationError
+        elif take > left or take <= 0:
+            error = RefundExceeded
+        event(f"refund of a {state.kind}: {error.__name__ if error else 'checked'}")
+        if error is not None:
+            with pytest.raises(error):
+                self._call("refund", args)
+            return multiple()
+        back = [
+            (user, amount if state.kind == "posting" else take, kind)
+            for user, amount, kind in state.legs
+        ]
+        short = [u for u, a, kind in back if kind == "credit" and self.balance[u] < a]
+        if short:
+            with pytest.raises(InsufficientFunds) as caught:
+                self._call("refund", args)
+            assert short[0] == caught.value.user_id
+            self.recorded[key] = ("refund", args, "rejected")
+            return key
+        result = self._call("refund", args)
+        assert (take, state.kind) == (result.amount, result.kind)
+        for user, amount, kind in back:
+            self.balance[user] += -amount if kind == "credit" else amount
+            self.applied[user] += 1
+        state.refunded += take
+        self.recorded[key] = ("refund", args, "applied")
+        return key
+
+    @rule(key=st.one_of(postings, refunds))
+    def replay_a_posting_or_refund(self, key: str) -> None:
+        self.replay(key)
+
+    @rule(key=refunds)
+    def refund_a_refund(self, key: str) -> None:
+        with pytest.raises(NotRefundable):
+            self._call("refund", {"idempotency_key": self._fresh("refund"), "of": key})
+
     # Invariants -------------------------------------------------------------------------
 
     @invariant()
@@ -401,6 +537,11 @@ class LedgerMachine(RuleBasedStateMachine):
             if state.status == "active":
                 held[state.user] += state.remaining
         assert held == {u: balance.held for u, balance in read.items()}
+
+    @invariant()
+    def refunds_never_exceed_their_originals(self) -> None:
+        """What the model applied of each original's refunds is at most the original."""
+        assert all(m.refunded <= m.total for m in self.movements.values())
 
     @invariant()
     def each_hold_adds_up_and_nothing_moves_after_expiry_or_close(self) -> None:
@@ -445,8 +586,8 @@ class TestStateMachine:
     def test_random_sequences_match_the_model(
         self, dynamodb_endpoint: str, fresh_ledger: Ledger
     ) -> None:
-        """Creates, credits, debits, transfers, holds, captures, voids, expiry, replays, key
-        reuse and restarts: the model agrees."""
+        """Creates, credits, debits, transfers, holds, captures, voids, expiry, postings,
+        refunds, replays, key reuse and restarts: the model agrees."""
         _run_machine(dynamodb_endpoint, fresh_ledger, None, examples=12, steps=20)
 
     def test_random_sequences_match_the_model_under_injected_faults(
