@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from dynaledger import Ledger, RetryPolicy
+from dynaledger import Ledger, Leg, RetryPolicy
 from dynaledger.errors import (
     ConcurrencyError,
     CurrencyMismatch,
@@ -36,6 +36,7 @@ from dynaledger.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     LedgerError,
+    RefundExceeded,
     ServiceUnavailable,
     UserNotFound,
     ValidationError,
@@ -53,7 +54,7 @@ DEFAULT_FAULT_RATES = {
 }
 LOAD_RETRY = RetryPolicy(max_attempts=8, base_delay=0.001, max_delay=0.02)
 #: Refusals of a capture or void that depend on when it arrives: final for that call only.
-HOLD_REFUSALS = (HoldExpired, HoldClosed, HoldExceeded)
+HOLD_REFUSALS = (HoldExpired, HoldClosed, HoldExceeded, RefundExceeded)
 HOLD_KINDS = frozenset({"hold", "capture", "void"})
 #: The credit limits of a load run's hot accounts, in turn: half may go below zero.
 LOAD_LIMITS = ("0", "60")
@@ -182,6 +183,8 @@ class _Client:
             return [u for u in (made["user_id"], made.get("to_user_id")) if u]
         if kind == "hold":
             return [args["user_id"]]
+        if kind == "refund":
+            return list(_effects(self.keys[args["of"]].kind, self.keys[args["of"]].args))
         return list(_effects(kind, args))
 
     def _record(self, key: str, outcome: str) -> None:
@@ -199,7 +202,9 @@ class _Client:
             state = self.keys[key]
             self._record(key, self.call(state.kind, state.args, state))
             return
-        priced = [k for k in used if "amount" in self.keys[k].args]
+        priced = [
+            k for k in used if "amount" in self.keys[k].args and self.keys[k].kind != "refund"
+        ]
         if priced and roll < 0.15:  # the same key for something else: must be refused
             key = rng.choice(priced)
             state = self.keys[key]
@@ -210,16 +215,28 @@ class _Client:
         key = f"{self.run}-{threading.get_ident()}-{n}"
         held = [k for k in used if self.keys[k].kind == "hold" and self.keys[k].definite
                 == "applied"]  # fmt: skip
-        if roll < 0.38:
+        refundable = [k for k in used if self.keys[k].kind in ("transact", "transfer", "post")
+                      and self.keys[k].definite == "applied"]  # fmt: skip
+        if roll < 0.34:
             kind, args = "transact", {"user_id": rng.choice(self.accounts), "type": "credit",
                                       "amount": str(rng.randint(1, 20))}  # fmt: skip
-        elif roll < 0.58:
+        elif roll < 0.50:
             kind, args = "transact", {"user_id": rng.choice(self.accounts), "type": "debit",
                                       "amount": str(rng.randint(1, 40))}  # fmt: skip
-        elif roll < 0.70:
+        elif roll < 0.60:
             payer, payee = rng.sample(self.accounts, 2)
             kind, args = "transfer", {"from_user_id": payer, "to_user_id": payee,
                                       "amount": str(rng.randint(1, 30))}  # fmt: skip
+        elif roll < 0.67:  # a round settled across three accounts
+            payer, first, second = rng.sample(self.accounts, 3)
+            x, y = rng.randint(1, 15), rng.randint(1, 3)
+            kind, args = "post", {"legs": [Leg(payer, str(x + y), "debit"),
+                                           Leg(first, str(x), "credit"),
+                                           Leg(second, str(y), "credit")]}  # fmt: skip
+        elif roll < 0.74 and refundable:  # all or part of an applied movement given back
+            of = rng.choice(refundable)
+            part = None if self.keys[of].kind == "post" else str(rng.randint(1, 10))
+            kind, args = "refund", {"of": of, "amount": rng.choice([None, part])}
         elif roll < 0.80 or (roll < 0.96 and not held):
             holder, payee = rng.sample(self.accounts, 2)
             kind, args = "hold", {"user_id": holder, "amount": str(rng.randint(1, 30)),
@@ -325,6 +342,12 @@ def _settle(ledger: Ledger, keys: dict[str, KeyState]) -> None:
 
 def _effects(kind: str, args: dict[str, Any]) -> dict[str, Decimal]:
     """What a request does to each account's balance when applied."""
+    if kind == "post":
+        net: dict[str, Decimal] = defaultdict(Decimal)
+        for leg in args["legs"]:
+            amount = Decimal(leg.amount)
+            net[leg.user_id] += amount if leg.type.value == "credit" else -amount
+        return dict(net)
     amount = Decimal(args["amount"])
     if kind == "transfer":
         return {args["from_user_id"]: -amount, args["to_user_id"]: amount}
@@ -343,10 +366,21 @@ def _verify(
         violations.update(_key_violations(state))
         if state.definite != "applied" or state.kind in HOLD_KINDS:
             continue
-        for user_id, delta in _effects(state.kind, state.args).items():
+        kind, effects = (
+            state.kind,
+            _effects(state.kind, state.args) if state.kind != "refund" else {},
+        )
+        if kind == "refund":  # the original's effects reversed, for the amount given back
+            original = keys[state.args["of"]]
+            kind, given = original.kind, state.result.amount
+            effects = {
+                user: -delta if kind == "post" else (given if delta < 0 else -given)
+                for user, delta in _effects(original.kind, original.args).items()
+            }
+        for user_id, delta in effects.items():
             expected[user_id] += delta
             applied_per_account[user_id][key] += 1
-            if state.kind == "transact":
+            if kind == "transact":
                 credits_minus_debits += delta
     held = _hold_effects(ledger, keys, expected, applied_per_account)
     credits_minus_debits -= held.pop("", Decimal(0))  # captures without a payee leave
