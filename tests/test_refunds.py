@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -18,7 +20,7 @@ from dynaledger.errors import (
     ValidationError,
 )
 from dynaledger.values import Leg
-from tests.conftest import unique
+from tests.conftest import FAST_RETRY, RequestCounter, unique
 
 
 def _user(ledger: Ledger, balance: str = "100", currency: str | None = None) -> str:
@@ -231,3 +233,46 @@ class TestRefundOfPosting:
         with pytest.raises(RefundExceeded):
             ledger.refund(idempotency_key=unique("rf"), of=key)
         assert () == ledger.reconcile([house, player, rake]).mismatches
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2031, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class TestFundsInExpiredHolds:
+    def test_a_refund_and_a_posting_may_spend_money_sitting_in_expired_holds(
+        self, ledger: Ledger, dynamodb_endpoint: str,
+        count_requests: Callable[[Ledger], RequestCounter],
+    ) -> None:  # fmt: skip
+        """Credit 50 then hold it all for 10 s; 10 s later the refund of the credit releases the
+        hold in its second write (3 requests) and applies; a posting does the same (2)."""
+        clock = _Clock()
+        timed = Ledger(dynamodb_endpoint, table_prefix=ledger.settings.table_prefix,
+                       retry=FAST_RETRY, clock=clock)  # fmt: skip
+        counter = count_requests(timed)
+        user, other, win = _user(timed, "0"), _user(timed, "0"), unique("win")
+        timed.transact(idempotency_key=win, user_id=user, amount="50", type="credit")
+        timed.hold(idempotency_key=unique("h"), user_id=user, amount="50", timeout=10)
+        clock.now += timedelta(seconds=10)
+        counter.reset()
+        timed.refund(idempotency_key=unique("rf"), of=win, amount="20")
+        assert ({"BatchGetItem": 1, "TransactWriteItems": 2}, Decimal("30.00"), Decimal("0")) == (
+            dict(counter.by_operation),
+            _balance(timed, user),
+            timed.get_user_balance(user).held,
+        )
+        timed.hold(idempotency_key=unique("h"), user_id=user, amount="30", timeout=5)
+        clock.now += timedelta(seconds=5)
+        counter.reset()
+        timed.post(idempotency_key=unique("p"), legs=[Leg(user, "30", "debit"),
+                                                      Leg(other, "30", "credit")])  # fmt: skip
+        assert ({"TransactWriteItems": 2}, Decimal("0.00"), Decimal("30.00")) == (
+            dict(counter.by_operation),
+            _balance(timed, user),
+            _balance(timed, other),
+        )
+        assert () == timed.reconcile([user, other]).mismatches
