@@ -527,7 +527,7 @@ def _refunds_parsers(command: Callable[..., argparse.ArgumentParser],
 # Parser -----------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per command and option
     # The connection options work before or after the command.
     connection = argparse.ArgumentParser(add_help=False)
     _connection_options(connection, argparse.SUPPRESS)
