@@ -257,17 +257,24 @@ class AsyncLedger:
         of: str,
         amount: Amount | None = None,
         currency: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.RefundResult:
         """See :meth:`Ledger.refund`."""
         return await self._run(
             self.ledger.refund, idempotency_key=idempotency_key, of=of, amount=amount,
-            currency=currency,
+            currency=currency, metadata=metadata,
         )  # fmt: skip
 
     async def post(
-        self, *, idempotency_key: str, legs: Sequence[values.Leg], currency: str | None = None
+        self,
+        *,
+        idempotency_key: str,
+        legs: Sequence[values.Leg],
+        currency: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.PostResult:
         """See :meth:`Ledger.post`."""
         return await self._run(
-            self.ledger.post, idempotency_key=idempotency_key, legs=legs, currency=currency
-        )
+            self.ledger.post, idempotency_key=idempotency_key, legs=legs, currency=currency,
+            metadata=metadata,
+        )  # fmt: skip

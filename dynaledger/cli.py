@@ -477,8 +477,9 @@ def _holds_parsers(
 
 def _refund(args: argparse.Namespace, ledger: Ledger) -> int:
     result = ledger.refund(
-        idempotency_key=args.key, of=args.of, amount=args.amount, currency=args.currency
-    )
+        idempotency_key=args.key, of=args.of, amount=args.amount, currency=args.currency,
+        metadata=_metadata(args),
+    )  # fmt: skip
     _emit(args, result, f"refunded {result.amount:f} {result.currency} of {result.kind} "
                         f"{result.of}{_replayed(result.replayed)}")  # fmt: skip
     return 0
@@ -494,7 +495,8 @@ def _leg(text: str, index: int) -> values.Leg:
 
 def _post(args: argparse.Namespace, ledger: Ledger) -> int:
     legs = [_leg(text, index) for index, text in enumerate(args.legs)]
-    result = ledger.post(idempotency_key=args.key, legs=legs, currency=args.currency)
+    result = ledger.post(idempotency_key=args.key, legs=legs, currency=args.currency,
+                         metadata=_metadata(args))  # fmt: skip
     parts = ", ".join(
         f"{'+' if leg.type == 'credit' else '-'}{leg.amount:f} {leg.user_id}" for leg in result.legs
     )
@@ -504,14 +506,16 @@ def _post(args: argparse.Namespace, ledger: Ledger) -> int:
 
 
 def _refunds_parsers(command: Callable[..., argparse.ArgumentParser],
-                     output: argparse.ArgumentParser) -> None:  # fmt: skip
-    refund = command("refund", _refund, "give back all (or --amount) of a movement", output)
+                     output: argparse.ArgumentParser, meta: argparse.ArgumentParser,
+                     ) -> None:  # fmt: skip
+    refund = command("refund", _refund, "give back all (or --amount) of a movement", output, meta)
     refund.add_argument("--key", required=True, help="idempotency key of the refund")
     refund.add_argument("--of", required=True, help="the original movement's idempotency key")
     refund.add_argument("--amount", help="the part to give back (default: all that is left)")
     refund.add_argument("--currency", help="must be the original's, when given")
 
-    post = command("post", _post, "apply balanced legs on several accounts together", output)
+    post = command("post", _post, "apply balanced legs on several accounts together", output,
+                   meta)  # fmt: skip
     post.add_argument("--key", required=True, help="idempotency key of the posting")
     post.add_argument(
         "--leg",
@@ -606,7 +610,7 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per c
     reconcile.add_argument("users", nargs="*", metavar="USER")
 
     _holds_parsers(command, output, meta)
-    _refunds_parsers(command, output)
+    _refunds_parsers(command, output, meta)
 
     command("demo", None, "walk through the ledger on the embedded endpoint")
 

@@ -601,6 +601,7 @@ class Ledger:
         of: str,
         amount: Amount | None = None,
         currency: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.RefundResult:
         """Give back ``amount`` (None: all that is left) of the movement keyed ``of``.
 
@@ -611,7 +612,7 @@ class Ledger:
         with self._call("refund", idempotency_key=idempotency_key, write=True):
             return services.refund(
                 self._ctx, idempotency_key=idempotency_key, of=of, amount=amount,
-                currency=currency,
+                currency=currency, metadata=metadata,
             )  # fmt: skip
 
     def post(
@@ -620,9 +621,11 @@ class Ledger:
         idempotency_key: str,
         legs: Sequence[values.Leg],
         currency: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> values.PostResult:
         """Apply balanced legs on up to 50 accounts together (legs on one account merged)."""
         with self._call("post", idempotency_key=idempotency_key, write=True):
             return services.post(
-                self._ctx, idempotency_key=idempotency_key, legs=legs, currency=currency
-            )
+                self._ctx, idempotency_key=idempotency_key, legs=legs, currency=currency,
+                metadata=metadata,
+            )  # fmt: skip

@@ -182,6 +182,7 @@ class RefundResult:
         currency: The original's currency.
         timestamp: When it was applied (aware, UTC).
         replayed: True when an earlier call applied it.
+        metadata: The caller's metadata, as stored with the refund.
     """
 
     idempotency_key: str
@@ -191,6 +192,7 @@ class RefundResult:
     currency: str
     timestamp: datetime
     replayed: bool
+    metadata: dict[str, str] = attrs.field(factory=dict)
 
 
 def _leg_type(value: object) -> EntryType:
@@ -231,6 +233,7 @@ class PostResult:
         currency: The currency of every leg.
         timestamp: When it was applied (aware, UTC).
         replayed: True when an earlier call applied it.
+        metadata: The caller's metadata, as stored with the posting.
     """
 
     idempotency_key: str
@@ -239,6 +242,7 @@ class PostResult:
     currency: str
     timestamp: datetime
     replayed: bool
+    metadata: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -183,3 +183,28 @@ class TestPost:
         legs = [Leg(house, str(len(players)), "debit")] + [Leg(p, "1", "credit") for p in players]
         ledger.post(idempotency_key=unique(), legs=legs)
         assert [Decimal("51.00"), Decimal("1.00")] == _balances(ledger, house, players[-1])
+
+
+class TestMetadata:
+    def test_a_posting_and_its_refund_carry_metadata_and_it_is_part_of_the_key(
+        self, ledger: Ledger
+    ) -> None:
+        """Metadata comes back in both results and every leg's history; other metadata under
+        the same key is a conflict naming it."""
+        house, player, key, back = _user(ledger), _user(ledger, "0"), unique(), unique("rf")
+        legs = [Leg(house, "5", "debit"), Leg(player, "5", "credit")]
+        posted = ledger.post(idempotency_key=key, legs=legs, metadata={"round": "r-7"})
+        refunded = ledger.refund(idempotency_key=back, of=key, metadata={"reason": "void"})
+        assert ({"round": "r-7"}, {"reason": "void"}) == (posted.metadata, refunded.metadata)
+        assert [{"reason": "void"}, {"round": "r-7"}] == [
+            entry.metadata for entry in ledger.history(player).items
+        ]
+        with pytest.raises(IdempotencyConflict) as caught:
+            ledger.post(idempotency_key=key, legs=legs, metadata={"round": "r-8"})
+        assert ("metadata",) == caught.value.fields
+        with pytest.raises(IdempotencyConflict) as again:
+            ledger.refund(idempotency_key=back, of=key)
+        assert ("metadata",) == again.value.fields
+        with pytest.raises(ValidationError) as bad:
+            ledger.post(idempotency_key=unique(), legs=legs, metadata={"bad key": "x"})
+        assert "metadata" == bad.value.field

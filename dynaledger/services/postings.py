@@ -36,7 +36,7 @@ from dynaledger.models.transaction import (
     STATUS_REJECTED,
     Transaction,
 )
-from dynaledger.money import EXACT, validate_identifier
+from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
 from dynaledger.services._core import CONTENTION, Context, Retry, note_own_success, run
 from dynaledger.services.accounts import require_user
@@ -108,6 +108,7 @@ class PostRequest:
     legs: tuple[Posted, ...]
     currency: str
     currency_given: bool = True
+    metadata: tuple[tuple[str, str], ...] = ()
 
     @property
     def fingerprint(self) -> str:
@@ -125,6 +126,7 @@ class PostRequest:
         checks = [
             ("legs", stored.fingerprint == self.fingerprint),
             ("currency", not self.currency_given or stored.currency == self.currency),
+            ("metadata", (stored.metadata or {}) == dict(self.metadata)),
         ]
         return [name for name, same in checks if not same]
 
@@ -196,7 +198,7 @@ def _plan(ctx: Context, request: PostRequest, now: datetime, request_id: str) ->
             leg_key(request.key, index), user_id=leg.user_id, amount=leg.amount, type=leg.type,
             currency=request.currency, status=STATUS_APPLIED, kind=KIND_POSTING,
             fingerprint=request.fingerprint, request_id=request_id, timestamp=now,
-            transfer_id=request.key, legs=encoded,
+            transfer_id=request.key, legs=encoded, metadata=dict(request.metadata) or None,
         ))  # fmt: skip
         debit = leg.type == "debit"
         accounts.append(AccountChange(
@@ -234,6 +236,7 @@ def _refuse(ctx: Context, base: Plan, index: int, balance: Decimal) -> Plan:
         type="debit", currency=first.currency, status=STATUS_REJECTED, kind=KIND_POSTING,
         fingerprint=first.fingerprint, request_id=first.request_id, transfer_id=first.transfer_id,
         legs=first.legs, rejected_at=first.timestamp, rejected_balance=balance,
+        metadata=first.metadata,
     )  # fmt: skip
     return Plan(records=(record,))
 
@@ -279,12 +282,18 @@ def _apply(ctx: Context, request: PostRequest, now: datetime, request_id: str
 
 
 def post(
-    ctx: Context, *, idempotency_key: str, legs: Sequence[Leg], currency: str | None = None
+    ctx: Context,
+    *,
+    idempotency_key: str,
+    legs: Sequence[Leg],
+    currency: str | None = None,
+    metadata: object = None,
 ) -> values.PostResult:
     """Apply every leg together, or none, exactly once per idempotency key."""
     key = validate_identifier(idempotency_key, "idempotency_key")
     given = _given(legs)
-    request = _request(ctx, key, given, currency)
+    extra = tuple(validate_metadata(metadata).items())
+    request = attrs.evolve(_request(ctx, key, given, currency), metadata=extra)
     deployment.ensure(ctx)
     now, request_id = ctx.now(), uuid.uuid4().hex
     try:
@@ -305,4 +314,5 @@ def post(
         currency=money,
         timestamp=record.timestamp,
         replayed=replayed,
+        metadata=record.metadata or {},
     )

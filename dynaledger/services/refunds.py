@@ -40,7 +40,7 @@ from dynaledger.models.transaction import (
     STATUS_REJECTED,
     Transaction,
 )
-from dynaledger.money import EXACT, validate_identifier
+from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
 from dynaledger.services._core import CONTENTION, Context, Retry, note_own_success, run
 from dynaledger.services.engine import AccountChange, Plan, TallyChange, read_cancellation, send
@@ -63,6 +63,7 @@ class RefundRequest:
     of: str
     requested: str  # the amount asked for, normalized, or "all"
     currency: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
 
     def differences(self, stored: Transaction) -> list[str]:
         """The request fields in which ``stored`` asked for something else."""
@@ -72,6 +73,7 @@ class RefundRequest:
             ("of", stored.refund_of == self.of),
             ("amount", stored.requested == self.requested),
             ("currency", self.currency is None or stored.currency == self.currency),
+            ("metadata", (stored.metadata or {}) == dict(self.metadata)),
         ]
         return [name for name, same in checks if not same]
 
@@ -142,7 +144,7 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
     common: dict[str, Any] = {
         "currency": currency, "status": STATUS_APPLIED, "kind": KIND_REFUND,
         "refund_of": request.of, "requested": request.requested, "request_id": request_id,
-        "timestamp": now,
+        "timestamp": now, "metadata": dict(request.metadata) or None,
     }  # fmt: skip
     if len(back) > 1:
         common["transfer_id"] = request.key
@@ -188,7 +190,7 @@ def _refuse(ctx: Context, plan: Plan, user_id: str, balance: Decimal) -> Plan:
         first.idempotency_key, user_id=user_id, amount=debit.balance_delta.copy_abs(),
         type="debit", currency=first.currency, status=STATUS_REJECTED, kind=KIND_REFUND,
         refund_of=first.refund_of, requested=first.requested, request_id=first.request_id,
-        rejected_at=first.timestamp, rejected_balance=balance,
+        rejected_at=first.timestamp, rejected_balance=balance, metadata=first.metadata,
     )  # fmt: skip
     return Plan(records=(record,))
 
@@ -268,6 +270,7 @@ def refund(
     of: str,
     amount: object = None,
     currency: str | None = None,
+    metadata: object = None,
 ) -> values.RefundResult:
     """Give back ``amount`` (None: all that is left) of the movement keyed ``of``."""
     key = validate_identifier(idempotency_key, "idempotency_key")
@@ -275,10 +278,11 @@ def refund(
     if key == original:
         raise IdempotencyConflict(key, ["kind"])  # the key is the original's own
     named = None if currency is None else ctx.currencies.validate(currency)
+    extra = tuple(validate_metadata(metadata).items())
     requested = "all"
     if amount is not None:
         requested = format(ctx.currencies.parse_amount(amount, named).normalize(), "f")
-    request = RefundRequest(key, original, requested, named)
+    request = RefundRequest(key, original, requested, named, extra)
     record, kind, replayed = _apply(ctx, request, amount)
     money = record.currency or ctx.default_currency
     given = record.amount
@@ -293,4 +297,5 @@ def refund(
         currency=money,
         timestamp=record.timestamp,
         replayed=replayed,
+        metadata=record.metadata or {},
     )
