@@ -531,7 +531,7 @@ def _refunds_parsers(command: Callable[..., argparse.ArgumentParser],
 # Parser -----------------------------------------------------------------------
 
 
-def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per command and option
+def _parser() -> argparse.ArgumentParser:
     # The connection options work before or after the command.
     connection = argparse.ArgumentParser(add_help=False)
     _connection_options(connection, argparse.SUPPRESS)

@@ -444,7 +444,7 @@ class LedgerMachine(RuleBasedStateMachine):
             with pytest.raises(CurrencyMismatch):
                 self._call("post", args)
             return multiple()
-        short = [u for u, n in net.items() if n < 0 and self.balance[u] < -n]
+        short = [u for u, n in net.items() if n < 0 and self.balance[u] + self.limit[u] < -n]
         event(f"post: {'refused' if short else 'applied'}")
         if short:
             with pytest.raises(InsufficientFunds) as caught:
@@ -496,7 +496,9 @@ class LedgerMachine(RuleBasedStateMachine):
             (user, amount if state.kind == "posting" else take, kind)
             for user, amount, kind in state.legs
         ]
-        short = [u for u, a, kind in back if kind == "credit" and self.balance[u] < a]
+        short = [
+            u for u, a, kind in back if kind == "credit" and self.balance[u] + self.limit[u] < a
+        ]
         if short:
             with pytest.raises(InsufficientFunds) as caught:
                 self._call("refund", args)

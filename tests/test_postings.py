@@ -208,3 +208,43 @@ class TestMetadata:
         with pytest.raises(ValidationError) as bad:
             ledger.post(idempotency_key=unique(), legs=legs, metadata={"bad key": "x"})
         assert "metadata" == bad.value.field
+
+
+class TestCreditLimits:
+    def test_postings_and_refunds_go_down_to_minus_the_limit_and_no_further(
+        self, ledger: Ledger
+    ) -> None:
+        """A tab at 0 with a limit of 100 pays 60 in a posting; 50 more is refused naming the
+        limit; a refund of the player's win takes the player to -45 on a limit of 50."""
+        tab, player, rake = unique("tab"), unique("pl"), _user(ledger, "0")
+        ledger.create_user(tab, balance="0", credit_limit="100")
+        ledger.create_user(player, balance="0", credit_limit="50")
+        win = unique()
+        ledger.post(
+            idempotency_key=win, legs=[Leg(tab, "60", "debit"), Leg(player, "60", "credit")]
+        )
+        with pytest.raises(InsufficientFunds) as caught:
+            ledger.post(idempotency_key=unique(), legs=[Leg(tab, "50", "debit"),
+                                                        Leg(rake, "50", "credit")])  # fmt: skip
+        assert (tab, Decimal("-60.00"), Decimal("100.00")) == (
+            caught.value.user_id,
+            caught.value.balance,
+            caught.value.credit_limit,
+        )
+        ledger.transact(idempotency_key=unique(), user_id=player, amount="45", type="debit")
+        ledger.refund(idempotency_key=unique("rf"), of=win)
+        assert [Decimal("0.00"), Decimal("-45.00")] == _balances(ledger, tab, player)
+
+    def test_a_credit_past_the_largest_balance_is_refused_in_the_same_write(
+        self, ledger: Ledger
+    ) -> None:
+        """An account at the largest USD balance credited 1 by a posting: ValidationError on
+        legs, nothing moved."""
+        largest = Decimal("9" * 36 + ".99")
+        full, house = unique("full"), _user(ledger)
+        ledger.create_user(full, balance=largest)
+        with pytest.raises(ValidationError) as caught:
+            ledger.post(idempotency_key=unique(), legs=[Leg(house, "1", "debit"),
+                                                        Leg(full, "1", "credit")])  # fmt: skip
+        assert "legs" == caught.value.field
+        assert [Decimal("100.00"), largest] == _balances(ledger, house, full)

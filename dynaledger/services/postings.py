@@ -40,9 +40,21 @@ from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
 from dynaledger.services._core import CONTENTION, Context, Retry, note_own_success, run
 from dynaledger.services.accounts import require_user
-from dynaledger.services.engine import MAX_ACTIONS, AccountChange, Plan, read_cancellation, send
-from dynaledger.services.expiry import with_releases
-from dynaledger.services.records import account_currency, load_transaction, read_transaction
+from dynaledger.services.engine import (
+    MAX_ACTIONS,
+    AccountChange,
+    Plan,
+    Verdict,
+    read_cancellation,
+    send,
+)
+from dynaledger.services.expiry import expired_entries, with_releases
+from dynaledger.services.records import (
+    account_currency,
+    credit_limit,
+    load_transaction,
+    read_transaction,
+)
 from dynaledger.values import EntryType, Leg
 
 #: Joins a posting's (or a refund's) key to the key of its n-th account's record.
@@ -205,8 +217,40 @@ def _plan(ctx: Context, request: PostRequest, now: datetime, request_id: str) ->
             leg.user_id, request.currency,
             balance_delta=leg.amount.copy_negate() if debit else leg.amount,
             floor=leg.amount if debit else None, sets_currency=index == 0, role=leg.type,
+            ceiling=None if debit else ceiling(ctx, request.currency, leg.amount),
         ))  # fmt: skip
     return Plan(records=tuple(records), accounts=tuple(accounts))
+
+
+def ceiling(ctx: Context, currency: str, amount: Decimal) -> Decimal:
+    """The largest balance an account credited ``amount`` may hold before the credit."""
+    with localcontext(EXACT):
+        return ctx.currencies.max_balance(currency) - amount
+
+
+def refusal_figures(
+    ctx: Context, verdict: Verdict, currency: str, now: datetime, field: str
+) -> tuple[Decimal, Decimal]:
+    """The spendable balance and credit limit of the account a verdict refused for funds.
+
+    Raises:
+        ValidationError: The account refused was credited: its only condition past the
+            currency is the largest balance (on ``field``).
+    """
+    assert verdict.user is not None
+    assert verdict.raw is not None
+    assert verdict.account is not None
+    if not verdict.account.floor:
+        largest = ctx.currencies.max_balance(currency)
+        raise ValidationError(field, f"would take user {verdict.user_id!r}'s balance past the "
+                                     f"largest {currency} balance, {largest:f}")  # fmt: skip
+    stored = verdict.user.balance
+    with localcontext(EXACT):
+        spendable = (ctx.opening_balance if stored is None else stored) + sum(
+            (e.remaining for e in expired_entries(ctx, verdict.raw, now)), Decimal(0)
+        )
+    present = ctx.currencies.present
+    return present(spendable, currency), present(credit_limit(verdict.user), currency)
 
 
 def _replay(ctx: Context, request: PostRequest, raw: dict[str, Any] | None, request_id: str
@@ -216,19 +260,21 @@ def _replay(ctx: Context, request: PostRequest, raw: dict[str, Any] | None, requ
     if differences:
         raise IdempotencyConflict(request.key, differences)
     if stored.status == STATUS_REJECTED:
-        raise _refusal(ctx, stored)
+        raise refusal(ctx, stored)
     note_own_success(f"idempotency key {request.key!r}", own=stored.request_id == request_id)
     return stored
 
 
-def _refusal(ctx: Context, record: Transaction) -> InsufficientFunds:
+def refusal(ctx: Context, record: Transaction) -> InsufficientFunds:
+    """The error a recorded refusal (of a posting or a refund) stands for."""
     currency = record.currency or ctx.default_currency
     present = ctx.currencies.present
     return InsufficientFunds(record.user_id, present(record.rejected_balance or Decimal(0),
-                             currency), present(record.amount, currency), currency)  # fmt: skip
+                             currency), present(record.amount, currency), currency,
+                             present(record.rejected_limit or Decimal(0), currency))  # fmt: skip
 
 
-def _refuse(ctx: Context, base: Plan, index: int, balance: Decimal) -> Plan:
+def _refuse(ctx: Context, base: Plan, index: int, balance: Decimal, limit: Decimal) -> Plan:
     """The final refusal: the posting's first record, rejected, naming the account and its leg."""
     first, change = base.records[0], base.accounts[index]
     record = ctx.models.transaction(
@@ -236,7 +282,7 @@ def _refuse(ctx: Context, base: Plan, index: int, balance: Decimal) -> Plan:
         type="debit", currency=first.currency, status=STATUS_REJECTED, kind=KIND_POSTING,
         fingerprint=first.fingerprint, request_id=first.request_id, transfer_id=first.transfer_id,
         legs=first.legs, rejected_at=first.timestamp, rejected_balance=balance,
-        metadata=first.metadata,
+        rejected_limit=limit or None, metadata=first.metadata,
     )  # fmt: skip
     return Plan(records=(record,))
 
@@ -250,7 +296,7 @@ def _apply(ctx: Context, request: PostRequest, now: datetime, request_id: str
             cancelled = send(ctx, plan, now)
             if cancelled is None:
                 if plan.records[0].status == STATUS_REJECTED:
-                    raise _refusal(ctx, plan.records[0])
+                    raise refusal(ctx, plan.records[0])
                 return base.records[0], False
             verdict = read_cancellation(ctx, cancelled)
             if verdict.kind == "stored":
@@ -270,10 +316,8 @@ def _apply(ctx: Context, request: PostRequest, now: datetime, request_id: str
                 if released is not None:
                     plan = released
                     continue
-                stored_balance = verdict.user.balance
-                balance = ctx.opening_balance if stored_balance is None else stored_balance
-                present = ctx.currencies.present(balance, request.currency)
-                plan = _refuse(ctx, base, index, present)
+                balance, limit = refusal_figures(ctx, verdict, request.currency, now, "legs")
+                plan = _refuse(ctx, base, index, balance, limit)
                 continue
             raise Retry(CONTENTION)
         raise Retry(CONTENTION)

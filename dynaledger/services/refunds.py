@@ -23,7 +23,6 @@ from dynaledger import values
 from dynaledger.errors import (
     CurrencyMismatch,
     IdempotencyConflict,
-    InsufficientFunds,
     MovementNotFound,
     NotRefundable,
     RefundExceeded,
@@ -46,7 +45,16 @@ from dynaledger.services._core import CONTENTION, Context, Retry, note_own_succe
 from dynaledger.services.engine import AccountChange, Plan, TallyChange, read_cancellation, send
 from dynaledger.services.expiry import with_releases
 from dynaledger.services.holds import read_pair
-from dynaledger.services.postings import Posted, credits, decode_legs, encode_legs, leg_key
+from dynaledger.services.postings import (
+    Posted,
+    ceiling,
+    credits,
+    decode_legs,
+    encode_legs,
+    leg_key,
+    refusal,
+    refusal_figures,
+)
 from dynaledger.services.records import load_transaction
 
 #: The kinds a refund can give back.
@@ -161,6 +169,7 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
             leg.user_id, currency,
             balance_delta=leg.amount.copy_negate() if debit else leg.amount,
             floor=leg.amount if debit else None, role=leg.type,
+            ceiling=None if debit else ceiling(ctx, currency, leg.amount),
         ))  # fmt: skip
     tally = TallyChange(request.of, take, whole)
     return Plan(records=tuple(records), accounts=tuple(accounts), tallies=(tally,))
@@ -173,16 +182,13 @@ def _replay(
     differences = request.differences(stored)
     if differences:
         raise IdempotencyConflict(request.key, differences)
-    currency = stored.currency or ctx.default_currency
     if stored.status == STATUS_REJECTED:
-        present = ctx.currencies.present
-        raise InsufficientFunds(stored.user_id, present(stored.rejected_balance or Decimal(0),
-                                currency), present(stored.amount, currency), currency)  # fmt: skip
+        raise refusal(ctx, stored)
     note_own_success(f"idempotency key {request.key!r}", own=stored.request_id == request_id)
     return stored
 
 
-def _refuse(ctx: Context, plan: Plan, user_id: str, balance: Decimal) -> Plan:
+def _refuse(ctx: Context, plan: Plan, user_id: str, balance: Decimal, limit: Decimal) -> Plan:
     """The final refusal's plan: the refund's first record, rejected, naming the account."""
     first = plan.records[0]
     debit = next(change for change in plan.accounts if change.user_id == user_id)
@@ -190,7 +196,8 @@ def _refuse(ctx: Context, plan: Plan, user_id: str, balance: Decimal) -> Plan:
         first.idempotency_key, user_id=user_id, amount=debit.balance_delta.copy_abs(),
         type="debit", currency=first.currency, status=STATUS_REJECTED, kind=KIND_REFUND,
         refund_of=first.refund_of, requested=first.requested, request_id=first.request_id,
-        rejected_at=first.timestamp, rejected_balance=balance, metadata=first.metadata,
+        rejected_at=first.timestamp, rejected_balance=balance, rejected_limit=limit or None,
+        metadata=first.metadata,
     )  # fmt: skip
     return Plan(records=(record,))
 
@@ -217,7 +224,7 @@ def _apply(ctx: Context, request: RefundRequest, amount: object) -> tuple[Transa
             cancelled = send(ctx, plan, now)
             if cancelled is None:
                 if plan.records and plan.records[0].status == STATUS_REJECTED:
-                    raise _refusal(ctx, plan)
+                    raise refusal(ctx, plan.records[0])
                 return base.records[0], kind, False
             verdict = read_cancellation(ctx, cancelled)
             if verdict.kind == "stored":
@@ -238,23 +245,13 @@ def _apply(ctx: Context, request: RefundRequest, amount: object) -> tuple[Transa
                 if released is not None:
                     plan = released
                     continue
-                stored_balance = verdict.user.balance
-                balance = ctx.opening_balance if stored_balance is None else stored_balance
-                shown = ctx.currencies.present(balance, currency)
-                plan = _refuse(ctx, base, verdict.user_id, shown)
+                balance, limit = refusal_figures(ctx, verdict, currency, now, "amount")
+                plan = _refuse(ctx, base, verdict.user_id, balance, limit)
                 continue
             raise Retry(CONTENTION)  # it changed under us: read it again
         raise Retry(CONTENTION)
 
     return run(ctx, attempt)
-
-
-def _refusal(ctx: Context, plan: Plan) -> InsufficientFunds:
-    record = plan.records[0]
-    currency = record.currency or ctx.default_currency
-    present = ctx.currencies.present
-    return InsufficientFunds(record.user_id, record.rejected_balance or Decimal(0),
-                             present(record.amount, currency), currency)  # fmt: skip
 
 
 def _kind_of(ctx: Context, raw: dict[str, Any] | None) -> str:
