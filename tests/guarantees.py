@@ -36,6 +36,7 @@ from dynaledger.errors import (
     IdempotencyConflict,
     InsufficientFunds,
     LedgerError,
+    MovementNotFound,
     RefundExceeded,
     ServiceUnavailable,
     UserNotFound,
@@ -544,6 +545,14 @@ def _limit(**overrides: Any) -> Callable[[Ledger, dict[str, str]], object]:
     return call
 
 
+def _post(*legs: tuple[str, str, str]) -> Callable[[Ledger, dict[str, str]], object]:
+    def call(ledger: Ledger, ids: dict[str, str]) -> object:
+        given = [Leg(ids.get(user, user), amount, kind) for user, amount, kind in legs]
+        return ledger.post(idempotency_key=ids["fresh_key"], legs=given)
+
+    return call
+
+
 def _cli(*args: str) -> Callable[[Ledger, dict[str, str]], object]:
     def call(ledger: Ledger, ids: dict[str, str]) -> object:
         argv = [ids.get(a, a) for a in args]
@@ -658,6 +667,22 @@ BAD_INPUTS: list[BadInput] = [
         idempotency_key=ids["fresh_key"], hold_id=ids["ghost"]), HoldNotFound),
     BadInput("cli: capture of an unknown hold", _cli("capture", "--key", "fresh_key", "--hold",
                                                      "ghost"), _CLIRefused),
+    BadInput("post: unbalanced legs", _post(("user", "2", "debit"), ("other", "1", "credit")), V),
+    BadInput("post: one account", _post(("user", "1", "debit"), ("user", "1", "credit")), V),
+    BadInput("post: a leg's amount NaN", _post(("user", "NaN", "debit"),
+                                               ("other", "NaN", "credit")), V),
+    BadInput("post: unknown account", _post(("user", "1", "debit"), ("ghost", "1", "credit")),
+             UserNotFound),
+    BadInput("post: across currencies", _post(("user", "1", "debit"), ("euro", "1", "credit")),
+             CurrencyMismatch),
+    BadInput("refund: unknown original", lambda ledger, ids: ledger.refund(
+        idempotency_key=ids["fresh_key"], of=ids["ghost"]), MovementNotFound),
+    BadInput("refund: of its own key", lambda ledger, ids: ledger.refund(
+        idempotency_key=ids["used_key"], of=ids["used_key"]), IdempotencyConflict),
+    BadInput("refund: more than the original", lambda ledger, ids: ledger.refund(
+        idempotency_key=ids["fresh_key"], of=ids["used_key"], amount="2"), RefundExceeded),
+    BadInput("cli: post leg without a type", _cli("post", "--key", "fresh_key", "--leg",
+                                                  "user:1", "--leg", "other:1"), _CLIRefused),
 ]  # fmt: skip
 
 
