@@ -33,9 +33,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from dynaledger import Ledger, RetryPolicy
+from dynaledger import Ledger, Leg, RetryPolicy
 from dynaledger.errors import ConcurrencyError, IdempotencyConflict, InsufficientFunds
-from dynaledger.models.attributes import format_timestamp
 from tests import faultproxy
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -73,6 +72,12 @@ def requests_per_operation(ledger: Ledger) -> dict[str, int]:
     payer, payee = f"{run}-payer", f"{run}-payee"
     ledger.create_user(payer, balance="100")
     ledger.create_user(payee, balance="100")
+    ledger.create_user(f"{run}-rake", balance="0")
+    posting = [
+        Leg(payer, "3", "debit"),
+        Leg(payee, "2", "credit"),
+        Leg(f"{run}-rake", "1", "credit"),
+    ]
     key = f"{run}-credit"
     calls: dict[str, Callable[[], object]] = {
         "get_user_balance": lambda: ledger.get_user_balance(payer),
@@ -114,6 +119,20 @@ def requests_per_operation(ledger: Ledger) -> dict[str, int]:
             idempotency_key=f"{run}-void", hold_id=f"{run}-hold"
         ),
         "balance with a hold": lambda: ledger.get_user_balance(payer),
+        "set_credit_limit": lambda: ledger.set_credit_limit(
+            idempotency_key=f"{run}-limit", user_id=payer, limit="50"
+        ),
+        "replay of set_credit_limit": lambda: ledger.set_credit_limit(
+            idempotency_key=f"{run}-limit", user_id=payer, limit="50"
+        ),
+        "post (three legs)": lambda: ledger.post(idempotency_key=f"{run}-post", legs=posting),
+        "replay of a post": lambda: ledger.post(idempotency_key=f"{run}-post", legs=posting),
+        "refund (reads the original, then writes)": lambda: ledger.refund(
+            idempotency_key=f"{run}-refund", of=f"{run}-debit"
+        ),
+        "replay of a refund": lambda: ledger.refund(
+            idempotency_key=f"{run}-refund", of=f"{run}-debit"
+        ),
     }
     costs = {}
     for name, call in calls.items():
@@ -129,39 +148,41 @@ def requests_per_operation(ledger: Ledger) -> dict[str, int]:
 # 2. Client overhead --------------------------------------------------------------------
 
 
-def raw_transact(ledger: Ledger, user_id: str, key: str, amount: str) -> None:
-    """The floor: one hand-built TransactWriteItems with the same items and conditions."""
-    users, transactions, _ = ledger.table_names
-    now = format_timestamp(datetime.now(timezone.utc))
-    ledger.botocore_client.transact_write_items(
-        TransactItems=[
-            {"Put": {
-                "TableName": transactions,
-                "Item": {
-                    "idempotencyKey": {"S": key}, "userId": {"S": user_id},
-                    "amount": {"N": amount}, "type": {"S": "credit"}, "timestamp": {"S": now},
-                    "currency": {"S": "USD"}, "status": {"S": "applied"},
-                    "kind": {"S": "transact"}, "fingerprint": {"S": key},
-                    "requestId": {"S": key},
-                },
-                "ConditionExpression": "attribute_not_exists(idempotencyKey)",
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }},
-            {"Update": {
-                "TableName": users,
-                "Key": {"userId": {"S": user_id}},
-                "UpdateExpression": "SET balance = if_not_exists(balance, :opening) + :amount, "
-                                    "updatedAt = :now",
-                "ConditionExpression": "attribute_exists(userId) AND "
-                                       "(attribute_not_exists(currency) OR currency = :usd)",
-                "ExpressionAttributeValues": {
-                    ":opening": {"N": "100"}, ":amount": {"N": amount}, ":now": {"S": now},
-                    ":usd": {"S": "USD"},
-                },
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }},
-        ]
-    )  # fmt: skip
+class RawTransact:
+    """The floor: a hand-sent TransactWriteItems carrying exactly what the library sends.
+
+    The items, conditions and update expressions are taken once from one real
+    ``Ledger.transact`` (a ``before-parameter-build`` hook), so the comparison
+    stays like for like as the library's conditions grow (credit limits, the
+    largest balance); each raw call only puts its own key in the record.
+    """
+
+    def __init__(self, ledger: Ledger, user_id: str) -> None:
+        self.ledger = ledger
+        captured: list[dict[str, Any]] = []
+
+        def capture(params: dict[str, Any], **kwargs: Any) -> None:
+            captured.append(params)
+
+        events = ledger.botocore_client.meta.events
+        events.register("before-parameter-build.dynamodb.TransactWriteItems", capture)
+        try:
+            ledger.transact(idempotency_key=f"template-{uuid.uuid4().hex}", user_id=user_id,
+                            amount="1", type="credit")  # fmt: skip
+        finally:
+            events.unregister("before-parameter-build.dynamodb.TransactWriteItems", capture)
+        params = captured[0]
+        self.put = next(item["Put"] for item in params["TransactItems"] if "Put" in item)
+        self.others = [item for item in params["TransactItems"] if "Put" not in item]
+        self.key_attribute = ledger.layout.idempotency_key_attribute
+        self.consumed = params.get("ReturnConsumedCapacity", "NONE")
+
+    def __call__(self, key: str) -> None:
+        item = {**self.put["Item"], self.key_attribute: {"S": key}, "requestId": {"S": key}}
+        self.ledger.botocore_client.transact_write_items(
+            TransactItems=[{"Put": {**self.put, "Item": item}}, *self.others],
+            ReturnConsumedCapacity=self.consumed,
+        )
 
 
 def _summary(samples: list[float]) -> tuple[float, float]:
@@ -195,13 +216,14 @@ def overhead(ledger: Ledger, pairs: int, warmup: int) -> list[tuple[str, Timing,
     user_id = f"{run}-overhead"
     ledger.create_user(user_id, balance="0")
     users_table = ledger.table_names[0]
+    raw_transact = RawTransact(ledger, user_id)
     lib_t, raw_t, lib_g, raw_g = Timing(), Timing(), Timing(), Timing()
     for n in range(warmup + pairs):
         keep = n >= warmup
         lib_t.measure(lambda n=n: ledger.transact(idempotency_key=f"{run}-lib-{n}",
                                                   user_id=user_id, amount="1", type="credit"),
                       keep)  # fmt: skip
-        raw_t.measure(lambda n=n: raw_transact(ledger, user_id, f"{run}-raw-{n}", "1"), keep)
+        raw_t.measure(lambda n=n: raw_transact(f"{run}-raw-{n}"), keep)
         lib_g.measure(lambda: ledger.get_user_balance(user_id), keep)
         raw_g.measure(
             lambda: ledger.botocore_client.get_item(

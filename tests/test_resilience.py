@@ -121,6 +121,12 @@ class TestOneRoundTrip:
             "void (reads the hold, then writes)": 2,
             "replay of a void": 1,
             "balance with a hold": 1,
+            "set_credit_limit": 1,
+            "replay of set_credit_limit": 1,
+            "post (three legs)": 1,
+            "replay of a post": 1,
+            "refund (reads the original, then writes)": 2,
+            "replay of a refund": 1,
         } == requests_per_operation(ledger)
 
     def test_refusals_cost_one_request_and_insufficient_funds_two(
