@@ -139,7 +139,7 @@ class Currencies:
     def max_balance(self, currency: str) -> Decimal:
         """The largest balance: 38 significant digits, ``decimals`` of them after the point."""
         places = self.decimals(currency)
-        return _WIDE.subtract(Decimal(10) ** (DYNAMODB_DIGITS - places), self.quantum(currency))
+        return EXACT.subtract(Decimal(10) ** (DYNAMODB_DIGITS - places), self.quantum(currency))
 
     @property
     def most_decimals(self) -> int:
@@ -172,7 +172,7 @@ class Currencies:
         if not self.known(currency) or not amount.is_finite():
             return amount
         try:
-            exact = amount.quantize(self.quantum(currency), context=_WIDE)
+            exact = amount.quantize(self.quantum(currency), context=EXACT)
         except InvalidOperation:
             return amount
         return exact if exact == amount else amount
@@ -195,7 +195,7 @@ class Currencies:
             raise ValidationError(field, f"must be at most {largest}, got {amount}")
         places = self.most_decimals if currency is None else self.decimals(currency)
         try:
-            exact = amount.quantize(Decimal(1).scaleb(-places), context=_WIDE)
+            exact = amount.quantize(Decimal(1).scaleb(-places), context=EXACT)
         except InvalidOperation:  # pragma: no cover - bounded above
             raise ValidationError(field, f"{amount} cannot be represented") from None
         if exact != amount:
@@ -209,7 +209,6 @@ _ISO_MOST_DECIMALS = max(MINOR_UNITS.values())
 #: default context keeps 28 digits, which would round sums of 18-decimal amounts:
 #: every sum of stored numbers is computed in this one.
 EXACT = Context(prec=DYNAMODB_DIGITS + 2, traps=[InvalidOperation])
-_WIDE = EXACT
 #: ISO 4217 only: what a ledger knows when it declares no assets.
 ISO = Currencies()
 
@@ -222,16 +221,6 @@ def validate_currency(currency: object, field: str = "currency") -> str:
 def quantum(currency: str) -> Decimal:
     """The ISO currency's smallest unit, such as ``Decimal("0.01")`` for USD."""
     return ISO.quantum(currency)
-
-
-def decimals(currency: str) -> int:
-    """How many decimals the ISO currency allows."""
-    return ISO.decimals(currency)
-
-
-def fits(amount: Decimal, currency: str) -> bool:
-    """True when ``amount`` has no more decimals than the ISO currency allows."""
-    return ISO.fits(amount, currency)
 
 
 def parse_amount(value: object, currency: str | None, field: str = "amount") -> Decimal:

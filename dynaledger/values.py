@@ -195,7 +195,8 @@ class RefundResult:
     metadata: dict[str, str] = attrs.field(factory=dict)
 
 
-def _leg_type(value: object) -> EntryType:
+def parse_type(value: object) -> EntryType:
+    """Accept ``"credit"``, ``"debit"`` or an :class:`EntryType`."""
     if isinstance(value, EntryType):
         return value
     if isinstance(value, str):
@@ -218,7 +219,7 @@ class Leg:
 
     user_id: str
     amount: object
-    type: EntryType = attrs.field(converter=_leg_type)
+    type: EntryType = attrs.field(converter=parse_type)
 
 
 @attrs.frozen

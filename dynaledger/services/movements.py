@@ -72,7 +72,7 @@ from dynaledger.services.records import (
     load_user,
     read_transaction,
 )
-from dynaledger.values import EntryType
+from dynaledger.values import EntryType, parse_type
 
 #: Joins a transfer's key to the key of its credit leg. User keys cannot hold
 #: control characters, so no key a caller picks can collide with a leg.
@@ -83,18 +83,6 @@ CREDIT_LEG_SUFFIX = LEG_SEPARATOR + "credit"
 MAX_HOLDS = 1000
 #: Requests one movement may send: itself, and plans releasing expired holds it needs.
 MAX_ROUNDS = 25
-
-
-def parse_type(value: object) -> EntryType:
-    """Accept ``"credit"``, ``"debit"`` or an :class:`EntryType`."""
-    if isinstance(value, EntryType):
-        return value
-    if isinstance(value, str):
-        try:
-            return EntryType(value)
-        except ValueError:
-            pass
-    raise ValidationError("type", f"must be 'credit' or 'debit', not {value!r}")
 
 
 @attrs.frozen

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal, localcontext
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -253,8 +253,19 @@ def refusal_figures(
     return present(spendable, currency), present(credit_limit(verdict.user), currency)
 
 
-def _replay(ctx: Context, request: PostRequest, raw: dict[str, Any] | None, request_id: str
-            ) -> Transaction:  # fmt: skip
+class KeyedRequest(Protocol):
+    """A request that knows its key and how a stored record differs from it."""
+
+    @property
+    def key(self) -> str: ...
+
+    def differences(self, stored: Transaction) -> list[str]: ...
+
+
+def replay(
+    ctx: Context, request: KeyedRequest, raw: dict[str, Any] | None, request_id: str
+) -> Transaction:
+    """The stored outcome of a key already used: its record, its refusal, or a conflict."""
     stored = load_transaction(ctx, raw) if raw is not None else read_transaction(ctx, request.key)
     differences = request.differences(stored)
     if differences:
@@ -300,7 +311,7 @@ def _apply(ctx: Context, request: PostRequest, now: datetime, request_id: str
                 return base.records[0], False
             verdict = read_cancellation(ctx, cancelled)
             if verdict.kind == "stored":
-                stored = _replay(ctx, request, verdict.raw, request_id)
+                stored = replay(ctx, request, verdict.raw, request_id)
                 return stored, stored.request_id != request_id
             if verdict.kind == "unknown_user":
                 raise UserNotFound(verdict.user_id)

@@ -41,7 +41,7 @@ from dynaledger.models.transaction import (
 )
 from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
-from dynaledger.services._core import CONTENTION, Context, Retry, note_own_success, run
+from dynaledger.services._core import CONTENTION, Context, Retry, run
 from dynaledger.services.engine import AccountChange, Plan, TallyChange, read_cancellation, send
 from dynaledger.services.expiry import with_releases
 from dynaledger.services.holds import read_pair
@@ -54,6 +54,7 @@ from dynaledger.services.postings import (
     leg_key,
     refusal,
     refusal_figures,
+    replay,
 )
 from dynaledger.services.records import load_transaction
 
@@ -175,19 +176,6 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
     return Plan(records=tuple(records), accounts=tuple(accounts), tallies=(tally,))
 
 
-def _replay(
-    ctx: Context, request: RefundRequest, raw: dict[str, Any], request_id: str
-) -> Transaction:
-    stored = load_transaction(ctx, raw)
-    differences = request.differences(stored)
-    if differences:
-        raise IdempotencyConflict(request.key, differences)
-    if stored.status == STATUS_REJECTED:
-        raise refusal(ctx, stored)
-    note_own_success(f"idempotency key {request.key!r}", own=stored.request_id == request_id)
-    return stored
-
-
 def _refuse(ctx: Context, plan: Plan, user_id: str, balance: Decimal, limit: Decimal) -> Plan:
     """The final refusal's plan: the refund's first record, rejected, naming the account."""
     first = plan.records[0]
@@ -210,7 +198,7 @@ def _apply(ctx: Context, request: RefundRequest, amount: object) -> tuple[Transa
     def attempt() -> tuple[Transaction, str, bool]:
         original_raw, stored_raw = read_pair(ctx, request.of, request.key)
         if stored_raw is not None:
-            stored = _replay(ctx, request, stored_raw, request_id)
+            stored = replay(ctx, request, stored_raw, request_id)
             kind = _kind_of(ctx, original_raw)
             return stored, kind, stored.request_id != request_id
         original = _original(ctx, original_raw, request.of)
@@ -230,7 +218,7 @@ def _apply(ctx: Context, request: RefundRequest, amount: object) -> tuple[Transa
             if verdict.kind == "stored":
                 if verdict.raw is None:
                     raise Retry(CONTENTION)  # read it again
-                stored = _replay(ctx, request, verdict.raw, request_id)
+                stored = replay(ctx, request, verdict.raw, request_id)
                 return stored, kind, stored.request_id != request_id
             if verdict.kind == "unknown_user":
                 raise UserNotFound(verdict.user_id)
