@@ -7,6 +7,9 @@ from pynamodb.models import Model
 
 from dynaledger.models.attributes import DecimalAttribute, ISODateTimeAttribute
 
+#: The attribute of an account item holding one hold: this prefix, then the hold's id.
+HOLD_PREFIX = "hold:"
+
 
 class User(Model):
     """An account. Wire names match the TypeScript service's ``Users`` table.

@@ -36,6 +36,7 @@ from dynaledger.errors import (
 )
 from dynaledger.models import BoundModels
 from dynaledger.money import ISO, Currencies
+from dynaledger.services.expressions import Wire
 
 _T = TypeVar("_T")
 
@@ -140,6 +141,7 @@ class Context:
         deadline: Seconds a call may take over all its attempts and backoffs, or None.
         clock: Returns the current time (aware); None means the system clock.
             It decides when holds expire.
+        wire: The table and attribute names requests carry, looked up once.
     """
 
     models: BoundModels
@@ -151,6 +153,9 @@ class Context:
     settings_check: SettingsCheck = attrs.Factory(SettingsCheck)
     deadline: float | None = None
     clock: Callable[[], datetime] | None = None
+    wire: Wire = attrs.field(
+        init=False, default=attrs.Factory(lambda ctx: Wire.of(ctx.models), takes_self=True)
+    )
 
     def now(self) -> datetime:
         """The current time, aware, in UTC: the clock's, else the system's."""

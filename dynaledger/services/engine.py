@@ -25,19 +25,19 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
-from pynamodb.constants import ALL_OLD
+from pynamodb.constants import ALL_OLD, NONE
 from pynamodb.exceptions import CancellationReason, TransactWriteError
 from pynamodb.expressions.condition import Condition
-from pynamodb.expressions.operand import Path, Value
+from pynamodb.expressions.operand import Value
 from pynamodb.expressions.update import Action
-from pynamodb.transactions import TransactWrite
 
 from dynaledger.errors import LedgerError, UserNotFound
-from dynaledger.models.attributes import format_timestamp
 from dynaledger.models.transaction import HOLD_ACTIVE, STATUS_APPLIED, Transaction
 from dynaledger.models.user import User
+from dynaledger.services import expressions
 from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry
-from dynaledger.services.records import HOLD_PREFIX, account_currency, load_user
+from dynaledger.services.expressions import LedgerWrite
+from dynaledger.services.records import account_currency, load_user
 
 #: DynamoDB's limit on the actions of one transaction.
 MAX_ACTIONS = 100
@@ -184,99 +184,6 @@ class Plan:
 # Compiling ----------------------------------------------------------------------------
 
 
-def entry_path(hold_id: str, *fields: str) -> Path:
-    """The attribute of an account item holding the hold ``hold_id`` (or a field of it)."""
-    return Path([HOLD_PREFIX + hold_id, *fields])
-
-
-def entry_value(remaining: Decimal, expires_at: datetime | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"remaining": {"N": format(remaining, "f")}}
-    if expires_at is not None:
-        fields["expiresAt"] = {"S": format_timestamp(expires_at)}
-    return {"M": fields}
-
-
-def currency_condition(ctx: Context, currency: str) -> Condition:
-    model = ctx.models.user
-    condition: Condition = model.currency == currency
-    if currency == ctx.default_currency:
-        condition = model.currency.does_not_exist() | condition
-    return condition
-
-
-def _account_condition(ctx: Context, change: AccountChange) -> Condition:
-    model = ctx.models.user
-    condition: Condition = model.user_id.exists() & currency_condition(ctx, change.currency)
-    limited = model.credit_limit.exists()
-    if change.floor is not None and change.floor > 0:
-        funds = model.balance >= change.floor
-        if ctx.opening_balance >= change.floor:
-            funds |= model.balance.does_not_exist()
-        condition &= (model.credit_limit.does_not_exist() & funds) | (
-            limited & (model.available >= change.floor)
-        )
-    if change.ceiling is not None:
-        within = model.balance <= change.ceiling
-        if ctx.opening_balance <= change.ceiling:
-            within |= model.balance.does_not_exist()
-        condition &= (model.credit_limit.does_not_exist() & within) | (
-            limited & (model.available <= change.ceiling)
-        )
-    for entry in change.entry_changes:
-        condition &= entry_path(entry.hold_id, "remaining") == Value(
-            entry.expected, attribute=model.balance
-        )
-        if entry.expired_at is not None:
-            condition &= entry_path(entry.hold_id, "expiresAt") <= format_timestamp(
-                entry.expired_at
-            )
-    if change.new_entries:
-        for new in change.new_entries:
-            condition &= entry_path(new.hold_id).does_not_exist()
-        if change.max_holds is not None:
-            room = change.max_holds - len(change.new_entries)
-            condition &= model.hold_count.does_not_exist() | (model.hold_count <= room)
-    return condition
-
-
-def _account_actions(ctx: Context, change: AccountChange, now: datetime) -> list[Action]:
-    model = ctx.models.user
-    actions: list[Action] = [model.updated_at.set(now)]
-    if change.touch_balance:
-        delta = change.balance_delta
-        size = Value(delta.copy_abs(), attribute=model.balance)
-        # ``available`` follows ``balance``; it is read only where ``creditLimit`` is
-        # stored, and setting a limit derives it from the balance afresh.
-        for attribute in (model.balance, model.available):
-            start = attribute | ctx.opening_balance
-            actions.append(attribute.set(start + size if delta >= 0 else start - size))
-    elif change.credit_limit is not None:
-        limit = Value(change.credit_limit, attribute=model.credit_limit)
-        actions.append(model.credit_limit.set(change.credit_limit))
-        actions.append(model.available.set((model.balance | ctx.opening_balance) + limit))
-    if change.held_delta:
-        size = Value(change.held_delta.copy_abs(), attribute=model.held)
-        start = model.held | Decimal(0)
-        actions.append(model.held.set(start + size if change.held_delta > 0 else start - size))
-    if change.count_delta:
-        size = Value(abs(change.count_delta), attribute=model.hold_count)
-        start = model.hold_count | Decimal(0)
-        actions.append(
-            model.hold_count.set(start + size if change.count_delta > 0 else start - size)
-        )
-    for new in change.new_entries:
-        actions.append(
-            entry_path(new.hold_id).set(Value(entry_value(new.remaining, new.expires_at)))
-        )
-    for entry in change.entry_changes:
-        if entry.remaining == 0:
-            actions.append(entry_path(entry.hold_id).remove())
-        else:
-            amount = Value(entry.remaining, attribute=model.balance)
-            actions.append(entry_path(entry.hold_id, "remaining").set(amount))
-    return actions
-
-
 def _hold_update(ctx: Context, change: HoldChange) -> tuple[list[Action], Condition]:
     model = ctx.models.transaction
     zero = Decimal(0)
@@ -328,23 +235,21 @@ def send(ctx: Context, plan: Plan, now: datetime) -> Cancellation | None:
     """Send ``plan`` as one TransactWriteItems; None when applied, else its cancellation."""
     if plan.actions > MAX_ACTIONS:
         raise LedgerError(f"a plan of {plan.actions} actions exceeds DynamoDB's {MAX_ACTIONS}")
-    users, records = ctx.models.user, ctx.models.transaction
-    key_is_new = records.idempotency_key.does_not_exist()
+    records, wire = ctx.models.transaction, ctx.wire
+    opening, default = ctx.opening_balance, ctx.default_currency
     try:
-        with TransactWrite(connection=ctx.models.connection) as write:
+        with LedgerWrite(connection=ctx.models.connection, return_consumed_capacity=NONE) as write:
             for check in plan.checks:
-                write.condition_check(
-                    users, check.user_id,
-                    condition=users.user_id.exists() & currency_condition(ctx, check.currency),
-                )  # fmt: skip
+                write.add_condition_check(
+                    expressions.account_check(wire, check.user_id, check.currency, default)
+                )
             for record in plan.records:
-                write.save(record, condition=key_is_new, return_values=ALL_OLD)
+                write.add_put(expressions.record_put(wire, record))
             for change in plan.accounts:
-                write.update(
-                    users(change.user_id),
-                    actions=_account_actions(ctx, change, now),
-                    condition=_account_condition(ctx, change),
-                    return_values=ALL_OLD,
+                write.add_update(
+                    expressions.account_update(
+                        wire, change, opening=opening, default_currency=default, now=now
+                    )
                 )
             for hold in plan.holds:
                 actions, condition = _hold_update(ctx, hold)

@@ -59,7 +59,13 @@ from dynaledger.services.movements import (
     amount_and_currency,
     execute,
 )
-from dynaledger.services.records import hold_entries, load_transaction, load_user, read_user_raw
+from dynaledger.services.records import (
+    hold_entries,
+    load_transaction,
+    load_user,
+    read_item,
+    read_user_raw,
+)
 from dynaledger.values import EntryType
 
 #: Joined to a final capture's key to key the release of what remained.
@@ -379,9 +385,8 @@ def get_hold(ctx: Context, hold_id: str) -> values.Hold:
     """
     hid = validate_identifier(hold_id, "hold_id")
     now = ctx.now()
-    table = ctx.models.transaction.Meta.table_name
-    raw = run(ctx, lambda: ctx.models.connection.get_item(table, hid, consistent_read=True))
-    item = raw.get("Item")
+    wire = ctx.wire
+    item = run(ctx, lambda: read_item(ctx, wire.records_table, wire.record_key, hid))
     if item is None:
         raise HoldNotFound(hid)
     record = load_transaction(ctx, item)

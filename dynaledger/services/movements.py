@@ -33,6 +33,7 @@ from dynaledger.errors import (
     UnreadableRecord,
     ValidationError,
 )
+from dynaledger.models import build
 from dynaledger.models.transaction import (
     HOLD_ACTIVE,
     KIND_HOLD,
@@ -311,13 +312,14 @@ class _Movement:
         }
         model = self.ctx.models.transaction
         if request.kind == KIND_TRANSACT:
-            return [model(request.key, user_id=request.user_id, type=request.type.value, **fields)]
+            return [build(model, idempotency_key=request.key, user_id=request.user_id,
+                          type=request.type.value, **fields)]  # fmt: skip
         if request.kind == KIND_HOLD:
             expires = None
             if request.timeout is not None:
                 expires = self.now + timedelta(seconds=float(request.timeout))
             return [
-                model(request.key, user_id=request.user_id, type="debit",
+                build(model, idempotency_key=request.key, user_id=request.user_id, type="debit",
                       counterparty_id=request.counterparty_id, hold_id=request.key,
                       hold_status=HOLD_ACTIVE, expires_at=expires, timeout=request.timeout,
                       remaining=request.amount, captured=Decimal(0), released=Decimal(0),
@@ -325,10 +327,11 @@ class _Movement:
             ]  # fmt: skip
         payee = request.counterparty_id
         return [
-            model(request.key, user_id=request.user_id, type="debit", counterparty_id=payee,
-                  transfer_id=request.key, **fields),
-            model(request.key + CREDIT_LEG_SUFFIX, user_id=payee, type="credit",
-                  counterparty_id=request.user_id, transfer_id=request.key, **fields),
+            build(model, idempotency_key=request.key, user_id=request.user_id, type="debit",
+                  counterparty_id=payee, transfer_id=request.key, **fields),
+            build(model, idempotency_key=request.key + CREDIT_LEG_SUFFIX, user_id=payee,
+                  type="credit", counterparty_id=request.user_id, transfer_id=request.key,
+                  **fields),
         ]  # fmt: skip
 
     def plan(self) -> Plan:

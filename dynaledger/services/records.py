@@ -15,10 +15,13 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import attrs
-from pynamodb.exceptions import AttributeDeserializationError
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.constants import GET_ITEM
+from pynamodb.exceptions import AttributeDeserializationError, GetError
 from pynamodb.models import Model
 
 from dynaledger.errors import UnreadableRecord, ValidationError
+from dynaledger.models import load
 from dynaledger.models.attributes import instant_key, parse_timestamp
 from dynaledger.models.transaction import (
     KIND_LIMIT,
@@ -27,7 +30,7 @@ from dynaledger.models.transaction import (
     STATUS_REJECTED,
     Transaction,
 )
-from dynaledger.models.user import User
+from dynaledger.models.user import HOLD_PREFIX, User
 from dynaledger.services._core import Context
 
 _M = TypeVar("_M", bound=Model)
@@ -39,7 +42,7 @@ SortKey = tuple[tuple[str, str], str]
 
 def _instantiate(model: type[_M], raw: dict[str, Any], key: str) -> _M:
     try:
-        return model.from_raw_data(raw)
+        return load(model, raw)
     except (AttributeDeserializationError, ValueError, TypeError) as error:
         raise UnreadableRecord(model.Meta.table_name, key, str(error)) from error
 
@@ -66,10 +69,6 @@ def load_user(ctx: Context, raw: dict[str, Any]) -> User:
     if problem is not None:
         raise UnreadableRecord(model.Meta.table_name, key, problem)
     return user
-
-
-#: The attribute of an account item holding one hold: this prefix, then the hold's id.
-HOLD_PREFIX = "hold:"
 
 
 @attrs.frozen
@@ -196,26 +195,40 @@ def _currency_problem(ctx: Context, currency: str) -> str | None:
     return None
 
 
+def read_item(ctx: Context, table: str, key_attribute: str, key: str) -> dict[str, Any] | None:
+    """One strongly consistent GetItem, as stored; None when absent.
+
+    Sent through PynamoDB's connection without its request for consumed
+    capacity, which nothing here reads and which costs the client time to parse.
+    """
+    request = {
+        "TableName": table,
+        "Key": {key_attribute: {"S": key}},
+        "ConsistentRead": True,
+        "ReturnConsumedCapacity": "NONE",
+    }
+    try:
+        item: dict[str, Any] | None = ctx.models.connection.dispatch(GET_ITEM, request).get("Item")
+    except (BotoCoreError, ClientError) as error:
+        raise GetError("Failed to get item", error) from error
+    return item
+
+
 def read_user_raw(ctx: Context, user_id: str) -> dict[str, Any] | None:
     """One strongly consistent read of an account item, as stored; None when absent."""
-    table = ctx.models.user.Meta.table_name
-    item: dict[str, Any] | None = ctx.models.connection.get_item(
-        table, user_id, consistent_read=True
-    ).get("Item")
-    return item
+    return read_item(ctx, ctx.wire.users_table, ctx.wire.user_key, user_id)
 
 
 def read_user(ctx: Context, user_id: str) -> User | None:
     """One strongly consistent read of an account, checked; None when it does not exist."""
-    table = ctx.models.user.Meta.table_name
-    item = ctx.models.connection.get_item(table, user_id, consistent_read=True).get("Item")
+    item = read_user_raw(ctx, user_id)
     return None if item is None else load_user(ctx, item)
 
 
 def read_transaction(ctx: Context, key: str) -> Transaction:
     """One strongly consistent read of a movement record that is known to exist, checked."""
-    table = ctx.models.transaction.Meta.table_name
-    item = ctx.models.connection.get_item(table, key, consistent_read=True).get("Item")
+    table = ctx.wire.records_table
+    item = read_item(ctx, table, ctx.wire.record_key, key)
     if item is None:
         raise UnreadableRecord(table, key, "the record vanished while it was being read")
     return load_transaction(ctx, item)
