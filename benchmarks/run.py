@@ -55,15 +55,16 @@ class _Counter:
 
 
 @contextlib.contextmanager
-def counting(ledger: Ledger) -> Iterator[_Counter]:
-    """Count the HTTP requests ``ledger`` sends inside the block."""
+def counting(*ledgers: Ledger) -> Iterator[_Counter]:
+    """Count the HTTP requests ``ledgers`` send inside the block."""
     counter = _Counter()
-    events = ledger.botocore_client.meta.events
-    events.register("before-send.dynamodb", counter)
+    for ledger in ledgers:
+        ledger.botocore_client.meta.events.register("before-send.dynamodb", counter)
     try:
         yield counter
     finally:
-        events.unregister("before-send.dynamodb", counter)
+        for ledger in ledgers:
+            ledger.botocore_client.meta.events.unregister("before-send.dynamodb", counter)
 
 
 def requests_per_operation(ledger: Ledger) -> dict[str, int]:
@@ -79,6 +80,11 @@ def requests_per_operation(ledger: Ledger) -> dict[str, int]:
         Leg(f"{run}-rake", "1", "credit"),
     ]
     key = f"{run}-credit"
+    # What another process sees: the same tables through a ledger that has read nothing.
+    other = Ledger(ledger.settings.endpoint_url, table_prefix=ledger.settings.table_prefix,
+                   retry=BENCH_RETRY)  # fmt: skip
+    other.transact(idempotency_key=f"{run}-warm", user_id=payee, amount="1", type="credit")
+    ledger.hold(idempotency_key=f"{run}-hold-2", user_id=payer, amount="1")
     calls: dict[str, Callable[[], object]] = {
         "get_user_balance": lambda: ledger.get_user_balance(payer),
         "transact (credit)": lambda: ledger.transact(
@@ -106,19 +112,20 @@ def requests_per_operation(ledger: Ledger) -> dict[str, int]:
         "replay of a hold": lambda: ledger.hold(
             idempotency_key=f"{run}-hold", user_id=payer, amount="5", to_user_id=payee, timeout=60
         ),
-        "capture (reads the hold, then writes)": lambda: ledger.capture(
+        "capture": lambda: ledger.capture(
             idempotency_key=f"{run}-capture", hold_id=f"{run}-hold", amount="2", final=False
         ),
         "replay of a capture": lambda: ledger.capture(
             idempotency_key=f"{run}-capture", hold_id=f"{run}-hold", amount="2", final=False
         ),
-        "void (reads the hold, then writes)": lambda: ledger.void(
-            idempotency_key=f"{run}-void", hold_id=f"{run}-hold"
-        ),
-        "replay of a void": lambda: ledger.void(
+        "void": lambda: ledger.void(idempotency_key=f"{run}-void", hold_id=f"{run}-hold"),
+        "replay of a void (the hold is closed: reads the key)": lambda: ledger.void(
             idempotency_key=f"{run}-void", hold_id=f"{run}-hold"
         ),
         "balance with a hold": lambda: ledger.get_user_balance(payer),
+        "capture by another process (reads the hold first)": lambda: other.capture(
+            idempotency_key=f"{run}-capture-2", hold_id=f"{run}-hold-2", amount="1", final=False
+        ),
         "set_credit_limit": lambda: ledger.set_credit_limit(
             idempotency_key=f"{run}-limit", user_id=payer, limit="50"
         ),
@@ -127,17 +134,18 @@ def requests_per_operation(ledger: Ledger) -> dict[str, int]:
         ),
         "post (three legs)": lambda: ledger.post(idempotency_key=f"{run}-post", legs=posting),
         "replay of a post": lambda: ledger.post(idempotency_key=f"{run}-post", legs=posting),
-        "refund (reads the original, then writes)": lambda: ledger.refund(
-            idempotency_key=f"{run}-refund", of=f"{run}-debit"
-        ),
+        "refund": lambda: ledger.refund(idempotency_key=f"{run}-refund", of=f"{run}-debit"),
         "replay of a refund": lambda: ledger.refund(
             idempotency_key=f"{run}-refund", of=f"{run}-debit"
+        ),
+        "refund by another process (reads the original first)": lambda: other.refund(
+            idempotency_key=f"{run}-refund-2", of=f"{run}-transfer"
         ),
     }
     costs = {}
     for name, call in calls.items():
         with (
-            counting(ledger) as counter,
+            counting(ledger, other) as counter,
             contextlib.suppress(IdempotencyConflict, InsufficientFunds),
         ):
             call()

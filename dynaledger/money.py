@@ -95,6 +95,10 @@ def parse_assets(text: str, field: str = "assets") -> dict[str, int]:
         raise ValidationError(field, error.rule) from None
 
 
+#: The smallest unit at each number of decimals: ``_QUANTA[2] == Decimal("0.01")``.
+_QUANTA = [Decimal(1).scaleb(-places) for places in range(MAX_DECIMALS + 1)]
+
+
 @attrs.frozen
 class Currencies:
     """What a deployment can hold: ISO 4217 currencies and the assets it declares.
@@ -107,6 +111,8 @@ class Currencies:
     """
 
     assets: dict[str, int] = attrs.field(factory=dict, converter=_checked_assets)
+    #: Each currency's largest balance, worked out once (every credit is checked against it).
+    _max_balances: dict[str, Decimal] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     def decimals(self, currency: str) -> int:
         """How many decimals ``currency`` allows."""
@@ -130,7 +136,7 @@ class Currencies:
 
     def quantum(self, currency: str) -> Decimal:
         """The currency's smallest unit, such as ``Decimal("0.01")`` for USD."""
-        return Decimal(1).scaleb(-self.decimals(currency))
+        return _QUANTA[self.decimals(currency)]
 
     def max_amount(self, currency: str) -> Decimal:
         """The largest amount one movement may carry: 10**15 (so 33 digits at 18 decimals)."""
@@ -138,8 +144,12 @@ class Currencies:
 
     def max_balance(self, currency: str) -> Decimal:
         """The largest balance: 38 significant digits, ``decimals`` of them after the point."""
-        places = self.decimals(currency)
-        return EXACT.subtract(Decimal(10) ** (DYNAMODB_DIGITS - places), self.quantum(currency))
+        found = self._max_balances.get(currency)
+        if found is None:
+            places = self.decimals(currency)
+            found = EXACT.subtract(Decimal(10) ** (DYNAMODB_DIGITS - places), _QUANTA[places])
+            self._max_balances[currency] = found
+        return found
 
     @property
     def most_decimals(self) -> int:
@@ -195,7 +205,7 @@ class Currencies:
             raise ValidationError(field, f"must be at most {largest}, got {amount}")
         places = self.most_decimals if currency is None else self.decimals(currency)
         try:
-            exact = amount.quantize(Decimal(1).scaleb(-places), context=EXACT)
+            exact = amount.quantize(_QUANTA[places], context=EXACT)
         except InvalidOperation:  # pragma: no cover - bounded above
             raise ValidationError(field, f"{amount} cannot be represented") from None
         if exact != amount:

@@ -478,8 +478,9 @@ class TestCost:
     def test_hold_capture_and_void_cost_their_requests(
         self, timed: Ledger, count_requests: Callable[[Ledger], RequestCounter]
     ) -> None:
-        """Hold: 1 request, and 1 on replay. Capture and void: 2 (one BatchGetItem reads the
-        hold and the key, one TransactWriteItems), 1 on replay. A balance read stays 1."""
+        """Hold: 1 request, and 1 on replay. Capture and void of a hold this ledger placed: 1
+        TransactWriteItems; a replay while the hold is open: the same 1 write finds the key
+        taken; once it is closed: 1 BatchGetItem reads the key. A balance read stays 1."""
         counter = count_requests(timed)
         player, house = _user(timed), _user(timed, "0")
         hold_id, other, capture_key, void_key = (unique(n) for n in ("h", "h", "c", "v"))
@@ -505,10 +506,53 @@ class TestCost:
         write, read = {"TransactWriteItems": 1}, {"BatchGetItem": 1}
         assert {
             "hold": write, "hold replay": write,
-            "capture": {**read, **write}, "capture replay": read,
+            "capture": write, "capture replay": write,
             "balance": {"GetItem": 1},
-            "other hold": write, "void": {**read, **write}, "void replay": read,
+            "other hold": write, "void": write, "void replay": read,
         } == costs  # fmt: skip
+
+    def test_a_ledger_that_never_saw_the_hold_reads_it_once(
+        self, timed: Ledger, clock: Clock, count_requests: Callable[[Ledger], RequestCounter]
+    ) -> None:
+        """Another ledger (another process) captures: 2 requests, the BatchGetItem of the
+        hold and the key, then the write; it then knows the hold, so its next capture is 1."""
+        player, house = _user(timed), _user(timed, "0")
+        hold_id = unique("h")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="5", to_user_id=house)
+        other = Ledger(timed.settings.endpoint_url, table_prefix=timed.settings.table_prefix,
+                       retry=FAST_RETRY, clock=clock)  # fmt: skip
+        other.transact(idempotency_key=unique("t"), user_id=house, amount="1", type="credit")
+        counter = count_requests(other)  # after its one check of the deployment's settings
+        costs = []
+        for part in ("1", "2"):
+            counter.reset()
+            other.capture(idempotency_key=unique("c"), hold_id=hold_id, amount=part, final=False)
+            costs.append(dict(counter.by_operation))
+        assert [{"BatchGetItem": 1, "TransactWriteItems": 1}, {"TransactWriteItems": 1}] == costs
+        assert Decimal("2.00") == timed.get_hold(hold_id).remaining
+
+    def test_a_capture_after_another_ledger_moved_the_hold_on_reads_it_again(
+        self, timed: Ledger, clock: Clock, count_requests: Callable[[Ledger], RequestCounter]
+    ) -> None:
+        """This ledger knows the hold at 5; another captures 4 of it. This ledger's capture
+        of 2 is refused by the write's conditions, reads the hold (1 left) and raises
+        HoldExceeded naming what is left: nothing is captured twice."""
+        player, house = _user(timed), _user(timed, "0")
+        hold_id = unique("h")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="5", to_user_id=house)
+        other = Ledger(timed.settings.endpoint_url, table_prefix=timed.settings.table_prefix,
+                       retry=FAST_RETRY, clock=clock)  # fmt: skip
+        other.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="4", final=False)
+        counter = count_requests(timed)
+        with pytest.raises(HoldExceeded) as refused:
+            timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="2", final=False)
+        assert (Decimal("1.00"), Decimal("2.00")) == (refused.value.remaining,
+                                                      refused.value.amount)  # fmt: skip
+        assert {"TransactWriteItems": 1, "BatchGetItem": 1} == dict(counter.by_operation)
+        assert (Decimal("1.00"), Decimal("4.00")) == (
+            timed.get_hold(hold_id).remaining,
+            timed.get_hold(hold_id).captured,
+        )
 
 
 class TestLostReplies:

@@ -7,6 +7,7 @@ import random
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -35,6 +36,7 @@ from dynaledger.errors import (
     ValidationError,
 )
 from dynaledger.models import BoundModels
+from dynaledger.models.transaction import Transaction
 from dynaledger.money import ISO, Currencies
 from dynaledger.services.expressions import Wire
 
@@ -126,6 +128,44 @@ class SettingsCheck:
         self.ok = True
 
 
+class KnownRecords:
+    """The records this ledger last wrote or read, by key, so a later write can skip a read.
+
+    A capture or void names only its hold, a refund only its original; the
+    accounts to change are on that record. When it is here, the write goes
+    out at once (1 request) with everything it assumes as conditions: the
+    facts of a record never change (its accounts, amount, currency, expiry),
+    and its running state (a hold's remaining amount and status, a movement's
+    refunded total) is checked by the write itself. When a condition shows
+    the state moved on, the record is read again. Thread-safe; the least
+    recently used records go first past ``size``.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._records: OrderedDict[str, Transaction] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Transaction | None:
+        with self._lock:
+            record = self._records.get(key)
+            if record is not None:
+                self._records.move_to_end(key)
+            return record
+
+    def put(self, record: Transaction) -> None:
+        """Remember ``record`` (never changed afterwards: a new state is a new record)."""
+        with self._lock:
+            self._records[record.idempotency_key] = record
+            self._records.move_to_end(record.idempotency_key)
+            while len(self._records) > self.size:
+                self._records.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._records.pop(key, None)
+
+
 @attrs.frozen
 class Context:
     """Everything a service needs besides its arguments.
@@ -142,6 +182,7 @@ class Context:
         clock: Returns the current time (aware); None means the system clock.
             It decides when holds expire.
         wire: The table and attribute names requests carry, looked up once.
+        known: The records this ledger last wrote or read (see :class:`KnownRecords`).
     """
 
     models: BoundModels
@@ -156,6 +197,7 @@ class Context:
     wire: Wire = attrs.field(
         init=False, default=attrs.Factory(lambda ctx: Wire.of(ctx.models), takes_self=True)
     )
+    known: KnownRecords = attrs.field(init=False, factory=KnownRecords, eq=False, repr=False)
 
     def now(self) -> datetime:
         """The current time, aware, in UTC: the clock's, else the system's."""

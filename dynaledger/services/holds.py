@@ -25,10 +25,12 @@ from dynaledger.errors import (
     HoldExpired,
     HoldNotFound,
     IdempotencyConflict,
+    LedgerError,
     UnreadableRecord,
     UserNotFound,
     ValidationError,
 )
+from dynaledger.models import build
 from dynaledger.models.transaction import (
     HOLD_ACTIVE,
     HOLD_CAPTURED,
@@ -188,7 +190,15 @@ def _active_hold(
     """
     if raw is None:
         raise HoldNotFound(hold_id)
-    record = load_transaction(ctx, raw)
+    return _open(ctx, load_transaction(ctx, raw), hold_id, now)
+
+
+def _open(ctx: Context, record: Transaction, hold_id: str, now: datetime) -> Transaction:
+    """``record``, checked to be a hold open at ``now``.
+
+    Raises:
+        HoldNotFound, HoldClosed, HoldExpired.
+    """
     if record.kind != KIND_HOLD or record.status == STATUS_REJECTED:
         raise HoldNotFound(hold_id)
     if record.remaining is None or record.hold_status is None:
@@ -205,37 +215,77 @@ def _active_hold(
 
 
 def _close(ctx: Context, close: _Close, amount: object) -> tuple[Transaction, bool]:
-    """Apply a capture or void once per key; the record under its key, and whether replayed."""
+    """Apply a capture or void once per key; the record under its key, and whether replayed.
+
+    With the hold known to this ledger (:class:`~dynaledger.services._core.KnownRecords`)
+    and open as known, the plan goes out at once: 1 request. Otherwise, or when
+    the hold turns out to have moved on, the hold and the key are read first.
+    """
     deployment.ensure(ctx)
     now, request_id = ctx.now(), uuid.uuid4().hex
 
     def attempt() -> tuple[Transaction, bool]:
+        known = ctx.known.get(close.hold_id)
+        if known is not None:
+            try:
+                plan = _close_plan(ctx, close, _open(ctx, known, close.hold_id, now), amount,
+                                   now, request_id)  # fmt: skip
+            except LedgerError:
+                pass  # as known it refuses: the read tells a replay from a refusal
+            else:
+                done = _send_close(ctx, close, plan, now, request_id)
+                if done is not None:
+                    return done
         hold_raw, stored_raw = read_pair(ctx, close.hold_id, close.key)
         if stored_raw is not None:
             stored = _replay(ctx, close, stored_raw, request_id)
             return stored, stored.request_id != request_id
         held = _active_hold(ctx, hold_raw, close.hold_id, now)
+        ctx.known.put(held)
         plan = _close_plan(ctx, close, held, amount, now, request_id)
-        cancelled = send(ctx, plan, now)
-        if cancelled is None:
-            return plan.records[0], False
-        verdict = read_cancellation(ctx, cancelled)
-        if verdict.kind == "stored":
-            if verdict.raw is None:
-                raise Retry(CONTENTION)  # read it again
-            stored = _replay(ctx, close, verdict.raw, request_id)
-            return stored, stored.request_id != request_id
-        if verdict.kind == "unknown_user":
-            raise UserNotFound(verdict.user_id)
-        if verdict.kind == "currency":
-            raise CurrencyMismatch(
-                verdict.user_id, expected=held.currency or "", actual=verdict.currency
-            )
-        if verdict.kind == "hold" and verdict.raw is not None:
-            _active_hold(ctx, verdict.raw, close.hold_id, now)  # closed or expired: raises
-        raise Retry(CONTENTION)  # it changed under us: read it again
+        done = _send_close(ctx, close, plan, now, request_id)
+        if done is None:
+            raise Retry(CONTENTION)  # it changed under us: read it again
+        return done
 
     return run(ctx, attempt)
+
+
+def _send_close(
+    ctx: Context, close: _Close, plan: Plan, now: datetime, request_id: str
+) -> tuple[Transaction, bool] | None:
+    """Send a capture's or void's plan: its record and whether replayed, or None when
+    the hold or its entry is no longer as the plan expects (it is forgotten)."""
+    cancelled = send(ctx, plan, now)
+    if cancelled is None:
+        _remember(ctx, close.hold_id, plan.holds[0])
+        ctx.known.put(plan.records[0])  # a refund of the capture then skips reading it
+        return plan.records[0], False
+    verdict = read_cancellation(ctx, cancelled)
+    if verdict.kind == "stored":
+        if verdict.raw is None:
+            raise Retry(CONTENTION)  # read it again
+        stored = _replay(ctx, close, verdict.raw, request_id)
+        return stored, stored.request_id != request_id
+    if verdict.kind == "unknown_user":
+        raise UserNotFound(verdict.user_id)
+    if verdict.kind == "currency":
+        expected = plan.accounts[0].currency
+        raise CurrencyMismatch(verdict.user_id, expected=expected, actual=verdict.currency)
+    ctx.known.forget(close.hold_id)
+    if verdict.kind == "hold" and verdict.raw is not None:
+        _active_hold(ctx, verdict.raw, close.hold_id, now)  # closed or expired: raises
+    return None
+
+
+def _remember(ctx: Context, hold_id: str, change: HoldChange) -> None:
+    """Keep the hold's state after a capture or void applied ``change`` to it."""
+    known = ctx.known.get(hold_id)
+    if known is None:
+        return
+    state = {**known.attribute_values, "remaining": change.remaining,
+             "hold_status": change.status}  # fmt: skip
+    ctx.known.put(build(ctx.models.transaction, **state))
 
 
 def _close_plan(  # noqa: PLR0917 - the request, the hold as read, and what the call shares

@@ -271,11 +271,15 @@ def _timestamp(record: Transaction) -> datetime:
 
 
 def execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
-    """Apply ``request``, learning the account's currency once if the caller gave none."""
+    """Apply ``request``, learning the account's currency once if the caller gave none.
+
+    The record is remembered (a later capture of a hold, or refund of the
+    movement, then skips reading it).
+    """
     deployment.ensure(ctx)
     movement = _Movement(ctx, request, request_id=uuid.uuid4().hex, now=ctx.now())
     try:
-        return run(ctx, movement.attempt)
+        outcome = run(ctx, movement.attempt)
     except _CurrencyLearned as learned:
         # The caller named no currency and the account holds another one:
         # check the amount against that currency's minor unit and go again.
@@ -285,7 +289,9 @@ def execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
             amount=ctx.currencies.parse_amount(raw_amount, learned.currency),
             currency_given=True,
         )
-        return run(ctx, attrs.evolve(movement, request=request).attempt)
+        outcome = run(ctx, attrs.evolve(movement, request=request).attempt)
+    ctx.known.put(outcome.record)
+    return outcome
 
 
 @attrs.frozen

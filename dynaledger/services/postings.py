@@ -358,6 +358,7 @@ def post(
         request = attrs.evolve(request, legs=_parsed(ctx, given, learned.currency),
                                currency=learned.currency, currency_given=True)  # fmt: skip
         record, replayed = _apply(ctx, request, now, request_id)
+    ctx.known.put(record)  # a refund of the posting then skips reading it
     money = record.currency or ctx.default_currency
     merged = decode_legs(record.legs or "")
     present = ctx.currencies.present

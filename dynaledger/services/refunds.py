@@ -23,12 +23,14 @@ from dynaledger import values
 from dynaledger.errors import (
     CurrencyMismatch,
     IdempotencyConflict,
+    LedgerError,
     MovementNotFound,
     NotRefundable,
     RefundExceeded,
     UserNotFound,
     ValidationError,
 )
+from dynaledger.models import build
 from dynaledger.models.transaction import (
     KIND_CAPTURE,
     KIND_POSTING,
@@ -113,7 +115,15 @@ def _original(ctx: Context, raw: dict[str, Any] | None, of: str) -> Transaction:
     """
     if raw is None:
         raise MovementNotFound(of)
-    record = load_transaction(ctx, raw)
+    return _refundable(load_transaction(ctx, raw), of)
+
+
+def _refundable(record: Transaction, of: str) -> Transaction:
+    """``record``, checked to be refundable.
+
+    Raises:
+        NotRefundable.
+    """
     kind = record.kind or KIND_TRANSACT
     if record.status == STATUS_REJECTED:
         raise NotRefundable(of, "it was refused")
@@ -191,55 +201,99 @@ def _refuse(ctx: Context, plan: Plan, user_id: str, balance: Decimal, limit: Dec
 
 
 def _apply(ctx: Context, request: RefundRequest, amount: object) -> tuple[Transaction, str, bool]:
-    """Apply a refund once per key: its first record, the original's kind, whether replayed."""
+    """Apply a refund once per key: its first record, the original's kind, whether replayed.
+
+    With the original known to this ledger (:class:`~dynaledger.services._core.KnownRecords`)
+    and refundable as known, the plan goes out at once: 1 request. Otherwise, or when
+    the original's refunded total moved on, the original and the key are read first.
+    """
     deployment.ensure(ctx)
     now, request_id = ctx.now(), uuid.uuid4().hex
 
+    def planned(original: Transaction) -> Plan:
+        currency = original.currency or ctx.default_currency
+        if request.currency is not None and request.currency != currency:
+            raise CurrencyMismatch(original.user_id, expected=request.currency, actual=currency)
+        return _plan(ctx, request, original, amount, now, request_id)
+
     def attempt() -> tuple[Transaction, str, bool]:
+        known = ctx.known.get(request.of)
+        if known is not None:
+            try:
+                original = _refundable(known, request.of)
+                base = planned(original)
+            except LedgerError:
+                pass  # as known it refuses: the read tells a replay from a refusal
+            else:
+                done = _send(ctx, request, original, base, amount, now, request_id)
+                if done is not None:
+                    return done
         original_raw, stored_raw = read_pair(ctx, request.of, request.key)
         if stored_raw is not None:
             stored = replay(ctx, request, stored_raw, request_id)
             kind = _kind_of(ctx, original_raw)
             return stored, kind, stored.request_id != request_id
         original = _original(ctx, original_raw, request.of)
-        currency = original.currency or ctx.default_currency
-        if request.currency is not None and request.currency != currency:
-            raise CurrencyMismatch(original.user_id, expected=request.currency, actual=currency)
-        kind = original.kind or KIND_TRANSACT
-        base = _plan(ctx, request, original, amount, now, request_id)
-        plan = base
-        for _ in range(MAX_ROUNDS):
-            cancelled = send(ctx, plan, now)
-            if cancelled is None:
-                if plan.records and plan.records[0].status == STATUS_REJECTED:
-                    raise refusal(ctx, plan.records[0])
-                return base.records[0], kind, False
-            verdict = read_cancellation(ctx, cancelled)
-            if verdict.kind == "stored":
-                if verdict.raw is None:
-                    raise Retry(CONTENTION)  # read it again
-                stored = replay(ctx, request, verdict.raw, request_id)
-                return stored, kind, stored.request_id != request_id
-            if verdict.kind == "unknown_user":
-                raise UserNotFound(verdict.user_id)
-            if verdict.kind == "currency":
-                raise CurrencyMismatch(verdict.user_id, expected=currency, actual=verdict.currency)
-            if verdict.kind == "tally" and verdict.raw is not None:
-                now_original = _original(ctx, verdict.raw, request.of)
-                _plan(ctx, request, now_original, amount, now, request_id)  # raises when exceeded
-            if verdict.kind == "account" and verdict.raw is not None and verdict.user is not None:
-                index = plan.accounts.index(verdict.account) if verdict.account else 0
-                released = with_releases(ctx, base, index, verdict.raw, now, request_id)
-                if released is not None:
-                    plan = released
-                    continue
-                balance, limit = refusal_figures(ctx, verdict, currency, now, "amount")
-                plan = _refuse(ctx, base, verdict.user_id, balance, limit)
-                continue
+        ctx.known.put(original)
+        done = _send(ctx, request, original, planned(original), amount, now, request_id)
+        if done is None:
             raise Retry(CONTENTION)  # it changed under us: read it again
-        raise Retry(CONTENTION)
+        return done
 
     return run(ctx, attempt)
+
+
+def _send(  # noqa: PLR0917 - the request, the original, its plan, and what the call shares
+    ctx: Context, request: RefundRequest, original: Transaction, base: Plan, amount: object,
+    now: datetime, request_id: str,
+) -> tuple[Transaction, str, bool] | None:  # fmt: skip
+    """Send a refund's plan (again with expired holds released, or as its final refusal):
+    its first record, the original's kind and whether replayed, or None when the
+    original's refunded total is no longer as the plan expects (it is forgotten)."""
+    currency = original.currency or ctx.default_currency
+    kind = original.kind or KIND_TRANSACT
+    plan = base
+    for _ in range(MAX_ROUNDS):
+        cancelled = send(ctx, plan, now)
+        if cancelled is None:
+            if plan.records and plan.records[0].status == STATUS_REJECTED:
+                raise refusal(ctx, plan.records[0])
+            _remember(ctx, original, base.tallies[0].delta)
+            return base.records[0], kind, False
+        verdict = read_cancellation(ctx, cancelled)
+        if verdict.kind == "stored":
+            if verdict.raw is None:
+                raise Retry(CONTENTION)  # read it again
+            stored = replay(ctx, request, verdict.raw, request_id)
+            return stored, kind, stored.request_id != request_id
+        if verdict.kind == "unknown_user":
+            raise UserNotFound(verdict.user_id)
+        if verdict.kind == "currency":
+            raise CurrencyMismatch(verdict.user_id, expected=currency, actual=verdict.currency)
+        if verdict.kind == "tally":
+            ctx.known.forget(request.of)
+            if verdict.raw is not None:
+                now_original = _original(ctx, verdict.raw, request.of)
+                _plan(ctx, request, now_original, amount, now, request_id)  # raises when exceeded
+            return None
+        if verdict.kind == "account" and verdict.raw is not None and verdict.user is not None:
+            index = plan.accounts.index(verdict.account) if verdict.account else 0
+            released = with_releases(ctx, base, index, verdict.raw, now, request_id)
+            if released is not None:
+                plan = released
+                continue
+            balance, limit = refusal_figures(ctx, verdict, currency, now, "amount")
+            plan = _refuse(ctx, base, verdict.user_id, balance, limit)
+            continue
+        return None
+    raise Retry(CONTENTION)
+
+
+def _remember(ctx: Context, original: Transaction, given: Decimal) -> None:
+    """Keep the original's refunded total after a refund gave ``given`` of it back."""
+    refunded = EXACT.add(original.refunded or Decimal(0), given)
+    state = {**original.attribute_values, "refunded": refunded}
+    ctx.known.put(build(ctx.models.transaction, **state))
 
 
 def _kind_of(ctx: Context, raw: dict[str, Any] | None) -> str:
