@@ -2,10 +2,12 @@
 
 A hold is a movement of the engine (``movements``, kind ``hold``): its record
 under its key and the holder's account change (balance down, ``held`` up, an
-entry ``hold:<id>`` added) in one request. A capture or void reads the hold
-record and the capture's own key in one ``BatchGetItem`` (a replay ends
-there), then sends one plan: its records, the holder's change, the payee's
-credit and the hold record's change, each conditional on the state read.
+entry ``hold:<id>`` added) in one request. A capture or void sends one plan:
+its records, the holder's change, the payee's credit and the hold record's
+change, each conditional on the hold's state as this ledger knows it
+(``KnownRecords``). A ledger that does not know the hold, or whose write shows
+the hold moved on, first reads the hold record and the call's own key in one
+``BatchGetItem`` (a replay ends there).
 """
 
 from __future__ import annotations

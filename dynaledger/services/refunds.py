@@ -1,13 +1,14 @@
 """Refunds: give back all or part of an applied movement, exactly once per key.
 
-A refund reads its original and its own key in one consistent ``BatchGetItem``
-(a replay ends there: 1 request), then sends one plan (2 requests in all):
-the refund's records (one per account of the original, kind ``refund``,
-``refundOf`` naming the original), the accounts' changes reversing the
-original's (an account the original credited is debited, with its floor), and
-the original's ``refunded`` total grown, conditional on staying at most the
-original's amount. The original's accounts are only on its record, so the
-read cannot be saved, exactly as for a capture.
+A refund sends one plan: the refund's records (one per account of the
+original, kind ``refund``, ``refundOf`` naming the original), the accounts'
+changes reversing the original's (an account the original credited is debited,
+with its floor), and the original's ``refunded`` total grown, conditional on
+staying at most the original's amount. The original's accounts are only on its
+record: a ledger that knows it (``KnownRecords``: it wrote it, or read it
+before) sends the plan at once (1 request); one that does not, or whose write
+shows the refunded total moved on, first reads the original and its own key in
+one consistent ``BatchGetItem`` (a replay ends there), as for a capture.
 """
 
 from __future__ import annotations
