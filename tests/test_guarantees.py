@@ -122,6 +122,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.balance: dict[str, Decimal] = {}
         self.currency: dict[str, str] = {}
         self.limit: Counter[str] = Counter()  # credit limits: 0 unless set
+        # Accounts whose limit was lowered below their debt, not back within it since.
+        self.lowered: set[str] = set()
         self.recorded: dict[str, tuple[str, dict[str, Any], str]] = {}
         self.applied: Counter[str] = Counter()  # applied entries per user (expiries aside)
         self.count = 0
@@ -189,6 +191,8 @@ class LedgerMachine(RuleBasedStateMachine):
         result = self._call("set_credit_limit", args)
         assert (limit, self.currency[user]) == (result.credit_limit, result.currency)
         self.limit[user] = limit
+        if self.balance[user] < -limit:
+            self.lowered.add(user)
         self.applied[user] += 1  # a "limit" entry in history
         self.recorded[key] = ("set_credit_limit", args, "applied")
         return key
@@ -533,7 +537,12 @@ class LedgerMachine(RuleBasedStateMachine):
         assert {u: self.limit[u] for u in self.balance} == {
             u: balance.credit_limit for u, balance in read.items()
         }
-        assert all(actual[u] >= -self.limit[u] for u in actual)
+        # Below minus the limit only when the limit was lowered below the debt, and only
+        # until the account is back within it (no debit can take it there again).
+        for user_id, amount in actual.items():
+            if amount >= -self.limit[user_id]:
+                self.lowered.discard(user_id)
+        assert {u for u in actual if actual[u] < -self.limit[u]} <= self.lowered
         held: dict[str, Decimal] = {u: Decimal(0) for u in self.balance}
         for state in self.hold_state.values():
             if state.status == "active":
