@@ -8,6 +8,7 @@ ledgers in one process never see each other's tables.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, TypeVar, cast
 
 import attrs
@@ -153,13 +154,32 @@ def load(model: type[_M], item: dict[str, Any]) -> _M:
     value the attribute's own error) and keeps the values as :func:`build` does.
     """
     values: dict[str, Any] = {}
-    for name, attribute in model.get_attributes().items():
-        typed = item.get(attribute.attr_name)
+    for name, attr_name, attribute in _fields(model):
+        typed = item.get(attr_name)
         if typed and NULL not in typed:
             values[name] = attribute.deserialize(attribute.get_value(typed))
     instance = model.__new__(model)
     instance.attribute_values = values
     return instance
+
+
+def _fields(model: type[Model]) -> tuple[tuple[str, str, Any], ...]:
+    """``(python name, DynamoDB name, attribute)`` of each of ``model``'s attributes."""
+    found = _FIELDS.get(model)
+    if found is None:
+        found = tuple(
+            (name, attribute.attr_name, attribute)
+            for name, attribute in model.get_attributes().items()
+        )
+        _FIELDS[model] = found
+    return found
+
+
+#: :func:`_fields` of each model, worked out once: PynamoDB looks names up per access.
+#: Weak: every ledger binds models of its own.
+_FIELDS: weakref.WeakKeyDictionary[type[Model], tuple[tuple[str, str, Any], ...]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _Connection(Connection):
