@@ -554,6 +554,27 @@ class TestCost:
             timed.get_hold(hold_id).captured,
         )
 
+    def test_a_knowing_ledger_raises_what_a_reading_ledger_raises(
+        self, timed: Ledger, clock: Clock
+    ) -> None:
+        """Another ledger captured the whole hold, then the payee's account was deleted by
+        hand. This ledger, which still knows the hold as active, raises HoldClosed, as a
+        ledger reading the hold does, not UserNotFound for the payee its write named."""
+        player, house = _user(timed), _user(timed, "0")
+        hold_id = unique("h")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="5", to_user_id=house)
+        other = Ledger(timed.settings.endpoint_url, table_prefix=timed.settings.table_prefix,
+                       retry=FAST_RETRY, clock=clock)  # fmt: skip
+        other.capture(idempotency_key=unique("c"), hold_id=hold_id)
+        timed.botocore_client.delete_item(TableName=timed.table_names[0],
+                                          Key={"userId": {"S": house}})  # fmt: skip
+        errors = []
+        for ledger in (timed, other):
+            with pytest.raises(HoldClosed) as closed:
+                ledger.capture(idempotency_key=unique("c"), hold_id=hold_id)
+            errors.append(closed.value.status)
+        assert ["captured", "captured"] == errors
+
 
 class TestLostReplies:
     @pytest.mark.parametrize("fault", [faultproxy.DROP_AFTER_COMMIT, faultproxy.CONFLICT])

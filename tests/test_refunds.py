@@ -6,6 +6,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -277,3 +278,82 @@ class TestFundsInExpiredHolds:
             _balance(timed, other),
         )
         assert () == timed.reconcile([user, other]).mismatches
+
+    def test_more_expired_holds_than_one_request_holds_are_released_before_the_refund(
+        self, ledger: Ledger, dynamodb_endpoint: str
+    ) -> None:
+        """Two accounts whose money sits in expired holds of 1 (100 and 60 of them): a refund
+        of 60 from the first and a posting of 55 from the second each need more releases
+        than fit one transaction, so they release in requests of their own first, then
+        apply in full; the balances, the results and reconcile agree."""
+        clock = _Clock()
+        timed = Ledger(dynamodb_endpoint, table_prefix=ledger.settings.table_prefix,
+                       retry=FAST_RETRY, clock=clock)  # fmt: skip
+        payer, user, poster, other = (_user(timed, b) for b in ("200", "0", "0", "0"))
+        paid = unique("t")
+        timed.transfer(idempotency_key=paid, from_user_id=payer, to_user_id=user, amount="100")
+        timed.transfer(idempotency_key=unique("t"), from_user_id=payer, to_user_id=poster,
+                       amount="60")  # fmt: skip
+        for holder, count in ((user, 100), (poster, 60)):
+            for _ in range(count):
+                timed.hold(idempotency_key=unique("h"), user_id=holder, amount="1", timeout=10)
+        clock.now += timedelta(seconds=10)
+        refunded = timed.refund(idempotency_key=unique("rf"), of=paid, amount="60")
+        legs = [Leg(poster, "55", "debit"), Leg(other, "55", "credit")]
+        posted = timed.post(idempotency_key=unique("p"), legs=legs)
+        assert (Decimal("60.00"), Decimal("55.00")) == (refunded.amount, posted.amount)
+        assert [Decimal("100.00"), Decimal("40.00"), Decimal("5.00"), Decimal("55.00")] == [
+            _balance(timed, u) for u in (payer, user, poster, other)
+        ]
+        everyone = [payer, user, poster, other]
+        assert ((), [Decimal(0)] * 2) == (
+            timed.reconcile(everyone).mismatches,
+            [timed.get_user_balance(u).held for u in (user, poster)],
+        )
+
+
+class TestKnownOriginals:
+    def test_an_original_rewritten_under_its_key_is_read_again_not_trusted(
+        self, ledger: Ledger
+    ) -> None:
+        """The ledger wrote a credit of alice; by hand the key is rewritten as a credit of bob
+        (another request). The refund's write is refused by the record's identity, the
+        original is read, and the refund takes the money from bob, not from alice."""
+        alice, bob, key = _user(ledger, "0"), _user(ledger, "0"), unique("win")
+        ledger.transact(idempotency_key=key, user_id=alice, amount="10", type="credit")
+        ledger.transact(idempotency_key=unique("t"), user_id=bob, amount="10", type="credit")
+        table = ledger.table_names[1]
+        client = ledger.botocore_client
+        item = client.get_item(TableName=table, Key={"idempotencyKey": {"S": key}},
+                               ConsistentRead=True)["Item"]  # fmt: skip
+        item.update({"userId": {"S": bob}, "requestId": {"S": "by-hand"}})
+        client.put_item(TableName=table, Item=item)
+        refunded = ledger.refund(idempotency_key=unique("rf"), of=key)
+        assert Decimal("10.00") == refunded.amount
+        assert [Decimal("10.00"), Decimal("0.00")] == [_balance(ledger, u) for u in (alice, bob)]
+
+    def test_a_replay_on_a_server_that_returns_no_old_item_reads_the_key(
+        self, ledger: Ledger, dynamodb_endpoint: str
+    ) -> None:
+        """With the cancellation's old items stripped (as some servers send none), a replay of
+        a known original's refund, and of a capture while its hold is open, still returns
+        the stored result (replayed) instead of retrying the same write."""
+        own = Ledger(dynamodb_endpoint, table_prefix=ledger.settings.table_prefix,
+                     retry=FAST_RETRY)  # fmt: skip
+
+        def strip(parsed: dict[str, Any], **kwargs: Any) -> None:
+            for reason in parsed.get("CancellationReasons", []):
+                reason.pop("Item", None)
+
+        own.botocore_client.meta.events.register("after-call.dynamodb.TransactWriteItems", strip)
+        user, house, bet, hold_id = _user(own), _user(own, "0"), unique("bet"), unique("h")
+        own.transact(idempotency_key=bet, user_id=user, amount="30", type="debit")
+        refund = {"idempotency_key": unique("rf"), "of": bet, "amount": "10"}
+        own.refund(**refund)
+        own.hold(idempotency_key=hold_id, user_id=user, amount="5", to_user_id=house)
+        capture = {"idempotency_key": unique("c"), "hold_id": hold_id, "amount": "2",
+                   "final": False}  # fmt: skip
+        own.capture(**capture)
+        assert (True, True) == (own.refund(**refund).replayed, own.capture(**capture).replayed)
+        # 100 - 30 + 10 back - 5 held (2 of them captured to the house, 3 still held)
+        assert [Decimal("75.00"), Decimal("2.00")] == [_balance(own, u) for u in (user, house)]

@@ -119,6 +119,8 @@ class HoldChange:
     ``captured`` and ``released`` are added to the record's totals. The
     record must be active with ``expected`` remaining and, with
     ``live_at``, not expired at that instant; with ``expired_at``, expired at it.
+    With ``request_id``, it must still be the record written by that request (one
+    deleted and written again under its key by hand is another).
     """
 
     hold_id: str
@@ -129,6 +131,7 @@ class HoldChange:
     status: str
     live_at: datetime | None = None
     expired_at: datetime | None = None
+    request_id: str | None = None
 
 
 @attrs.frozen
@@ -138,12 +141,14 @@ class TallyChange:
     The record must be applied; its total (absent: 0) must be at most
     ``limit - delta`` before the change. A refund adds to its original's
     ``refunded`` this way, so concurrent refunds never exceed the original.
+    With ``request_id``, it must still be the record written by that request.
     """
 
     key: str
     delta: Decimal
     limit: Decimal
     field: str = "refunded"
+    request_id: str | None = None
 
 
 @attrs.frozen
@@ -199,6 +204,8 @@ def _hold_update(ctx: Context, change: HoldChange) -> tuple[list[Action], Condit
         condition &= model.expires_at.does_not_exist() | (model.expires_at > change.live_at)
     if change.expired_at is not None:
         condition &= model.expires_at <= change.expired_at
+    if change.request_id is not None:
+        condition &= model.request_id == change.request_id
     return actions, condition
 
 
@@ -212,6 +219,8 @@ def _tally_update(ctx: Context, change: TallyChange) -> tuple[list[Action], Cond
     condition = (model.status == STATUS_APPLIED) & (
         attribute.does_not_exist() | (attribute <= bound)
     )
+    if change.request_id is not None:
+        condition &= model.request_id == change.request_id
     return actions, condition
 
 

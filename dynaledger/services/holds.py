@@ -235,7 +235,7 @@ def _close(ctx: Context, close: _Close, amount: object) -> tuple[Transaction, bo
             except LedgerError:
                 pass  # as known it refuses: the read tells a replay from a refusal
             else:
-                done = _send_close(ctx, close, plan, now, request_id)
+                done = _send_close(ctx, close, plan, now, request_id, known=True)
                 if done is not None:
                     return done
         hold_raw, stored_raw = read_pair(ctx, close.hold_id, close.key)
@@ -245,7 +245,7 @@ def _close(ctx: Context, close: _Close, amount: object) -> tuple[Transaction, bo
         held = _active_hold(ctx, hold_raw, close.hold_id, now)
         ctx.known.put(held)
         plan = _close_plan(ctx, close, held, amount, now, request_id)
-        done = _send_close(ctx, close, plan, now, request_id)
+        done = _send_close(ctx, close, plan, now, request_id, known=False)
         if done is None:
             raise Retry(CONTENTION)  # it changed under us: read it again
         return done
@@ -254,27 +254,30 @@ def _close(ctx: Context, close: _Close, amount: object) -> tuple[Transaction, bo
 
 
 def _send_close(
-    ctx: Context, close: _Close, plan: Plan, now: datetime, request_id: str
+    ctx: Context, close: _Close, plan: Plan, now: datetime, request_id: str, *, known: bool
 ) -> tuple[Transaction, bool] | None:
-    """Send a capture's or void's plan: its record and whether replayed, or None when
-    the hold or its entry is no longer as the plan expects (it is forgotten)."""
+    """Send a capture's or void's plan: its record and whether replayed; or None when the
+    hold is to be read (again): it or its entry is no longer as the plan expects, or,
+    for a ``known`` hold, anything but the key refused it, so that the read decides
+    the error as it would for a ledger that never saw the hold.
+    """
     cancelled = send(ctx, plan, now)
     if cancelled is None:
         _remember(ctx, close.hold_id, plan.holds[0])
         ctx.known.put(plan.records[0])  # a refund of the capture then skips reading it
         return plan.records[0], False
     verdict = read_cancellation(ctx, cancelled)
-    if verdict.kind == "stored":
-        if verdict.raw is None:
-            raise Retry(CONTENTION)  # read it again
+    if verdict.kind == "stored" and verdict.raw is not None:
         stored = _replay(ctx, close, verdict.raw, request_id)
         return stored, stored.request_id != request_id
+    ctx.known.forget(close.hold_id)
+    if known or verdict.kind == "stored":  # no stored item came back: read it
+        return None
     if verdict.kind == "unknown_user":
         raise UserNotFound(verdict.user_id)
     if verdict.kind == "currency":
         expected = plan.accounts[0].currency
         raise CurrencyMismatch(verdict.user_id, expected=expected, actual=verdict.currency)
-    ctx.known.forget(close.hold_id)
     if verdict.kind == "hold" and verdict.raw is not None:
         _active_hold(ctx, verdict.raw, close.hold_id, now)  # closed or expired: raises
     return None
@@ -285,8 +288,14 @@ def _remember(ctx: Context, hold_id: str, change: HoldChange) -> None:
     known = ctx.known.get(hold_id)
     if known is None:
         return
-    state = {**known.attribute_values, "remaining": change.remaining,
-             "hold_status": change.status}  # fmt: skip
+    zero = Decimal(0)
+    state = {
+        **known.attribute_values,
+        "remaining": change.remaining,
+        "hold_status": change.status,
+        "captured": EXACT.add(known.captured or zero, change.captured),
+        "released": EXACT.add(known.released or zero, change.released),
+    }
     ctx.known.put(build(ctx.models.transaction, **state))
 
 
@@ -342,7 +351,8 @@ def _close_plan(  # noqa: PLR0917 - the request, the hold as read, and what the 
     accounts = [holder]
     if payee is not None and take:
         accounts.append(AccountChange(payee, currency, balance_delta=take, role="payee"))
-    change = HoldChange(close.hold_id, remaining, left, take, release, status, live_at=now)
+    change = HoldChange(close.hold_id, remaining, left, take, release, status, live_at=now,
+                        request_id=held.request_id)  # fmt: skip
     return Plan(records=tuple(records), accounts=tuple(accounts), holds=(change,))
 
 

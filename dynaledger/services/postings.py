@@ -305,10 +305,19 @@ def _apply(ctx: Context, request: PostRequest, now: datetime, request_id: str
         plan = base
         for _ in range(MAX_ROUNDS):
             cancelled = send(ctx, plan, now)
+            releases_only = plan.records[0] is not base.records[0] and (
+                plan.records[0].status != STATUS_REJECTED
+            )
             if cancelled is None:
                 if plan.records[0].status == STATUS_REJECTED:
                     raise refusal(ctx, plan.records[0])
+                if releases_only:  # expired holds released: now the posting itself
+                    plan = base
+                    continue
                 return base.records[0], False
+            if releases_only:  # another call released them first: look again
+                plan = base
+                continue
             verdict = read_cancellation(ctx, cancelled)
             if verdict.kind == "stored":
                 stored = replay(ctx, request, verdict.raw, request_id)

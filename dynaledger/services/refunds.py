@@ -183,7 +183,7 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
             floor=leg.amount if debit else None, role=leg.type,
             ceiling=None if debit else ceiling(ctx, currency, leg.amount),
         ))  # fmt: skip
-    tally = TallyChange(request.of, take, whole)
+    tally = TallyChange(request.of, take, whole, request_id=original.request_id)
     return Plan(records=tuple(records), accounts=tuple(accounts), tallies=(tally,))
 
 
@@ -226,7 +226,7 @@ def _apply(ctx: Context, request: RefundRequest, amount: object) -> tuple[Transa
             except LedgerError:
                 pass  # as known it refuses: the read tells a replay from a refusal
             else:
-                done = _send(ctx, request, original, base, amount, now, request_id)
+                done = _send(ctx, request, original, base, amount, now, request_id, known=True)
                 if done is not None:
                     return done
         original_raw, stored_raw = read_pair(ctx, request.of, request.key)
@@ -236,7 +236,8 @@ def _apply(ctx: Context, request: RefundRequest, amount: object) -> tuple[Transa
             return stored, kind, stored.request_id != request_id
         original = _original(ctx, original_raw, request.of)
         ctx.known.put(original)
-        done = _send(ctx, request, original, planned(original), amount, now, request_id)
+        base = planned(original)
+        done = _send(ctx, request, original, base, amount, now, request_id, known=False)
         if done is None:
             raise Retry(CONTENTION)  # it changed under us: read it again
         return done
@@ -246,37 +247,37 @@ def _apply(ctx: Context, request: RefundRequest, amount: object) -> tuple[Transa
 
 def _send(  # noqa: PLR0917 - the request, the original, its plan, and what the call shares
     ctx: Context, request: RefundRequest, original: Transaction, base: Plan, amount: object,
-    now: datetime, request_id: str,
+    now: datetime, request_id: str, *, known: bool,
 ) -> tuple[Transaction, str, bool] | None:  # fmt: skip
     """Send a refund's plan (again with expired holds released, or as its final refusal):
-    its first record, the original's kind and whether replayed, or None when the
-    original's refunded total is no longer as the plan expects (it is forgotten)."""
+    its first record, the original's kind and whether replayed; or None when the
+    original is to be read (again): its refunded total is no longer as the plan
+    expects, or, for a ``known`` original, anything but the key or the funds refused
+    it, so that the read decides the error as it would for a ledger that never saw it.
+    """
     currency = original.currency or ctx.default_currency
     kind = original.kind or KIND_TRANSACT
     plan = base
     for _ in range(MAX_ROUNDS):
         cancelled = send(ctx, plan, now)
+        releases_only = plan.records[0] is not base.records[0] and (
+            plan.records[0].status != STATUS_REJECTED
+        )
         if cancelled is None:
-            if plan.records and plan.records[0].status == STATUS_REJECTED:
+            if plan.records[0].status == STATUS_REJECTED:
                 raise refusal(ctx, plan.records[0])
+            if releases_only:  # expired holds released: now the refund itself
+                plan = base
+                continue
             _remember(ctx, original, base.tallies[0].delta)
             return base.records[0], kind, False
+        if releases_only:  # another call released them first: look again
+            plan = base
+            continue
         verdict = read_cancellation(ctx, cancelled)
-        if verdict.kind == "stored":
-            if verdict.raw is None:
-                raise Retry(CONTENTION)  # read it again
+        if verdict.kind == "stored" and verdict.raw is not None:
             stored = replay(ctx, request, verdict.raw, request_id)
             return stored, kind, stored.request_id != request_id
-        if verdict.kind == "unknown_user":
-            raise UserNotFound(verdict.user_id)
-        if verdict.kind == "currency":
-            raise CurrencyMismatch(verdict.user_id, expected=currency, actual=verdict.currency)
-        if verdict.kind == "tally":
-            ctx.known.forget(request.of)
-            if verdict.raw is not None:
-                now_original = _original(ctx, verdict.raw, request.of)
-                _plan(ctx, request, now_original, amount, now, request_id)  # raises when exceeded
-            return None
         if verdict.kind == "account" and verdict.raw is not None and verdict.user is not None:
             index = plan.accounts.index(verdict.account) if verdict.account else 0
             released = with_releases(ctx, base, index, verdict.raw, now, request_id)
@@ -286,6 +287,16 @@ def _send(  # noqa: PLR0917 - the request, the original, its plan, and what the 
             balance, limit = refusal_figures(ctx, verdict, currency, now, "amount")
             plan = _refuse(ctx, base, verdict.user_id, balance, limit)
             continue
+        ctx.known.forget(request.of)
+        if known or verdict.kind == "stored":  # no stored item came back: read it
+            return None
+        if verdict.kind == "unknown_user":
+            raise UserNotFound(verdict.user_id)
+        if verdict.kind == "currency":
+            raise CurrencyMismatch(verdict.user_id, expected=currency, actual=verdict.currency)
+        if verdict.kind == "tally" and verdict.raw is not None:
+            now_original = _original(ctx, verdict.raw, request.of)
+            _plan(ctx, request, now_original, amount, now, request_id)  # raises when exceeded
         return None
     raise Retry(CONTENTION)
 
