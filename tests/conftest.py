@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import botocore.session
 import pytest
 from pynamodb.signals import pre_dynamodb_send
 
@@ -70,6 +71,15 @@ class OperationRecorder:
 
 
 RECORDER = OperationRecorder()
+
+
+def operator_client(ledger: Ledger) -> Any:
+    """A botocore client of its own on ``ledger``'s endpoint: an operator's edits by hand
+    (as with the AWS CLI), which the IAM coverage check does not count as the library's."""
+    return botocore.session.get_session().create_client(
+        "dynamodb", endpoint_url=ledger.settings.endpoint_url, region_name="us-east-1",
+        aws_access_key_id="operator", aws_secret_access_key="operator",  # noqa: S106 - local
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session", autouse=True)

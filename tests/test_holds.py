@@ -26,7 +26,7 @@ from dynaledger.errors import (
 )
 from dynaledger.services import movements
 from tests import faultproxy
-from tests.conftest import FAST_RETRY, RequestCounter, scan_tables, unique
+from tests.conftest import FAST_RETRY, RequestCounter, operator_client, scan_tables, unique
 
 START = datetime(2031, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -566,8 +566,8 @@ class TestCost:
         other = Ledger(timed.settings.endpoint_url, table_prefix=timed.settings.table_prefix,
                        retry=FAST_RETRY, clock=clock)  # fmt: skip
         other.capture(idempotency_key=unique("c"), hold_id=hold_id)
-        timed.botocore_client.delete_item(TableName=timed.table_names[0],
-                                          Key={"userId": {"S": house}})  # fmt: skip
+        operator_client(timed).delete_item(TableName=timed.table_names[0],
+                                           Key={"userId": {"S": house}})  # fmt: skip
         errors = []
         for ledger in (timed, other):
             with pytest.raises(HoldClosed) as closed:

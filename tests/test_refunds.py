@@ -21,7 +21,7 @@ from dynaledger.errors import (
     ValidationError,
 )
 from dynaledger.values import Leg
-from tests.conftest import FAST_RETRY, RequestCounter, unique
+from tests.conftest import FAST_RETRY, RequestCounter, operator_client, unique
 
 
 def _user(ledger: Ledger, balance: str = "100", currency: str | None = None) -> str:
@@ -323,7 +323,7 @@ class TestKnownOriginals:
         ledger.transact(idempotency_key=key, user_id=alice, amount="10", type="credit")
         ledger.transact(idempotency_key=unique("t"), user_id=bob, amount="10", type="credit")
         table = ledger.table_names[1]
-        client = ledger.botocore_client
+        client = operator_client(ledger)
         item = client.get_item(TableName=table, Key={"idempotencyKey": {"S": key}},
                                ConsistentRead=True)["Item"]  # fmt: skip
         item.update({"userId": {"S": bob}, "requestId": {"S": "by-hand"}})
