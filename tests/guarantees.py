@@ -420,6 +420,7 @@ def _hold_effects(
     history each account should show; return what each account still holds (under ``""``,
     what captures without a payee took out of the ledger)."""
     held: dict[str, Decimal] = defaultdict(Decimal)
+    closes_of = _applied_closes(keys)
     for key, state in keys.items():
         if state.definite != "applied" or state.kind != "hold":
             continue
@@ -427,9 +428,7 @@ def _hold_effects(
         remaining = Decimal(state.args["amount"])
         expected[holder] -= remaining
         applied_per_account[holder][key] += 1
-        for close_key, close in keys.items():
-            if close.definite != "applied" or close.args.get("hold_id") != key:
-                continue
+        for close_key, close in closes_of[key]:
             taken = close.result.amount if close.kind == "capture" else Decimal(0)
             released = close.result.released
             remaining -= taken + released
@@ -449,18 +448,27 @@ def _hold_effects(
     return held
 
 
+def _applied_closes(keys: dict[str, KeyState]) -> dict[str, list[tuple[str, KeyState]]]:
+    """The applied captures and voids of each hold, by hold id (one pass over the keys)."""
+    closes: dict[str, list[tuple[str, KeyState]]] = defaultdict(list)
+    for key, state in keys.items():
+        if state.kind in ("capture", "void") and state.definite == "applied":
+            closes[state.args["hold_id"]].append((key, state))
+    return closes
+
+
 def _verify_holds(ledger: Ledger, keys: dict[str, KeyState], now: Any) -> Counter[str]:
     """Each hold adds up, was captured exactly as acknowledged, and nothing moved after its
     expiry or close."""
     violations: Counter[str] = Counter()
+    closes_of = _applied_closes(keys)
     for key, state in keys.items():
         if state.kind != "hold" or state.definite != "applied":
             continue
         hold = ledger.get_hold(key)
         if hold.captured + hold.released + hold.remaining != hold.amount:
             violations["a hold's captured + released + remaining is not its amount"] += 1
-        closes = [c for c in keys.values()
-                  if c.definite == "applied" and c.args.get("hold_id") == key]  # fmt: skip
+        closes = [close for _, close in closes_of[key]]
         captured = sum((c.result.amount for c in closes if c.kind == "capture"), Decimal(0))
         if captured != hold.captured:
             violations["captured differs from acknowledged captures"] += 1
