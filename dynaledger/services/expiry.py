@@ -17,7 +17,13 @@ from typing import Any
 import attrs
 
 from dynaledger import values
-from dynaledger.models.transaction import HOLD_EXPIRED, KIND_EXPIRY, STATUS_APPLIED, Transaction
+from dynaledger.models.transaction import (
+    HOLD_EXPIRED,
+    KIND_EXPIRY,
+    STATUS_APPLIED,
+    STATUS_REJECTED,
+    Transaction,
+)
 from dynaledger.money import EXACT, validate_identifier
 from dynaledger.services import deployment
 from dynaledger.services._core import Context, run
@@ -148,6 +154,13 @@ def with_releases(  # noqa: PLR0917 - the plan, its account, and what the call s
         )
     bare = AccountChange(change.user_id, change.currency, touch_balance=True, role="holder")
     return release_plan(ctx, bare, chosen[:RELEASES_PER_PLAN], now, request_id)
+
+
+def releases_only(plan: Plan, base: Plan) -> bool:
+    """True when ``plan`` is a release-only plan :func:`with_releases` returned for ``base``
+    (not ``base`` itself, with or without releases, nor its recorded refusal)."""
+    first = plan.records[0]
+    return first is not base.records[0] and first.status != STATUS_REJECTED
 
 
 # Expiry -----------------------------------------------------------------------------------

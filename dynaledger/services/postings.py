@@ -48,7 +48,7 @@ from dynaledger.services.engine import (
     read_cancellation,
     send,
 )
-from dynaledger.services.expiry import expired_entries, with_releases
+from dynaledger.services.expiry import expired_entries, releases_only, with_releases
 from dynaledger.services.records import (
     account_currency,
     credit_limit,
@@ -305,17 +305,15 @@ def _apply(ctx: Context, request: PostRequest, now: datetime, request_id: str
         plan = base
         for _ in range(MAX_ROUNDS):
             cancelled = send(ctx, plan, now)
-            releases_only = plan.records[0] is not base.records[0] and (
-                plan.records[0].status != STATUS_REJECTED
-            )
+            released_only = releases_only(plan, base)
             if cancelled is None:
                 if plan.records[0].status == STATUS_REJECTED:
                     raise refusal(ctx, plan.records[0])
-                if releases_only:  # expired holds released: now the posting itself
+                if released_only:  # expired holds released: now the posting itself
                     plan = base
                     continue
                 return base.records[0], False
-            if releases_only:  # another call released them first: look again
+            if released_only:  # another call released them first: look again
                 plan = base
                 continue
             verdict = read_cancellation(ctx, cancelled)

@@ -46,7 +46,7 @@ from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
 from dynaledger.services._core import CONTENTION, Context, Retry, run
 from dynaledger.services.engine import AccountChange, Plan, TallyChange, read_cancellation, send
-from dynaledger.services.expiry import with_releases
+from dynaledger.services.expiry import releases_only, with_releases
 from dynaledger.services.holds import read_pair
 from dynaledger.services.postings import (
     Posted,
@@ -260,18 +260,16 @@ def _send(  # noqa: PLR0917 - the request, the original, its plan, and what the 
     plan = base
     for _ in range(MAX_ROUNDS):
         cancelled = send(ctx, plan, now)
-        releases_only = plan.records[0] is not base.records[0] and (
-            plan.records[0].status != STATUS_REJECTED
-        )
+        released_only = releases_only(plan, base)
         if cancelled is None:
             if plan.records[0].status == STATUS_REJECTED:
                 raise refusal(ctx, plan.records[0])
-            if releases_only:  # expired holds released: now the refund itself
+            if released_only:  # expired holds released: now the refund itself
                 plan = base
                 continue
             _remember(ctx, original, base.tallies[0].delta)
             return base.records[0], kind, False
-        if releases_only:  # another call released them first: look again
+        if released_only:  # another call released them first: look again
             plan = base
             continue
         verdict = read_cancellation(ctx, cancelled)
