@@ -327,12 +327,16 @@ def validate_identifier(value: object, field: str) -> str:
         )
     if not value.strip():
         raise ValidationError(field, "must not be only whitespace")
-    for char in value:
-        code = ord(char)
-        if code < 0x20 or 0x7F <= code < 0xA0:
+    found = _FORBIDDEN_IN_IDENTIFIERS.search(value)
+    if found is not None:
+        code = ord(found.group())
+        if code < 0xD800:
             raise ValidationError(
                 field, f"must not contain control characters (found U+{code:04X})"
             )
-        if 0xD800 <= code <= 0xDFFF:
-            raise ValidationError(field, f"must not contain lone surrogates (found U+{code:04X})")
+        raise ValidationError(field, f"must not contain lone surrogates (found U+{code:04X})")
     return value
+
+
+#: What an identifier must not hold: C0 and C1 control characters, lone surrogates.
+_FORBIDDEN_IN_IDENTIFIERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")

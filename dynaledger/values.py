@@ -195,15 +195,16 @@ class RefundResult:
     metadata: dict[str, str] = attrs.field(factory=dict)
 
 
+_ENTRY_TYPES = {entry.value: entry for entry in EntryType}
+
+
 def parse_type(value: object) -> EntryType:
     """Accept ``"credit"``, ``"debit"`` or an :class:`EntryType`."""
     if isinstance(value, EntryType):
         return value
-    if isinstance(value, str):
-        try:
-            return EntryType(value)
-        except ValueError:
-            pass
+    found = _ENTRY_TYPES.get(value) if isinstance(value, str) else None
+    if found is not None:
+        return found
     raise ValidationError("type", f"must be 'credit' or 'debit', not {value!r}")
 
 

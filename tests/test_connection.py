@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 from botocore.config import Config
+from pynamodb.signals import pre_dynamodb_send
 
 from dynaledger import Ledger, RetryPolicy
 from dynaledger.errors import ConcurrencyError, ConfigurationError, ServiceUnavailable
+from dynaledger.services._core import signals_heard
 from tests import faultproxy
-from tests.conftest import Proxied, unique
+from tests.conftest import RECORDER, Proxied, unique
 
 
 class _SlowBackoff(RetryPolicy):
@@ -182,3 +184,48 @@ class TestClose:
         with pytest.raises(ConfigurationError):
             scoped.get_user_balance(user_id)
         assert Decimal("100.00") == inside
+
+
+class TestPynamoDBSignals:
+    def test_a_read_sends_pynamodbs_signals_only_while_someone_listens(
+        self, ledger: Ledger
+    ) -> None:
+        """A listener to ``pre_dynamodb_send`` sees each read; with none, reads skip dispatch.
+
+        PynamoDB's ``dispatch`` draws a UUID per request for its signals. With
+        no receiver (this suite's own recorder disconnected too) a balance read
+        goes to PynamoDB's ``_make_api_call`` directly and reads the same balance.
+        """
+        user_id = unique("signals")
+        ledger.create_user(user_id, balance="5")
+        connection = ledger._ctx.models.connection
+        dispatched: list[str] = []
+        dispatch = connection.dispatch
+
+        def counting_dispatch(operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+            dispatched.append(operation)
+            return dispatch(operation, kwargs)
+
+        heard: list[str] = []
+
+        def listener(sender: object, operation_name: str, **kwargs: object) -> None:
+            heard.append(operation_name)
+
+        connection.dispatch = counting_dispatch  # type: ignore[method-assign]
+        try:
+            pre_dynamodb_send.connect(listener)
+            try:
+                listened = ledger.get_user_balance(user_id)
+            finally:
+                pre_dynamodb_send.disconnect(listener)
+            assert (["GetItem"], ["GetItem"]) == (dispatched, heard)
+            pre_dynamodb_send.disconnect(RECORDER.discover)
+            try:
+                assert not signals_heard()
+                unheard = ledger.get_user_balance(user_id)
+            finally:
+                pre_dynamodb_send.connect(RECORDER.discover)
+        finally:
+            del connection.dispatch
+        assert ["GetItem"] == dispatched  # the second read did not dispatch
+        assert (Decimal("5.00"), Decimal("5.00")) == (listened.amount, unheard.amount)

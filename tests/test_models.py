@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -72,6 +73,37 @@ class TestTimestamps:
         """A naive datetime has no defined instant; storing one would be a guess."""
         with pytest.raises(ValueError, match="timezone-aware"):
             format_timestamp(datetime(2026, 1, 1))
+
+    def test_format_matches_strftime_for_any_instant_and_zone(self) -> None:
+        """The isoformat-based writer gives strftime's text, zero microseconds and offsets too."""
+        generator = random.Random(7)
+        for _ in range(2000):
+            moment = datetime(
+                generator.randint(1000, 9999), generator.randint(1, 12), generator.randint(1, 28),
+                generator.randint(0, 23), generator.randint(0, 59), generator.randint(0, 59),
+                generator.choice([0, 1, 999999, generator.randint(0, 999999)]),
+                tzinfo=timezone(timedelta(minutes=generator.randint(-900, 900))),
+            )  # fmt: skip
+            expected = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            assert expected == format_timestamp(moment)
+            assert expected == format_timestamp(moment)  # again: the remembered text
+
+    def test_the_canonical_form_reads_as_the_general_parser_reads_it(self) -> None:
+        """``...SS.ffffffZ`` skips the pattern; other forms and impossible dates take it."""
+        generator = random.Random(11)
+        for _ in range(2000):
+            moment = datetime(
+                generator.randint(1000, 9999), generator.randint(1, 12), generator.randint(1, 28),
+                generator.randint(0, 23), generator.randint(0, 59), generator.randint(0, 59),
+                generator.randint(0, 999999), tzinfo=timezone.utc,
+            )  # fmt: skip
+            text = format_timestamp(moment)
+            assert moment == parse_timestamp(text)
+            assert moment == parse_timestamp(text[:-1] + "+00:00")  # the general path
+        with pytest.raises(ValueError, match="day is out of range"):
+            parse_timestamp("2026-02-30T00:00:00.000000Z")
+        with pytest.raises(ValueError, match="is not an ISO-8601 timestamp"):
+            parse_timestamp("2026-02-03T00:00:00.00000xZ")
 
 
 class TestWireNames:

@@ -123,6 +123,17 @@ class TestIdentifiers:
         """Ids and keys may be any printable text, unicode included."""
         assert value == validate_identifier(value, "user_id")
 
+    def test_the_first_forbidden_character_is_named_wherever_it_is(self) -> None:
+        """Every C0 and C1 control and every lone surrogate is refused, the first one named."""
+        forbidden = [*range(0x20), *range(0x7F, 0xA0), 0xD800, 0xDBFF, 0xDC00, 0xDFFF]
+        for code in forbidden:
+            rule = "lone surrogates" if code >= 0xD800 else "control characters"
+            with pytest.raises(ValidationError) as caught:
+                validate_identifier(f"ok-{chr(code)}-\x01", "user_id")
+            assert f"must not contain {rule} (found U+{code:04X})" == caught.value.rule
+        for code in (0x20, 0x7E, 0xA0, 0xD7FF, 0xE000, 0xFFFD, 0x1F600):
+            assert f"ok-{chr(code)}" == validate_identifier(f"ok-{chr(code)}", "user_id")
+
     @pytest.mark.parametrize(
         ("value", "rule"),
         [

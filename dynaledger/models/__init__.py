@@ -138,8 +138,8 @@ def build(model: type[_M], **values: Any) -> _M:
     Raises:
         ValueError: A name is not an attribute of ``model``.
     """
-    unknown = values.keys() - model.get_attributes().keys()
-    if unknown:
+    if not values.keys() <= model.get_attributes().keys():
+        unknown = values.keys() - model.get_attributes().keys()
         raise ValueError(f"{model.__name__} has no attribute {sorted(unknown)[0]!r}")
     instance = model.__new__(model)
     instance.attribute_values = {name: value for name, value in values.items() if value is not None}

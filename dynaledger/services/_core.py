@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import threading
@@ -24,6 +25,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
+from pynamodb.signals import post_dynamodb_send, pre_dynamodb_send
 
 from dynaledger import _calls
 from dynaledger.errors import (
@@ -155,9 +157,10 @@ class KnownRecords:
 
     def put(self, record: Transaction) -> None:
         """Remember ``record`` (never changed afterwards: a new state is a new record)."""
+        key = record.idempotency_key
         with self._lock:
-            self._records[record.idempotency_key] = record
-            self._records.move_to_end(record.idempotency_key)
+            self._records.pop(key, None)
+            self._records[key] = record  # the most recently used, last
             while len(self._records) > self.size:
                 self._records.popitem(last=False)
 
@@ -338,6 +341,20 @@ def _table_from_message(message: str) -> str:
     return next((group for group in found.groups() if group), "?") if found else "?"
 
 
+def signals_heard() -> bool:
+    """True when someone listens to PynamoDB's request signals (they may count requests)."""
+    return bool(
+        getattr(pre_dynamodb_send, "receivers", None)
+        or getattr(post_dynamodb_send, "receivers", None)
+    )
+
+
+def new_request_id() -> str:
+    """A fresh id for one call's writes: 128 random bits as hex, like a UUID4's ``hex``
+    without building the UUID (its records carry it; a retry recognizes its own)."""
+    return os.urandom(16).hex()
+
+
 def run(ctx: Context, attempt: Callable[[], _T]) -> _T:
     """Call ``attempt`` until it succeeds, retrying contention and outages per the policy.
 
@@ -350,6 +367,9 @@ def run(ctx: Context, attempt: Callable[[], _T]) -> _T:
         ServiceUnavailable: The service stayed unreachable or failing, or the deadline passed.
         LedgerError: Any other failure, translated, with the failure as its cause.
     """
+    call = _calls.current()
+    if call is not None:
+        return _run(ctx, call, attempt)
     # Outside a Ledger call, name it after the function that made the attempt.
     qualname = getattr(attempt, "__qualname__", "request")
     operation = qualname.split(".")[0].strip("_<>") or "request"

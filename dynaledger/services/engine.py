@@ -108,6 +108,8 @@ class AccountChange:
 
     @property
     def count_delta(self) -> int:
+        if not self.entry_changes:
+            return len(self.new_entries)
         gone = sum(1 for change in self.entry_changes if change.remaining == 0)
         return len(self.new_entries) - gone
 

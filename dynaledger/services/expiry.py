@@ -9,7 +9,6 @@ the releasing call's now, so concurrent and repeated releases are harmless.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Any
@@ -26,7 +25,7 @@ from dynaledger.models.transaction import (
 )
 from dynaledger.money import EXACT, validate_identifier
 from dynaledger.services import deployment
-from dynaledger.services._core import Context, run
+from dynaledger.services._core import Context, new_request_id, run
 from dynaledger.services.engine import (
     MAX_ACTIONS,
     AccountChange,
@@ -184,7 +183,7 @@ def release_expired(ctx: Context, user_id: str, now: datetime) -> int:
         currency = user.currency or ctx.default_currency
         bare = AccountChange(user_id, currency, touch_balance=True, role="holder")
         batch = expired[:RELEASES_PER_PLAN]
-        plan = release_plan(ctx, bare, batch, now, uuid.uuid4().hex)
+        plan = release_plan(ctx, bare, batch, now, new_request_id())
 
         def attempt(plan: Plan = plan) -> bool:
             cancelled = send(ctx, plan, now)

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from pynamodb.attributes import Attribute
 from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import AttributeNullError
 from pynamodb.transactions import TransactWrite
@@ -64,6 +65,8 @@ class _Field:
     attr_type: str
     null: bool
     serialize: Callable[[Any], Any]
+    #: The attribute writes its value as it is (PynamoDB's strings): no call needed.
+    as_is: bool
 
 
 @attrs.frozen
@@ -83,7 +86,14 @@ class Wire:
         users, records = models.user, models.transaction
         user_attributes = users.get_attributes()
         fields = {
-            name: _Field(name, attr.attr_name, attr.attr_type, attr.null, attr.serialize)
+            name: _Field(
+                name,
+                attr.attr_name,
+                attr.attr_type,
+                attr.null,
+                attr.serialize,
+                as_is=type(attr).serialize is Attribute.serialize,
+            )
             for name, attr in records.get_attributes().items()
         }
         return cls(
@@ -133,7 +143,7 @@ def record_item(wire: Wire, record: Transaction) -> dict[str, dict[str, Any]]:
     item: dict[str, dict[str, Any]] = {}
     for name, value in given.items():
         field = wire.record_fields[name]
-        serialized = None if value is None else field.serialize(value)
+        serialized = value if field.as_is or value is None else field.serialize(value)
         if serialized is not None:
             item[field.attr_name] = {field.attr_type: serialized}
     for field in wire.required_fields:

@@ -12,7 +12,6 @@ the hold moved on, first reads the hold record and the call's own key in one
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
@@ -48,7 +47,7 @@ from dynaledger.models.transaction import (
 )
 from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
-from dynaledger.services._core import CONTENTION, Context, Retry, run
+from dynaledger.services._core import CONTENTION, Context, Retry, new_request_id, run
 from dynaledger.services.engine import (
     AccountChange,
     EntryChange,
@@ -224,7 +223,7 @@ def _close(ctx: Context, close: _Close, amount: object) -> tuple[Transaction, bo
     the hold turns out to have moved on, the hold and the key are read first.
     """
     deployment.ensure(ctx)
-    now, request_id = ctx.now(), uuid.uuid4().hex
+    now, request_id = ctx.now(), new_request_id()
 
     def attempt() -> tuple[Transaction, bool]:
         known = ctx.known.get(close.hold_id)

@@ -16,7 +16,6 @@ A limit below the current debt is allowed: it only blocks further debits.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -34,7 +33,7 @@ from dynaledger.errors import (
 from dynaledger.models.transaction import KIND_LIMIT, STATUS_APPLIED, Transaction
 from dynaledger.money import validate_identifier
 from dynaledger.services import deployment
-from dynaledger.services._core import Context, note_own_success, run
+from dynaledger.services._core import Context, new_request_id, note_own_success, run
 from dynaledger.services.accounts import parse_limit, require_user
 from dynaledger.services.engine import AccountChange, Plan, read_cancellation, send
 from dynaledger.services.records import account_currency, load_transaction, read_transaction
@@ -93,7 +92,7 @@ def set_credit_limit(
         currency = account_currency(ctx, require_user(ctx, user))
         value = parse_limit(ctx, limit, currency, "limit")
     request = _LimitRequest(key, user, value, currency)
-    request_id, now = uuid.uuid4().hex, ctx.now()
+    request_id, now = new_request_id(), ctx.now()
     while True:
         outcome = run(ctx, partial(_attempt, ctx, request, request_id, now))
         if isinstance(outcome, str):  # the account holds another currency: judge by it

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
@@ -50,6 +49,7 @@ from dynaledger.services._core import (
     CONTENTION_CODES,
     Context,
     Retry,
+    new_request_id,
     note_own_success,
     run,
 )
@@ -186,16 +186,18 @@ def transact(
         metadata=tuple(extra.items()),
     )
     outcome = execute(ctx, request, amount)
-    record = outcome.record
+    # A stored record differing from the request in key, account or type raised
+    # IdempotencyConflict; the rest is read as stored, without PynamoDB's descriptors.
+    stored = outcome.record.attribute_values
     return values.TransactResult(
-        idempotency_key=record.idempotency_key,
-        user_id=record.user_id,
-        amount=ctx.currencies.present(record.amount, outcome.currency),
-        type=EntryType(record.type),
+        idempotency_key=key,
+        user_id=user,
+        amount=ctx.currencies.present(stored["amount"], outcome.currency),
+        type=entry_type,
         currency=outcome.currency,
-        timestamp=_timestamp(record),
+        timestamp=_timestamp(outcome.record),
         replayed=outcome.replayed,
-        metadata=record.metadata or {},
+        metadata=stored.get("metadata") or {},
     )
 
 
@@ -257,17 +259,19 @@ def amount_and_currency(
     if currency is not None:
         held = money.validate(currency)
         return money.parse_amount(amount, held), held, True
-    if money.fits(money.parse_amount(amount, None), ctx.default_currency):
-        return money.parse_amount(amount, ctx.default_currency), ctx.default_currency, False
+    value = money.parse_amount(amount, None)
+    if money.fits(value, ctx.default_currency):
+        return money.parse_amount(value, ctx.default_currency), ctx.default_currency, False
     held = account_currency(ctx, require_user(ctx, user_id))
     return money.parse_amount(amount, held), held, True
 
 
 def _timestamp(record: Transaction) -> datetime:
-    if record.timestamp is None:  # only rejected records lack one, and those raise
+    moment: datetime | None = record.attribute_values.get("timestamp")
+    if moment is None:  # only rejected records lack one, and those raise
         table = record.Meta.table_name
         raise UnreadableRecord(table, record.idempotency_key, "an applied record with no timestamp")
-    return record.timestamp
+    return moment
 
 
 def execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
@@ -277,7 +281,7 @@ def execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
     movement, then skips reading it).
     """
     deployment.ensure(ctx)
-    movement = _Movement(ctx, request, request_id=uuid.uuid4().hex, now=ctx.now())
+    movement = _Movement(ctx, request, request_id=new_request_id(), now=ctx.now())
     try:
         outcome = run(ctx, movement.attempt)
     except _CurrencyLearned as learned:

@@ -13,7 +13,6 @@ update), so a posting names at most :data:`MAX_ACCOUNTS` accounts.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -38,7 +37,14 @@ from dynaledger.models.transaction import (
 )
 from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
-from dynaledger.services._core import CONTENTION, Context, Retry, note_own_success, run
+from dynaledger.services._core import (
+    CONTENTION,
+    Context,
+    Retry,
+    new_request_id,
+    note_own_success,
+    run,
+)
 from dynaledger.services.accounts import require_user
 from dynaledger.services.engine import (
     MAX_ACTIONS,
@@ -357,7 +363,7 @@ def post(
     extra = tuple(validate_metadata(metadata).items())
     request = attrs.evolve(_request(ctx, key, given, currency), metadata=extra)
     deployment.ensure(ctx)
-    now, request_id = ctx.now(), uuid.uuid4().hex
+    now, request_id = ctx.now(), new_request_id()
     try:
         record, replayed = _apply(ctx, request, now, request_id)
     except _CurrencyLearned as learned:

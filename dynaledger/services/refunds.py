@@ -13,7 +13,6 @@ one consistent ``BatchGetItem`` (a replay ends there), as for a capture.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -44,7 +43,7 @@ from dynaledger.models.transaction import (
 )
 from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
-from dynaledger.services._core import CONTENTION, Context, Retry, run
+from dynaledger.services._core import CONTENTION, Context, Retry, new_request_id, run
 from dynaledger.services.engine import AccountChange, Plan, TallyChange, read_cancellation, send
 from dynaledger.services.expiry import releases_only, with_releases
 from dynaledger.services.holds import read_pair
@@ -209,7 +208,7 @@ def _apply(ctx: Context, request: RefundRequest, amount: object) -> tuple[Transa
     the original's refunded total moved on, the original and the key are read first.
     """
     deployment.ensure(ctx)
-    now, request_id = ctx.now(), uuid.uuid4().hex
+    now, request_id = ctx.now(), new_request_id()
 
     def planned(original: Transaction) -> Plan:
         currency = original.currency or ctx.default_currency
