@@ -46,6 +46,22 @@ class TestStoredAndReturned:
                                 metadata=reordered)  # fmt: skip
         assert (True, ROUND) == (again.replayed, again.metadata)
 
+    def test_a_results_metadata_is_the_callers_own_copy(self, ledger: Ledger) -> None:
+        """Editing a result's metadata changes neither the record the ledger remembers
+        (for a later capture or refund) nor any other result."""
+        user_id = _funded(ledger)
+        credit = ledger.transact(idempotency_key=unique("k"), user_id=user_id, amount=5,
+                                 type="credit", metadata={"a": "1"})  # fmt: skip
+        held = ledger.hold(idempotency_key=unique("h"), user_id=user_id, amount=5,
+                           metadata={"b": "2"})  # fmt: skip
+        credit.metadata["a"] = "edited"
+        held.metadata["b"] = "edited"
+        remembered = [
+            ledger._ctx.known.get(key).metadata  # type: ignore[union-attr]
+            for key in (credit.idempotency_key, held.hold_id)
+        ]
+        assert [{"a": "1"}, {"b": "2"}] == remembered
+
     def test_no_metadata_is_an_empty_mapping_and_stores_nothing(self, ledger: Ledger) -> None:
         """Without metadata the result shows {} and the record has no metadata attribute."""
         user_id = _funded(ledger)

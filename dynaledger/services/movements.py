@@ -197,7 +197,7 @@ def transact(
         currency=outcome.currency,
         timestamp=_timestamp(outcome.record),
         replayed=outcome.replayed,
-        metadata=stored.get("metadata") or {},
+        metadata=dict(stored.get("metadata") or {}),
     )
 
 
@@ -240,7 +240,7 @@ def transfer(
         currency=outcome.currency,
         timestamp=_timestamp(record),
         replayed=outcome.replayed,
-        metadata=record.metadata or {},
+        metadata=dict(record.metadata or {}),
     )
 
 

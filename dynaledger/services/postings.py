@@ -383,5 +383,5 @@ def post(
         currency=money,
         timestamp=record.timestamp,
         replayed=replayed,
-        metadata=record.metadata or {},
+        metadata=dict(record.metadata or {}),
     )

@@ -345,5 +345,5 @@ def refund(
         currency=money,
         timestamp=record.timestamp,
         replayed=replayed,
-        metadata=record.metadata or {},
+        metadata=dict(record.metadata or {}),
     )
