@@ -58,6 +58,17 @@ class TestDecimalAttribute:
         assert Decimal(amount) == Decimal(raw["Item"]["balance"]["N"])
 
 
+def _random_instant(
+    generator: random.Random, zone: timezone, microsecond: int | None = None
+) -> datetime:
+    """An instant from year 1000 to 9999 in ``zone``; a random microsecond unless given."""
+    return datetime(
+        generator.randint(1000, 9999), generator.randint(1, 12), generator.randint(1, 28),
+        generator.randint(0, 23), generator.randint(0, 59), generator.randint(0, 59),
+        generator.randint(0, 999999) if microsecond is None else microsecond, tzinfo=zone,
+    )  # fmt: skip
+
+
 class TestTimestamps:
     def test_format_is_iso8601_utc_with_microseconds(self) -> None:
         """Timestamps read like JavaScript's toISOString, with microseconds."""
@@ -78,12 +89,8 @@ class TestTimestamps:
         """The isoformat-based writer gives strftime's text, zero microseconds and offsets too."""
         generator = random.Random(7)
         for _ in range(2000):
-            moment = datetime(
-                generator.randint(1000, 9999), generator.randint(1, 12), generator.randint(1, 28),
-                generator.randint(0, 23), generator.randint(0, 59), generator.randint(0, 59),
-                generator.choice([0, 1, 999999, generator.randint(0, 999999)]),
-                tzinfo=timezone(timedelta(minutes=generator.randint(-900, 900))),
-            )  # fmt: skip
+            zone = timezone(timedelta(minutes=generator.randint(-900, 900)))
+            moment = _random_instant(generator, zone, generator.choice([0, 1, 999999, None]))
             expected = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             assert expected == format_timestamp(moment)
             assert expected == format_timestamp(moment)  # again: the remembered text
@@ -92,11 +99,7 @@ class TestTimestamps:
         """``...SS.ffffffZ`` skips the pattern; other forms and impossible dates take it."""
         generator = random.Random(11)
         for _ in range(2000):
-            moment = datetime(
-                generator.randint(1000, 9999), generator.randint(1, 12), generator.randint(1, 28),
-                generator.randint(0, 23), generator.randint(0, 59), generator.randint(0, 59),
-                generator.randint(0, 999999), tzinfo=timezone.utc,
-            )  # fmt: skip
+            moment = _random_instant(generator, timezone.utc)
             text = format_timestamp(moment)
             assert moment == parse_timestamp(text)
             assert moment == parse_timestamp(text[:-1] + "+00:00")  # the general path
