@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 from datetime import datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -379,8 +379,7 @@ class _Movement:
     def _ceiling(self) -> Decimal:
         """The largest balance a credited account may hold before this credit."""
         largest = self.ctx.currencies.max_balance(self.request.currency)
-        with localcontext(EXACT):
-            return largest - self.request.amount
+        return EXACT.subtract(largest, self.request.amount)
 
     def attempt(self) -> _Outcome:
         """Send the movement as one TransactWriteItems; read a cancellation's reasons.
