@@ -40,12 +40,11 @@ def get_user_balance(ctx: Context, user_id: str) -> values.Balance:
         UserNotFound: No user has this id.
     """
     user_id = validate_identifier(user_id, "user_id")
+    now = ctx.now()
     raw = run(ctx, lambda: read_user_raw(ctx, user_id))
     if raw is None:
         raise UserNotFound(user_id)
-    entries = hold_entries(ctx, raw)
-    # Only holds can expire: the time is needed only with some.
-    return balance_of(ctx, load_user(ctx, raw), entries, ctx.now() if entries else None)
+    return balance_of(ctx, load_user(ctx, raw), hold_entries(ctx, raw), now)
 
 
 def require_user(ctx: Context, user_id: str) -> User:
