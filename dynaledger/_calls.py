@@ -58,10 +58,11 @@ class scope:  # noqa: N801 - used as a function: ``with scope(...) as call``
     """Run the block as one call; an enclosing call, if any, keeps its name and deadline.
 
     A class rather than a generator: it is entered on every ledger call, and
-    this form costs a fraction of ``contextlib``'s.
+    this form costs a fraction of ``contextlib``'s. Like a generator's, it is
+    entered once.
     """
 
-    __slots__ = ("_call", "_token")
+    __slots__ = ("_entered", "_idempotency_key", "_operation", "_seconds", "_token", "_write")
 
     def __init__(
         self,
@@ -71,18 +72,25 @@ class scope:  # noqa: N801 - used as a function: ``with scope(...) as call``
         write: bool = False,
         seconds: float | None = None,
     ) -> None:
-        outer = _CURRENT.get()
+        self._operation = operation
+        self._idempotency_key = idempotency_key
+        self._write = write
+        self._seconds = seconds
         self._token: Token[Call | None] | None = None
-        if outer is not None:
-            self._call = outer
-            return
-        deadline = None if seconds is None else time.monotonic() + seconds
-        self._call = Call(operation, idempotency_key, write, deadline, seconds)
+        self._entered = False
 
     def __enter__(self) -> Call:
-        if self._call is not _CURRENT.get():
-            self._token = _CURRENT.set(self._call)
-        return self._call
+        if self._entered:
+            raise RuntimeError("a call scope is entered once")
+        self._entered = True
+        outer = _CURRENT.get()
+        if outer is not None:
+            return outer
+        seconds = self._seconds
+        deadline = None if seconds is None else time.monotonic() + seconds
+        call = Call(self._operation, self._idempotency_key, self._write, deadline, seconds)
+        self._token = _CURRENT.set(call)
+        return call
 
     def __exit__(self, *exc_info: object) -> None:
         if self._token is not None:
