@@ -105,8 +105,15 @@ class TestTimestamps:
             assert moment == parse_timestamp(text[:-1] + "+00:00")  # the general path
         with pytest.raises(ValueError, match="day is out of range"):
             parse_timestamp("2026-02-30T00:00:00.000000Z")
-        with pytest.raises(ValueError, match="is not an ISO-8601 timestamp"):
-            parse_timestamp("2026-02-03T00:00:00.00000xZ")
+        for not_ours in ("2026-02-03T00:00:00.00000xZ", "2024-W01-1T12:34:56.123456Z"):
+            with pytest.raises(ValueError, match="is not an ISO-8601 timestamp"):
+                parse_timestamp(not_ours)
+
+    def test_years_before_1000_are_written_with_four_digits_and_read_back(self) -> None:
+        """Every instant is written in the fixed-width form, and reads back as itself."""
+        moment = datetime(999, 5, 1, 0, 0, 0, 7, tzinfo=timezone.utc)
+        assert "0999-05-01T00:00:00.000007Z" == format_timestamp(moment)
+        assert moment == parse_timestamp(format_timestamp(moment))
 
 
 class TestWireNames:

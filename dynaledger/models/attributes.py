@@ -99,9 +99,11 @@ def _is_canonical(text: str) -> bool:
     """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in shape (its digits are checked by the parser)."""
     return (
         len(text) == 27
-        and text[26] == "Z"
+        and text[4] == text[7] == "-"  # a calendar date (not 3.11's week dates, 2024-W01-1)
         and text[10] == "T"
+        and text[13] == text[16] == ":"
         and text[19] == "."
+        and text[26] == "Z"
         and text.isascii()
         and text[20:26].isdigit()
     )
