@@ -10,9 +10,9 @@ from typing import Any
 
 import botocore.session
 import pytest
-from pynamodb.signals import pre_dynamodb_send
 
 from dynaledger import Ledger, RetryPolicy
+from dynaledger.models import _Connection
 from tests import faultproxy
 from tests.guarantees import scan_all as scan_tables
 
@@ -41,9 +41,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class OperationRecorder:
     """Every DynamoDB operation any ledger's client sends, with the tables it names.
 
-    PynamoDB's ``pre_dynamodb_send`` signal reveals each client the library
-    uses; a botocore ``before-parameter-build`` hook on it then records the
-    operation and its tables, before the request is built.
+    The ledgers' connection reveals each botocore client it builds or returns;
+    a botocore ``before-parameter-build`` hook on it then records the operation
+    and its tables, before the request is built. (Not PynamoDB's
+    ``pre_dynamodb_send`` signal: with a listener, reads take PynamoDB's
+    ``dispatch``, and the suite should run the path production runs.)
     """
 
     def __init__(self) -> None:
@@ -51,8 +53,7 @@ class OperationRecorder:
         self._clients: set[int] = set()
         self._lock = threading.Lock()
 
-    def discover(self, connection: Any, **kwargs: Any) -> None:
-        client = connection.client
+    def discover(self, client: Any) -> None:
         with self._lock:
             if id(client) in self._clients:
                 return
@@ -84,9 +85,16 @@ def operator_client(ledger: Ledger) -> Any:
 
 @pytest.fixture(scope="session", autouse=True)
 def _record_operations() -> Iterator[None]:
-    pre_dynamodb_send.connect(RECORDER.discover)
+    built = _Connection.client
+
+    def discovering(connection: _Connection) -> Any:
+        client = built.fget(connection)  # type: ignore[attr-defined]
+        RECORDER.discover(client)
+        return client
+
+    _Connection.client = property(discovering)  # type: ignore[method-assign,assignment]
     yield
-    pre_dynamodb_send.disconnect(RECORDER.discover)
+    _Connection.client = built  # type: ignore[method-assign]
 
 
 # The server itself (`dynamodb_endpoint`) and the pytest header come from

@@ -296,17 +296,14 @@ class TestCapture:
             timed.void(idempotency_key=key, hold_id=hold_id)
         assert ("kind",) == caught.value.fields
 
-    def test_a_payee_account_gone_is_user_not_found(
-        self, timed: Ledger, dynamodb_endpoint: str
-    ) -> None:
+    def test_a_payee_account_gone_is_user_not_found(self, timed: Ledger) -> None:
         """The payee's account must still exist at capture; nothing moves otherwise."""
         player, house = _user(timed), _user(timed, "0")
         hold_id = unique("hold")
         timed.hold(idempotency_key=hold_id, user_id=player, amount="10", to_user_id=house)
-        # A hand deletion, from a client of its own (not the ledger's: DeleteItem is no
-        # action of the ledger's, and the IAM coverage test records what the ledger sends).
-        outside = Ledger(dynamodb_endpoint, table_prefix=timed.settings.table_prefix)
-        outside.botocore_client.delete_item(
+        # A hand deletion, from an operator's client (DeleteItem is no action of the
+        # ledger's, and the IAM coverage test records what the ledgers send).
+        operator_client(timed).delete_item(
             TableName=timed.table_names[0], Key={"userId": {"S": house}}
         )
         with pytest.raises(UserNotFound, match=house):
