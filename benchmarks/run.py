@@ -238,11 +238,10 @@ def overhead(ledger: Ledger, pairs: int, warmup: int) -> list[tuple[str, Timing,
     """Library and raw timings, each comparison in its own loop of pairs with fresh keys.
 
     The calling thread's CPU time is the client's own cost: the embedded
-    server runs in other threads, so it is not counted there. Until this
-    round one loop ran library transact, raw transact, library read, raw read
-    in turn: the library's read always followed a transact, the raw read
-    always followed a read, which measured the read's ratio 1.13 to 1.15 where
-    paired reads measure 1.06 to 1.09 on the same code.
+    server runs in other threads, so it is not counted there. Each comparison
+    has its own loop: in one loop of all four calls in turn, the library's read
+    would always follow a transact and the raw read a read, which favours the raw
+    side (see CHANGELOG).
     """
     run = uuid.uuid4().hex[:8]
     user_id = f"{run}-overhead"
