@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from botocore.config import Config
+from pynamodb.connection import Connection
 from pynamodb.signals import pre_dynamodb_send
 
 from dynaledger import Ledger, RetryPolicy
 from dynaledger.errors import ConcurrencyError, ConfigurationError, ServiceUnavailable
-from dynaledger.services._core import signals_heard
+from dynaledger.models import signals_heard
 from tests import faultproxy
 from tests.conftest import Proxied, unique
 
@@ -187,40 +188,41 @@ class TestClose:
 
 
 class TestPynamoDBSignals:
-    def test_a_read_sends_pynamodbs_signals_only_while_someone_listens(
-        self, ledger: Ledger
+    def test_requests_send_pynamodbs_signals_only_while_someone_listens(
+        self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """A listener to ``pre_dynamodb_send`` sees each read; with none, reads skip dispatch.
-
-        PynamoDB's ``dispatch`` draws a UUID per request for its signals. With
-        no receiver (the rest of this suite runs so) a balance read goes to
-        PynamoDB's ``_make_api_call`` directly and reads the same balance.
+        """A listener to ``pre_dynamodb_send`` hears reads and writes; with none, they skip
+        PynamoDB's ``dispatch`` (a UUID and two signals per request) and give the same results.
         """
-        user_id = unique("signals")
-        ledger.create_user(user_id, balance="5")
-        connection = ledger._ctx.models.connection
         dispatched: list[str] = []
-        dispatch = connection.dispatch
+        dispatch = Connection.dispatch
 
-        def counting_dispatch(operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        def counting_dispatch(
+            connection: Connection, operation: str, kwargs: dict[str, Any]
+        ) -> dict[str, Any]:
             dispatched.append(operation)
-            return dispatch(operation, kwargs)
+            return dispatch(connection, operation, kwargs)
 
+        monkeypatch.setattr(Connection, "dispatch", counting_dispatch)
         heard: list[str] = []
 
         def listener(sender: object, operation_name: str, **kwargs: object) -> None:
             heard.append(operation_name)
 
-        connection.dispatch = counting_dispatch  # type: ignore[method-assign]
+        def credit_and_read(user_id: str) -> tuple[Decimal, Decimal]:
+            ledger.create_user(user_id, balance="5")
+            credit = ledger.transact(idempotency_key=unique("k"), user_id=user_id, amount="2",
+                                     type="credit")  # fmt: skip
+            return credit.amount, ledger.get_user_balance(user_id).amount
+
+        assert not signals_heard()
+        unheard = credit_and_read(unique("quiet"))
+        assert [] == dispatched
+        pre_dynamodb_send.connect(listener)
         try:
-            assert not signals_heard()
-            unheard = ledger.get_user_balance(user_id)
-            pre_dynamodb_send.connect(listener)
-            try:
-                listened = ledger.get_user_balance(user_id)
-            finally:
-                pre_dynamodb_send.disconnect(listener)
+            listened = credit_and_read(unique("heard"))
         finally:
-            del connection.dispatch
-        assert (["GetItem"], ["GetItem"]) == (dispatched, heard)  # the second read only
-        assert (Decimal("5.00"), Decimal("5.00")) == (unheard.amount, listened.amount)
+            pre_dynamodb_send.disconnect(listener)
+        expected = ["TransactWriteItems", "TransactWriteItems", "GetItem"]
+        assert (expected, expected) == (dispatched, heard)
+        assert ((Decimal("2.00"), Decimal("7.00")),) * 2 == (unheard, listened)

@@ -8,6 +8,7 @@ ledgers in one process never see each other's tables.
 
 from __future__ import annotations
 
+import logging
 import weakref
 from typing import Any, TypeVar, cast
 
@@ -16,8 +17,19 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.connection import Connection
-from pynamodb.constants import NULL
+from pynamodb.constants import (
+    CREATE_TABLE,
+    DELETE_TABLE,
+    DESCRIBE_TABLE,
+    LIST_TABLES,
+    NULL,
+    RETURN_CONSUMED_CAPACITY,
+    TOTAL,
+    UPDATE_TABLE,
+    UPDATE_TIME_TO_LIVE,
+)
 from pynamodb.models import Model
+from pynamodb.signals import post_dynamodb_send, pre_dynamodb_send
 
 from dynaledger._calls import install_deadline_timeouts
 from dynaledger.errors import ConfigurationError
@@ -182,6 +194,21 @@ _FIELDS: weakref.WeakKeyDictionary[type[Model], tuple[tuple[str, str, Any], ...]
 )
 
 
+def signals_heard() -> bool:
+    """True when someone listens to PynamoDB's request signals (they may count requests)."""
+    return bool(
+        getattr(pre_dynamodb_send, "receivers", None)
+        or getattr(post_dynamodb_send, "receivers", None)
+    )
+
+
+#: PynamoDB's connection log, and the operations its ``dispatch`` sends as they are.
+_PYNAMODB_LOG = logging.getLogger("pynamodb.connection.base")
+_TABLE_OPERATIONS = frozenset(
+    {DESCRIBE_TABLE, LIST_TABLES, UPDATE_TABLE, UPDATE_TIME_TO_LIVE, DELETE_TABLE, CREATE_TABLE}
+)
+
+
 class _Connection(Connection):
     """PynamoDB's connection, whose client merges a botocore ``Config`` and honours deadlines."""
 
@@ -211,6 +238,23 @@ class _Connection(Connection):
             install_deadline_timeouts(client)
             self._client = client
         return self._client
+
+    def dispatch(self, operation_name: str, operation_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Send one request: PynamoDB's ``dispatch``, without its signals while no one hears.
+
+        PynamoDB draws a UUID and sends two signals per request for listeners to
+        ``pre_dynamodb_send`` and ``post_dynamodb_send``, and logs each request at
+        debug level. With neither a listener nor that log, the request is sent
+        as ``dispatch`` would send it (consumed capacity asked for unless given)
+        without them.
+        """
+        if signals_heard() or _PYNAMODB_LOG.isEnabledFor(logging.DEBUG):
+            return super().dispatch(operation_name, operation_kwargs)
+        if operation_name not in _TABLE_OPERATIONS and RETURN_CONSUMED_CAPACITY not in (
+            operation_kwargs
+        ):
+            operation_kwargs.update(self.get_consumed_capacity_map(TOTAL))
+        return self._make_api_call(operation_name, operation_kwargs)
 
     def close(self) -> None:
         """Close the client's pooled connections."""

@@ -25,7 +25,6 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
-from pynamodb.signals import post_dynamodb_send, pre_dynamodb_send
 
 from dynaledger import _calls
 from dynaledger.errors import (
@@ -339,14 +338,6 @@ def _table_from_message(message: str) -> str:
     # PynamoDB names the table as "on table (Name)"; TableDoesNotExist as "`Name`".
     found = re.search(r"on table \(([^)]+)\)|`([^`]+)`", message)
     return next((group for group in found.groups() if group), "?") if found else "?"
-
-
-def signals_heard() -> bool:
-    """True when someone listens to PynamoDB's request signals (they may count requests)."""
-    return bool(
-        getattr(pre_dynamodb_send, "receivers", None)
-        or getattr(post_dynamodb_send, "receivers", None)
-    )
 
 
 def new_request_id() -> str:

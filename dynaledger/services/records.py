@@ -31,7 +31,7 @@ from dynaledger.models.transaction import (
     Transaction,
 )
 from dynaledger.models.user import HOLD_PREFIX, User
-from dynaledger.services._core import Context, signals_heard
+from dynaledger.services._core import Context
 
 _M = TypeVar("_M", bound=Model)
 
@@ -200,8 +200,6 @@ def read_item(ctx: Context, table: str, key_attribute: str, key: str) -> dict[st
 
     Sent through PynamoDB's connection without its request for consumed
     capacity, which nothing here reads and which costs the client time to parse.
-    PynamoDB's ``dispatch`` draws a UUID for its request signals on every
-    request; with no one listening to them, the read skips it.
     """
     request = {
         "TableName": table,
@@ -209,10 +207,8 @@ def read_item(ctx: Context, table: str, key_attribute: str, key: str) -> dict[st
         "ConsistentRead": True,
         "ReturnConsumedCapacity": "NONE",
     }
-    connection = ctx.models.connection
-    send = connection.dispatch if signals_heard() else connection._make_api_call
     try:
-        item: dict[str, Any] | None = send(GET_ITEM, request).get("Item")
+        item: dict[str, Any] | None = ctx.models.connection.dispatch(GET_ITEM, request).get("Item")
     except (BotoCoreError, ClientError) as error:
         raise GetError("Failed to get item", error) from error
     return item
