@@ -113,6 +113,16 @@ class Currencies:
     assets: dict[str, int] = attrs.field(factory=dict, converter=_checked_assets)
     #: Each currency's largest balance, worked out once (every credit is checked against it).
     _max_balances: dict[str, Decimal] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+    #: Amount strings already parsed, per currency (None: not known yet); see :meth:`parse_amount`.
+    _parsed: dict[tuple[str, str | None], Decimal] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False
+    )
+    #: The most decimals any known currency allows, worked out once.
+    most_decimals: int = attrs.field(init=False, eq=False, repr=False)
+
+    @most_decimals.default
+    def _most_decimals(self) -> int:
+        return max([_ISO_MOST_DECIMALS, *self.assets.values()])
 
     def decimals(self, currency: str) -> int:
         """How many decimals ``currency`` allows."""
@@ -151,11 +161,6 @@ class Currencies:
             self._max_balances[currency] = found
         return found
 
-    @property
-    def most_decimals(self) -> int:
-        """The most decimals any known currency allows."""
-        return max([_ISO_MOST_DECIMALS, *self.assets.values()])
-
     def fits(self, amount: Decimal, currency: str) -> bool:
         """True when ``amount`` has no more decimals than ``currency`` allows."""
         return amount == amount.quantize(self.quantum(currency))
@@ -171,7 +176,18 @@ class Currencies:
             ValidationError: The value is not finite, not positive, above
                 :data:`MAX_AMOUNT`, or has more decimals than the currency allows.
         """
-        return self._checked(_to_decimal(value, field), currency, field, allow_zero=False)
+        if type(value) is not str:
+            return self._checked(_to_decimal(value, field), currency, field, allow_zero=False)
+        # Callers send the same few amount strings again and again: each valid one is
+        # parsed once per currency (a refused one raises every time, naming its field).
+        key = (value, currency)
+        found = self._parsed.get(key)
+        if found is None:
+            found = self._checked(_to_decimal(value, field), currency, field, allow_zero=False)
+            if len(self._parsed) >= _PARSED_SIZE:
+                self._parsed.clear()
+            self._parsed[key] = found
+        return found
 
     def parse_balance(self, value: object, currency: str, field: str = "balance") -> Decimal:
         """Like :meth:`parse_amount`, but zero is allowed and the bound is the largest balance."""
@@ -215,6 +231,8 @@ class Currencies:
 
 
 _ISO_MOST_DECIMALS = max(MINOR_UNITS.values())
+#: How many parsed amount strings a :class:`Currencies` keeps before starting again.
+_PARSED_SIZE = 1024
 #: Wide enough for any number DynamoDB holds, with room for a quantize step. Python's
 #: default context keeps 28 digits, which would round sums of 18-decimal amounts:
 #: every sum of stored numbers is computed in this one.

@@ -9,6 +9,7 @@ import pytest
 from dynaledger.errors import ValidationError
 from dynaledger.money import (
     MAX_AMOUNT,
+    Currencies,
     parse_amount,
     parse_balance,
     present,
@@ -18,6 +19,24 @@ from dynaledger.money import (
 
 
 class TestParseAmount:
+    def test_a_string_parsed_before_is_judged_again_for_each_currency(self) -> None:
+        """Remembered parses are per currency; refusals are not remembered; past the
+        bound it starts again and stays right."""
+        money = Currencies(assets={"CHIPS": 0})
+        assert Decimal("1.50") == money.parse_amount("1.5", "USD")
+        assert Decimal("1.5") == money.parse_amount("1.5", None)
+        for _ in range(2):
+            with pytest.raises(ValidationError) as caught:
+                money.parse_amount("1.5", "CHIPS", field="to_pay")
+            assert ("to_pay", "1.5 has more decimals than CHIPS allows (0)") == (
+                caught.value.field, caught.value.rule,
+            )  # fmt: skip
+        for cents in range(1, 1500):
+            assert Decimal(cents).scaleb(-2) == money.parse_amount(f"{cents / 100:.2f}", "USD")
+        assert Decimal("1.50") == money.parse_amount("1.5", "USD")
+        with pytest.raises(ValidationError, match="must be greater than zero"):
+            money.parse_amount("0", "USD")
+
     @pytest.mark.parametrize(
         ("value", "currency", "expected"),
         [
