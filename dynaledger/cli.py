@@ -15,10 +15,11 @@ from typing import Any
 
 from dynaledger import __version__, iam, local, values
 from dynaledger.errors import LedgerError, ValidationError
-from dynaledger.ledger import LAYOUT_VARIABLES, Ledger, layout_from_env
+from dynaledger.ledger import Ledger
 from dynaledger.models import TableLayout
 from dynaledger.money import parse_assets
 from dynaledger.serialize import as_dict
+from dynaledger.settings import LAYOUT_VARIABLES, layout_from_env
 
 Handler = Callable[[argparse.Namespace, Ledger], int]
 

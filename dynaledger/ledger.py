@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -14,7 +13,6 @@ from urllib.parse import urlparse
 
 from botocore.client import BaseClient
 from botocore.config import Config
-from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from dynaledger import _calls, readiness, seeds, services, settings, values
 from dynaledger.errors import ConfigurationError, ValidationError
@@ -28,57 +26,6 @@ from dynaledger.values import EntryType
 Amount = Decimal | int | float | str
 #: What ``type`` accepts.
 EntryTypeLike = EntryType | Literal["credit", "debit"]
-
-#: Credentials sent to a local server when none are configured: local
-#: servers accept any, and AWS never sees these.
-PLACEHOLDER_CREDENTIALS = ("dynaledger-local", "dynaledger-local")
-DEFAULT_LOCAL_REGION = "us-east-1"
-#: The environment variables that set a :class:`TableLayout`, by its field.
-LAYOUT_VARIABLES = {
-    "users_table": "DYNALEDGER_USERS_TABLE",
-    "transactions_table": "DYNALEDGER_TRANSACTIONS_TABLE",
-    "migrations_table": "DYNALEDGER_MIGRATIONS_TABLE",
-    "idempotency_key_attribute": "DYNALEDGER_IDEMPOTENCY_KEY_ATTRIBUTE",
-}
-
-
-def layout_from_env(environ: Mapping[str, str], **overrides: str | None) -> TableLayout:
-    """The table layout the environment names (``DYNALEDGER_USERS_TABLE``...), with overrides."""
-    names = {field: environ.get(variable) for field, variable in LAYOUT_VARIABLES.items()}
-    names.update(overrides)
-    return TableLayout(**{field: value for field, value in names.items() if value})
-
-
-def is_loopback(endpoint_url: str | None) -> bool:
-    """True when ``endpoint_url`` points at this machine (localhost, 127.0.0.0/8, ::1)."""
-    if not endpoint_url:
-        return False
-    host = urlparse(endpoint_url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_endpoint(endpoint_url: object) -> None:
-    """Refuse what botocore would refuse with a bare ``ValueError``, naming the field and rule."""
-    if endpoint_url is None:
-        return
-    rule = "must be an http:// or https:// URL with a host, such as http://localhost:8000"
-    if not isinstance(endpoint_url, str):
-        raise ValidationError("endpoint_url", f"{rule}, not {type(endpoint_url).__name__}")
-    parsed = urlparse(endpoint_url)
-    try:
-        parsed.port  # noqa: B018 - parsing the port is the check: "http://host:x" raises
-    except ValueError:
-        raise ValidationError(
-            "endpoint_url", f"{rule}; {endpoint_url!r} has an invalid port"
-        ) from None
-    valid = is_valid_endpoint_url(endpoint_url) or is_valid_ipv6_endpoint_url(endpoint_url)
-    if parsed.scheme not in {"http", "https"} or not parsed.hostname or not valid:
-        raise ValidationError("endpoint_url", f"{rule}, not {endpoint_url!r}")
 
 
 class Ledger:
@@ -139,7 +86,7 @@ class Ledger:
     ) -> None:
         currencies = Currencies(dict(assets or {}))
         currency = currencies.validate(default_currency, "default_currency")
-        _check_endpoint(endpoint_url)
+        settings.check_endpoint(endpoint_url)
         settings.check_arguments(
             read_timeout=read_timeout,
             connect_timeout=connect_timeout,
@@ -148,13 +95,13 @@ class Ledger:
             botocore_config=botocore_config,
             retry=retry,
         )
-        local = is_loopback(endpoint_url)
+        local = settings.is_loopback(endpoint_url)
         has_credentials = any(os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
         self.settings = ConnectionSettings(
             endpoint_url=endpoint_url,
-            region=region or (DEFAULT_LOCAL_REGION if local else None),
+            region=region or (settings.DEFAULT_LOCAL_REGION if local else None),
             table_prefix=table_prefix,
-            credentials=PLACEHOLDER_CREDENTIALS if local and not has_credentials else None,
+            credentials=settings.PLACEHOLDER_CREDENTIALS if local and not has_credentials else None,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             max_pool_connections=max_pool_connections,
@@ -193,9 +140,9 @@ class Ledger:
             arguments["retry"] = RetryPolicy(**retry_fields)
         if "layout" not in overrides:
             try:
-                arguments["layout"] = layout_from_env(env)
+                arguments["layout"] = settings.layout_from_env(env)
             except ValidationError as error:
-                variable = LAYOUT_VARIABLES.get(error.field)
+                variable = settings.LAYOUT_VARIABLES.get(error.field)
                 if variable is None:
                     raise
                 raise ValidationError(variable, error.rule) from error

@@ -1,20 +1,25 @@
-"""The environment variables a deployment configures a ledger with.
+"""The environment variables a deployment configures a ledger with, and the checks of
+a ledger's connection arguments.
 
 :meth:`dynaledger.Ledger.from_env` and the command line read them; the
 README's settings table lists the same. A bad value raises
-:class:`~dynaledger.errors.ValidationError` naming the variable.
+:class:`~dynaledger.errors.ValidationError` naming the variable (or the argument).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 import attrs
 from botocore.config import Config
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from dynaledger.errors import ValidationError
+from dynaledger.models import TableLayout
 from dynaledger.services import RetryPolicy
 
 
@@ -166,3 +171,57 @@ def _check_seconds(name: str, value: object) -> None:
         raise ValidationError(name, f"must be a number of seconds, not {type(value).__name__}")
     if not math.isfinite(value) or value <= 0:
         raise ValidationError(name, f"must be a number of seconds above 0, not {value!r}")
+
+
+# The connection -------------------------------------------------------------
+
+#: Credentials sent to a local server when none are configured: local
+#: servers accept any, and AWS never sees these.
+PLACEHOLDER_CREDENTIALS = ("dynaledger-local", "dynaledger-local")
+DEFAULT_LOCAL_REGION = "us-east-1"
+#: The environment variables that set a :class:`TableLayout`, by its field.
+LAYOUT_VARIABLES = {
+    "users_table": "DYNALEDGER_USERS_TABLE",
+    "transactions_table": "DYNALEDGER_TRANSACTIONS_TABLE",
+    "migrations_table": "DYNALEDGER_MIGRATIONS_TABLE",
+    "idempotency_key_attribute": "DYNALEDGER_IDEMPOTENCY_KEY_ATTRIBUTE",
+}
+
+
+def layout_from_env(environ: Mapping[str, str], **overrides: str | None) -> TableLayout:
+    """The table layout the environment names (``DYNALEDGER_USERS_TABLE``...), with overrides."""
+    names = {field: environ.get(variable) for field, variable in LAYOUT_VARIABLES.items()}
+    names.update(overrides)
+    return TableLayout(**{field: value for field, value in names.items() if value})
+
+
+def is_loopback(endpoint_url: str | None) -> bool:
+    """True when ``endpoint_url`` points at this machine (localhost, 127.0.0.0/8, ::1)."""
+    if not endpoint_url:
+        return False
+    host = urlparse(endpoint_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(endpoint_url: object) -> None:
+    """Refuse what botocore would refuse with a bare ``ValueError``, naming the field and rule."""
+    if endpoint_url is None:
+        return
+    rule = "must be an http:// or https:// URL with a host, such as http://localhost:8000"
+    if not isinstance(endpoint_url, str):
+        raise ValidationError("endpoint_url", f"{rule}, not {type(endpoint_url).__name__}")
+    parsed = urlparse(endpoint_url)
+    try:
+        parsed.port  # noqa: B018 - parsing the port is the check: "http://host:x" raises
+    except ValueError:
+        raise ValidationError(
+            "endpoint_url", f"{rule}; {endpoint_url!r} has an invalid port"
+        ) from None
+    valid = is_valid_endpoint_url(endpoint_url) or is_valid_ipv6_endpoint_url(endpoint_url)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname or not valid:
+        raise ValidationError("endpoint_url", f"{rule}, not {endpoint_url!r}")

@@ -11,8 +11,7 @@ import pytest
 from dynaledger import Ledger, RetryPolicy
 from dynaledger.cli import main
 from dynaledger.errors import ValidationError
-from dynaledger.ledger import LAYOUT_VARIABLES
-from dynaledger.settings import SETTINGS
+from dynaledger.settings import LAYOUT_VARIABLES, SETTINGS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
