@@ -22,7 +22,10 @@ def use(ledger: Ledger) -> None:
 
 
 def test_mypy_accepts_the_documented_inputs_and_refuses_others(tmp_path: Path) -> None:
-    """Decimal, int, float and str amounts and both type spellings pass; "dbit" and a list fail."""
+    """Decimal, int, float and str amounts and both type spellings pass; "dbit" and a list fail.
+
+    mypy names the class that defines ``transact``: ``Ledger``'s movements (``_facade``).
+    """
     source = tmp_path / "use_ledger.py"
     source.write_text(SNIPPET, encoding="utf-8")
     out, _, code = api.run(
@@ -31,11 +34,11 @@ def test_mypy_accepts_the_documented_inputs_and_refuses_others(tmp_path: Path) -
     )  # fmt: skip
     lines = [line.split(": error: ")[1] for line in out.splitlines() if ": error: " in line]
     refused_type = (
-        """Argument "type" to "transact" of "Ledger" has incompatible type "Literal['dbit']"; """
-        """expected "Literal['credit', 'debit'] | EntryType"  [arg-type]"""
+        """Argument "type" to "transact" of "MovementOperations" has incompatible type """
+        """"Literal['dbit']"; expected "Literal['credit', 'debit'] | EntryType"  [arg-type]"""
     )
     refused_amount = (
-        'Argument "amount" to "transact" of "Ledger" has incompatible type "list[int]"; '
-        'expected "Decimal | int | float | str"  [arg-type]'
+        'Argument "amount" to "transact" of "MovementOperations" has incompatible type '
+        '"list[int]"; expected "Decimal | int | float | str"  [arg-type]'
     )
     assert (1, [refused_type, refused_amount]) == (code, lines)
