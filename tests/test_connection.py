@@ -226,3 +226,17 @@ class TestPynamoDBSignals:
         expected = ["TransactWriteItems", "TransactWriteItems", "GetItem"]
         assert (expected, expected) == (dispatched, heard)
         assert ((Decimal("2.00"), Decimal("7.00")),) * 2 == (unheard, listened)
+
+    def test_pynamodbs_debug_log_still_shows_each_request_when_on(
+        self, ledger: Ledger, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """With ``pynamodb.connection.base`` at DEBUG, requests go through ``dispatch``,
+        which logs them."""
+        user_id = unique("logged")
+        ledger.create_user(user_id, balance="5")
+        with caplog.at_level(logging.DEBUG, logger="pynamodb.connection.base"):
+            ledger.get_user_balance(user_id)
+        calls = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Calling ")]
+        assert 1 == len(calls)
+        assert calls[0].startswith("Calling GetItem with arguments")
+        assert user_id in calls[0]
