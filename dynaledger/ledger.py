@@ -1,7 +1,7 @@
 """The :class:`Ledger`: one configuration, and the operations on it.
 
 The operations are grouped by capability in ``dynaledger/_facade/`` (schema,
-accounts, movements, holds, refunds and postings); this module holds the
+accounts, movements, holds, and refunds with postings); this module holds the
 configuration, the connection's lifecycle and what a ledger tells about itself.
 """
 
@@ -57,7 +57,7 @@ class Ledger(
         read_timeout: Seconds to wait for a reply before the attempt counts as failed.
         connect_timeout: Seconds to wait for a connection before the attempt counts as failed.
         deadline: Seconds one call (``create_user``, ``get_user_balance``,
-            ``transact``, ``transfer``, ``history``, ``ping``, ``hold``,
+            ``set_credit_limit``, ``transact``, ``transfer``, ``history``, ``ping``, ``hold``,
             ``capture``, ``void``, ``get_hold``, ``holds``, ``refund``, ``post``) may take over all
             its attempts and backoffs; each attempt's timeouts shrink to fit.
             None: only the retry budget bounds a call.
