@@ -94,6 +94,28 @@ class AsyncLedger:
         """See :meth:`Ledger.apply_settings`."""
         return await self._run(self.ledger.apply_settings)
 
+    async def migration_status(self) -> list[values.RevisionStatus]:
+        """See :meth:`Ledger.migration_status`."""
+        return await self._run(self.ledger.migration_status)
+
+    async def release_migration(self, revision: str) -> values.RevisionStatus:
+        """See :meth:`Ledger.release_migration`."""
+        return await self._run(self.ledger.release_migration, revision)
+
+    async def table_settings(self) -> list[values.TableSettings]:
+        """See :meth:`Ledger.table_settings`."""
+        return await self._run(self.ledger.table_settings)
+
+    async def seed(self) -> values.SeedReport:
+        """See :meth:`Ledger.seed`."""
+        return await self._run(self.ledger.seed)
+
+    async def generate_users(
+        self, count: int, *, progress: Callable[[int, int], None] | None = None
+    ) -> values.SeedReport:
+        """See :meth:`Ledger.generate_users` (``progress`` runs in the ledger's thread)."""
+        return await self._run(self.ledger.generate_users, count, progress=progress)
+
     # Accounts ----------------------------------------------------------------
 
     async def create_user(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -129,6 +130,37 @@ class TestAsyncLedger:
         assert Decimal("100.00") == asyncio.run(scenario())
         with pytest.raises(ConfigurationError):
             inner.get_user_balance(user_id)
+
+
+class TestEveryOperation:
+    def test_every_ledger_operation_has_a_coroutine_of_the_same_name(self) -> None:
+        """Each public method of Ledger but ``close`` (``aclose`` here) is a coroutine here."""
+        operations = [
+            name for name, member in inspect.getmembers(Ledger, inspect.isfunction)
+            if not name.startswith("_") and name != "close"
+        ]  # fmt: skip
+        missing = [
+            name for name in operations
+            if not inspect.iscoroutinefunction(getattr(AsyncLedger, name, None))
+        ]  # fmt: skip
+        assert ([], True) == (missing, "transact" in operations)
+
+    def test_schema_reads_and_seeds_as_coroutines(self, make_ledger: Callable[..., Ledger]) -> None:
+        """Status, table settings, seeding and generating users answer as the sync ledger."""
+        ledger = make_ledger()
+        ledger.migrate()
+        aledger = AsyncLedger(ledger)
+
+        async def scenario() -> tuple[object, ...]:
+            status = await aledger.migration_status()
+            tables = await aledger.table_settings()
+            seeded = await aledger.seed()
+            generated = await aledger.generate_users(3)
+            return status, tables, seeded.created, generated.created
+
+        status, tables, seeded, generated = asyncio.run(scenario())
+        assert (ledger.migration_status(), ledger.table_settings()) == (status, tables)
+        assert (ledger.seed().skipped, 3) == (seeded, generated)
 
 
 class TestAsyncRefundsAndPostings:
