@@ -7,6 +7,7 @@ values (``Decimal``, ``str``, aware ``datetime``) that cannot touch the database
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
@@ -23,6 +24,12 @@ class EntryType(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+def _own_copy(metadata: Mapping[str, str]) -> dict[str, str]:
+    """A result's own copy of a movement's metadata: editing it edits nothing else
+    (not the record the ledger remembers for later captures and refunds)."""
+    return dict(metadata)
 
 
 @attrs.frozen
@@ -106,7 +113,7 @@ class TransactResult:
     currency: str
     timestamp: datetime
     replayed: bool
-    metadata: dict[str, str] = attrs.field(factory=dict)
+    metadata: dict[str, str] = attrs.field(factory=dict, converter=_own_copy)
 
 
 @attrs.frozen
@@ -131,7 +138,7 @@ class TransferResult:
     currency: str
     timestamp: datetime
     replayed: bool
-    metadata: dict[str, str] = attrs.field(factory=dict)
+    metadata: dict[str, str] = attrs.field(factory=dict, converter=_own_copy)
 
 
 @attrs.frozen
@@ -165,7 +172,7 @@ class HistoryEntry:
     counterparty_id: str | None = None
     kind: str | None = None
     hold_id: str | None = None
-    metadata: dict[str, str] = attrs.field(factory=dict)
+    metadata: dict[str, str] = attrs.field(factory=dict, converter=_own_copy)
     refund_of: str | None = None
     posted_with: tuple[str, ...] = ()
 
@@ -192,7 +199,7 @@ class RefundResult:
     currency: str
     timestamp: datetime
     replayed: bool
-    metadata: dict[str, str] = attrs.field(factory=dict)
+    metadata: dict[str, str] = attrs.field(factory=dict, converter=_own_copy)
 
 
 _ENTRY_TYPES = {entry.value: entry for entry in EntryType}
@@ -244,7 +251,7 @@ class PostResult:
     currency: str
     timestamp: datetime
     replayed: bool
-    metadata: dict[str, str] = attrs.field(factory=dict)
+    metadata: dict[str, str] = attrs.field(factory=dict, converter=_own_copy)
 
 
 @attrs.frozen
@@ -271,7 +278,7 @@ class HoldResult:
     created_at: datetime
     expires_at: datetime | None
     replayed: bool
-    metadata: dict[str, str] = attrs.field(factory=dict)
+    metadata: dict[str, str] = attrs.field(factory=dict, converter=_own_copy)
 
 
 @attrs.frozen
@@ -298,7 +305,7 @@ class CaptureResult:
     currency: str
     timestamp: datetime
     replayed: bool
-    metadata: dict[str, str] = attrs.field(factory=dict)
+    metadata: dict[str, str] = attrs.field(factory=dict, converter=_own_copy)
 
 
 @attrs.frozen
@@ -323,7 +330,7 @@ class VoidResult:
     currency: str
     timestamp: datetime
     replayed: bool
-    metadata: dict[str, str] = attrs.field(factory=dict)
+    metadata: dict[str, str] = attrs.field(factory=dict, converter=_own_copy)
 
 
 @attrs.frozen

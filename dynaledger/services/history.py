@@ -225,7 +225,7 @@ def entry(ctx: Context, record: Transaction, currency: str) -> values.HistoryEnt
         counterparty_id=record.counterparty_id,
         kind=record.kind if record.kind in SHOWN_KINDS else None,
         hold_id=record.hold_id if record.kind in HOLD_KINDS else None,
-        metadata=dict(record.metadata or {}),
+        metadata=record.metadata or {},
         refund_of=record.refund_of if record.kind == KIND_REFUND else None,
         posted_with=_posted_with(record),
     )

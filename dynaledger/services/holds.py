@@ -131,7 +131,7 @@ def hold(
         created_at=record.timestamp,
         expires_at=record.expires_at,
         replayed=outcome.replayed,
-        metadata=dict(record.metadata or {}),
+        metadata=record.metadata or {},
     )
 
 
@@ -388,7 +388,7 @@ def capture(
         currency=currency,
         timestamp=record.timestamp,
         replayed=replayed,
-        metadata=dict(record.metadata or {}),
+        metadata=record.metadata or {},
     )
 
 
@@ -412,7 +412,7 @@ def void(
         currency=currency,
         timestamp=record.timestamp,
         replayed=replayed,
-        metadata=dict(record.metadata or {}),
+        metadata=record.metadata or {},
     )
 
 

@@ -197,7 +197,7 @@ def transact(
         currency=outcome.currency,
         timestamp=_timestamp(outcome.record),
         replayed=outcome.replayed,
-        metadata=dict(stored.get("metadata") or {}),
+        metadata=stored.get("metadata") or {},
     )
 
 
@@ -240,7 +240,7 @@ def transfer(
         currency=outcome.currency,
         timestamp=_timestamp(record),
         replayed=outcome.replayed,
-        metadata=dict(record.metadata or {}),
+        metadata=record.metadata or {},
     )
 
 

@@ -383,5 +383,5 @@ def post(
         currency=money,
         timestamp=record.timestamp,
         replayed=replayed,
-        metadata=dict(record.metadata or {}),
+        metadata=record.metadata or {},
     )

@@ -345,5 +345,5 @@ def refund(
         currency=money,
         timestamp=record.timestamp,
         replayed=replayed,
-        metadata=dict(record.metadata or {}),
+        metadata=record.metadata or {},
     )
