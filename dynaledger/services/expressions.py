@@ -16,6 +16,7 @@ and checks that both accept and refuse the same changes on the same items.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -27,6 +28,7 @@ from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import AttributeNullError
 from pynamodb.transactions import TransactWrite
 
+from dynaledger.errors import LedgerError
 from dynaledger.models import BoundModels
 from dynaledger.models.attributes import format_timestamp
 from dynaledger.models.transaction import Transaction
@@ -50,7 +52,7 @@ _USER_NAMES = {
 
 def number(value: Decimal | int) -> dict[str, str]:
     """A DynamoDB number of plain decimal digits, as :class:`DecimalAttribute` writes it."""
-    exact = Decimal(value)
+    exact = value if type(value) is Decimal else Decimal(value)
     if not exact.is_finite():
         raise ValueError(f"DynamoDB numbers must be finite, got {exact}")
     return {"N": format(exact, "f")}
@@ -80,6 +82,10 @@ class Wire:
     user_names: dict[str, str]
     record_fields: dict[str, _Field]
     required_fields: tuple[_Field, ...]
+    #: Account update text by shape (see :func:`account_update`), filled as shapes are sent.
+    account_texts: dict[tuple[object, ...], _AccountText] = attrs.field(
+        factory=dict, eq=False, repr=False
+    )
 
     @classmethod
     def of(cls, models: BoundModels) -> Wire:
@@ -110,12 +116,15 @@ class Wire:
 
 
 class _Expression:
-    """Collects the names and values an expression's text uses (DynamoDB refuses unused ones)."""
+    """Collects the names an expression's text uses (DynamoDB refuses unused ones).
+
+    Its values are not collected here: :func:`_account_values` gives them, from
+    the change alone, so that text built once per shape serves every call.
+    """
 
     def __init__(self, wire: Wire) -> None:
         self.wire = wire
         self.names: dict[str, str] = {}
-        self.values: dict[str, dict[str, Any]] = {}
 
     def name(self, token: str) -> str:
         """An account attribute's placeholder, such as ``#bal``."""
@@ -130,10 +139,6 @@ class _Expression:
     def field(self, token: str, attr_name: str) -> str:
         """The placeholder of a field inside a hold entry (``remaining``, ``expiresAt``)."""
         self.names[token] = attr_name
-        return token
-
-    def value(self, token: str, typed: dict[str, Any]) -> str:
-        self.values[token] = typed
         return token
 
 
@@ -164,8 +169,8 @@ def record_put(wire: Wire, record: Transaction) -> dict[str, Any]:
 
 
 def _currency(expr: _Expression, currency: str, default_currency: str) -> str:
-    """The account holds ``currency``: an account with none holds the default one."""
-    held = f"{expr.name('#cur')} = {expr.value(':cur', {'S': currency})}"
+    """The account holds ``:cur``: an account with none holds the default currency."""
+    held = f"{expr.name('#cur')} = :cur"
     if currency == default_currency:
         return f"(attribute_not_exists(#cur) OR {held})"
     return held
@@ -182,20 +187,69 @@ def account_check(wire: Wire, user_id: str, currency: str, default_currency: str
         "Key": {wire.user_key: {"S": user_id}},
         "ConditionExpression": condition,
         "ExpressionAttributeNames": expr.names,
-        "ExpressionAttributeValues": expr.values,
+        "ExpressionAttributeValues": {":cur": {"S": currency}},
     }
+
+
+def _account_values(
+    change: AccountChange, opening: Decimal, now: datetime
+) -> dict[str, dict[str, Any]]:
+    """Every value an account's update and condition name, by placeholder.
+
+    The one place the values come from, for text built per call or per shape
+    alike; which placeholders the text names follows from the same fields.
+    """
+    values: dict[str, dict[str, Any]] = {
+        ":cur": {"S": change.currency},
+        ":now": {"S": format_timestamp(now)},
+    }
+    if change.floor is not None and change.floor > 0:
+        values[":floor"] = number(change.floor)
+    if change.ceiling is not None:
+        values[":ceiling"] = number(change.ceiling)
+    if change.touch_balance or change.credit_limit is not None:
+        values[":opening"] = number(opening)
+    if change.touch_balance:
+        values[":delta"] = number(change.balance_delta.copy_abs())
+    elif change.credit_limit is not None:
+        values[":limit"] = number(change.credit_limit)
+    if change.held_delta:
+        values[":zero"] = {"N": "0"}
+        values[":held"] = number(change.held_delta.copy_abs())
+    if change.new_entries or change.entry_changes:
+        _add_entry_values(values, change)
+    return values
+
+
+def _add_entry_values(values: dict[str, dict[str, Any]], change: AccountChange) -> None:
+    """The values of the hold entries ``change`` adds and changes, and of ``holdCount``."""
+    if change.count_delta:
+        values[":zero"] = {"N": "0"}
+        values[":count"] = number(abs(change.count_delta))
+    for i, changed in enumerate(change.entry_changes):
+        values[f":e{i}"] = number(changed.expected)
+        if changed.expired_at is not None:
+            values[f":e{i}at"] = {"S": format_timestamp(changed.expired_at)}
+        if changed.remaining != 0:
+            values[f":e{i}r"] = number(changed.remaining)
+    for i, new in enumerate(change.new_entries):
+        entry: dict[str, Any] = {"remaining": number(new.remaining)}
+        if new.expires_at is not None:
+            entry["expiresAt"] = {"S": format_timestamp(new.expires_at)}
+        values[f":n{i}"] = {"M": entry}
+    if change.new_entries and change.max_holds is not None:
+        values[":room"] = number(change.max_holds - len(change.new_entries))
 
 
 def _bound(expr: _Expression, op: str, token: str, bound: Decimal, opening: Decimal) -> str:
     """``balance op bound`` (a never-written balance is ``opening``) on an account without a
     credit limit, ``available op bound`` on one with a limit."""
-    value = expr.value(token, number(bound))
-    within = f"{expr.name('#bal')} {op} {value}"
+    within = f"{expr.name('#bal')} {op} {token}"
     if (opening >= bound) if op == ">=" else (opening <= bound):
         within = f"({within} OR attribute_not_exists(#bal))"
     return (
         f"((attribute_not_exists({expr.name('#lim')}) AND {within}) OR "
-        f"(attribute_exists(#lim) AND {expr.name('#avail')} {op} {value}))"
+        f"(attribute_exists(#lim) AND {expr.name('#avail')} {op} {token}))"
     )
 
 
@@ -207,17 +261,14 @@ def _condition(expr: _Expression, change: AccountChange, opening: Decimal, defau
         parts.append(_bound(expr, "<=", ":ceiling", change.ceiling, opening))
     for i, changed in enumerate(change.entry_changes):
         entry = expr.entry(f"#e{i}", changed.hold_id)
-        remaining = expr.field("#rem", "remaining")
-        parts.append(f"{entry}.{remaining} = {expr.value(f':e{i}', number(changed.expected))}")
+        parts.append(f"{entry}.{expr.field('#rem', 'remaining')} = :e{i}")
         if changed.expired_at is not None:
-            stamp = expr.value(f":e{i}at", {"S": format_timestamp(changed.expired_at)})
-            parts.append(f"{entry}.{expr.field('#exp', 'expiresAt')} <= {stamp}")
+            parts.append(f"{entry}.{expr.field('#exp', 'expiresAt')} <= :e{i}at")
     for i, new in enumerate(change.new_entries):
         parts.append(f"attribute_not_exists({expr.entry(f'#n{i}', new.hold_id)})")
     if change.new_entries and change.max_holds is not None:
-        room = expr.value(":room", number(change.max_holds - len(change.new_entries)))
         count = expr.name("#count")
-        parts.append(f"(attribute_not_exists({count}) OR {count} <= {room})")
+        parts.append(f"(attribute_not_exists({count}) OR {count} <= :room)")
     return " AND ".join(parts)
 
 
@@ -227,59 +278,112 @@ def _add(expr: _Expression, token: str, start: str, delta: Decimal | int, size: 
     return f"{expr.name(token)} = if_not_exists({token}, {start}) {sign} {size}"
 
 
-def _update(expr: _Expression, change: AccountChange, opening: Decimal, now: datetime) -> str:
-    sets = [f"{expr.name('#upd')} = {expr.value(':now', {'S': format_timestamp(now)})}"]
+def _update(expr: _Expression, change: AccountChange) -> str:
+    sets = [f"{expr.name('#upd')} = :now"]
     removes: list[str] = []
-    if change.touch_balance or change.credit_limit is not None:
-        expr.value(":opening", number(opening))
     if change.touch_balance:
         # ``available`` follows ``balance``; it is read only where ``creditLimit`` is
         # stored, and setting a limit derives it from the balance afresh.
-        size = expr.value(":delta", number(change.balance_delta.copy_abs()))
-        sets.append(_add(expr, "#bal", ":opening", change.balance_delta, size))
-        sets.append(_add(expr, "#avail", ":opening", change.balance_delta, size))
+        sets.append(_add(expr, "#bal", ":opening", change.balance_delta, ":delta"))
+        sets.append(_add(expr, "#avail", ":opening", change.balance_delta, ":delta"))
     elif change.credit_limit is not None:
-        limit = expr.value(":limit", number(change.credit_limit))
-        sets.append(f"{expr.name('#lim')} = {limit}")
+        sets.append(f"{expr.name('#lim')} = :limit")
         start = f"if_not_exists({expr.name('#bal')}, :opening)"
-        sets.append(f"{expr.name('#avail')} = {start} + {limit}")
-    if change.held_delta or change.count_delta:
-        expr.value(":zero", number(0))
+        sets.append(f"{expr.name('#avail')} = {start} + :limit")
     if change.held_delta:
-        size = expr.value(":held", number(change.held_delta.copy_abs()))
-        sets.append(_add(expr, "#held", ":zero", change.held_delta, size))
+        sets.append(_add(expr, "#held", ":zero", change.held_delta, ":held"))
     if change.count_delta:
-        size = expr.value(":count", number(abs(change.count_delta)))
-        sets.append(_add(expr, "#count", ":zero", change.count_delta, size))
-    for i, new in enumerate(change.new_entries):
-        entry: dict[str, Any] = {"remaining": number(new.remaining)}
-        if new.expires_at is not None:
-            entry["expiresAt"] = {"S": format_timestamp(new.expires_at)}
-        sets.append(f"#n{i} = {expr.value(f':n{i}', {'M': entry})}")
+        sets.append(_add(expr, "#count", ":zero", change.count_delta, ":count"))
+    for i in range(len(change.new_entries)):
+        sets.append(f"#n{i} = :n{i}")
     for i, changed in enumerate(change.entry_changes):
         if changed.remaining == 0:
             removes.append(f"#e{i}")
         else:
-            amount = expr.value(f":e{i}r", number(changed.remaining))
-            sets.append(f"#e{i}.{expr.field('#rem', 'remaining')} = {amount}")
+            sets.append(f"#e{i}.{expr.field('#rem', 'remaining')} = :e{i}r")
     text = "SET " + ", ".join(sets)
     return text + (" REMOVE " + ", ".join(removes) if removes else "")
+
+
+@attrs.frozen
+class _AccountText:
+    """An account update's text and names, the same for every change of one shape."""
+
+    update: str
+    condition: str
+    names: dict[str, str]
+
+
+def _account_text(
+    wire: Wire, change: AccountChange, opening: Decimal, default_currency: str
+) -> _AccountText:
+    expr = _Expression(wire)
+    condition = _condition(expr, change, opening, default_currency)
+    return _AccountText(_update(expr, change), condition, expr.names)
+
+
+def _shape(change: AccountChange, opening: Decimal, default_currency: str) -> tuple[object, ...]:
+    """What an account update's text depends on, for a change with no hold entries.
+
+    Everything :func:`_condition` and :func:`_update` branch on: the value of each
+    field only goes into the values. ``tests/test_expressions.py`` checks the
+    text kept per shape against text built afresh, over random changes.
+    """
+    floor, ceiling = change.floor, change.ceiling
+    return (
+        change.currency == default_currency,
+        None if floor is None or floor <= 0 else opening >= floor,
+        None if ceiling is None else opening <= ceiling,
+        change.touch_balance,
+        change.credit_limit is not None,
+        change.balance_delta >= 0,
+        None if not change.held_delta else change.held_delta >= 0,
+    )
+
+
+_TOKEN = re.compile(r":\w+")
+
+
+def _shared_text(
+    wire: Wire,
+    change: AccountChange,
+    opening: Decimal,
+    default_currency: str,
+    values: dict[str, dict[str, Any]],
+) -> _AccountText:
+    """The text of ``change``'s shape, built on its first use in this ledger."""
+    shape = _shape(change, opening, default_currency)
+    text = wire.account_texts.get(shape)
+    if text is None:
+        text = _account_text(wire, change, opening, default_currency)
+        named = set(_TOKEN.findall(text.update + " " + text.condition))
+        if named != values.keys():  # a bug here, not a caller's error
+            raise LedgerError(f"account update names {sorted(named)}, has {sorted(values)}")
+        wire.account_texts[shape] = text
+    return text
 
 
 def account_update(
     wire: Wire, change: AccountChange, *, opening: Decimal, default_currency: str, now: datetime
 ) -> dict[str, Any]:
-    """The conditional update of one account; a refusal returns the account as it is."""
-    expr = _Expression(wire)
-    condition = _condition(expr, change, opening, default_currency)
-    update = _update(expr, change, opening, now)
+    """The conditional update of one account; a refusal returns the account as it is.
+
+    The text of a change without hold entries (every credit, debit and
+    transfer) is built once per shape and ledger; a call only adds its values.
+    Hold entries name their hold ids, so theirs is built per call.
+    """
+    values = _account_values(change, opening, now)
+    if change.new_entries or change.entry_changes:
+        text = _account_text(wire, change, opening, default_currency)
+    else:
+        text = _shared_text(wire, change, opening, default_currency, values)
     return {
         "TableName": wire.users_table,
         "Key": {wire.user_key: {"S": change.user_id}},
-        "UpdateExpression": update,
-        "ConditionExpression": condition,
-        "ExpressionAttributeNames": expr.names,
-        "ExpressionAttributeValues": expr.values,
+        "UpdateExpression": text.update,
+        "ConditionExpression": text.condition,
+        "ExpressionAttributeNames": dict(text.names),
+        "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": ALL_OLD,
     }
 
