@@ -15,7 +15,7 @@ import attrs
 from urllib3.util.timeout import Timeout
 
 
-@attrs.frozen
+@attrs.define
 class Call:
     """One call of a ledger operation.
 

@@ -58,8 +58,10 @@ def format_timestamp(moment: datetime) -> str:
         return last_text
     if moment.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
+    # The ledger's own clock reads in UTC already.
+    utc = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
     # isoformat ends in "+00:00" once in UTC; it is several times faster than strftime.
-    text = moment.astimezone(timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
+    text = utc.isoformat(timespec="microseconds")[:-6] + "Z"
     _LAST_FORMATTED[0] = (moment, text)  # one tuple, swapped whole: thread-safe
     return text
 

@@ -67,7 +67,7 @@ class NewEntry:
     expires_at: datetime | None
 
 
-@attrs.frozen
+@attrs.define
 class AccountChange:
     """One account's update and its conditions.
 
@@ -161,7 +161,7 @@ class AccountCheck:
     currency: str
 
 
-@attrs.frozen
+@attrs.define
 class Plan:
     """One transaction: records, account changes, hold changes, checks and record tallies."""
 

@@ -86,7 +86,7 @@ MAX_HOLDS = 1000
 MAX_ROUNDS = 25
 
 
-@attrs.frozen
+@attrs.define
 class Request:
     """One movement as asked for, normalized: what an idempotency key stands for.
 
@@ -109,7 +109,7 @@ class Request:
         """A digest of every field that identifies the request."""
         parts = [
             "v1", self.kind, self.user_id, self.counterparty_id or "",
-            format(self.amount.normalize(), "f"), self.type.value, self.currency,
+            format(self.amount.normalize(), "f"), self.type._value_, self.currency,
         ]  # fmt: skip
         if self.kind == KIND_HOLD:
             parts.append(self.timeout or "")
@@ -142,7 +142,7 @@ class Request:
         return [name for name, same in checks if not same and (paired or name != "to_user_id")]
 
 
-@attrs.frozen
+@attrs.define
 class _Outcome:
     """A stored record read back: the movement as it was applied."""
 
@@ -189,10 +189,13 @@ def transact(
     # A stored record differing from the request in key, account or type raised
     # IdempotencyConflict; the rest is read as stored, without PynamoDB's descriptors.
     stored = outcome.record.attribute_values
+    applied: Decimal = stored["amount"]
+    if outcome.replayed:  # this call's own amount is in the currency's unit already
+        applied = ctx.currencies.present(applied, outcome.currency)
     return values.TransactResult(
         idempotency_key=key,
         user_id=user,
-        amount=ctx.currencies.present(stored["amount"], outcome.currency),
+        amount=applied,
         type=entry_type,
         currency=outcome.currency,
         timestamp=_timestamp(outcome.record),
@@ -259,9 +262,13 @@ def amount_and_currency(
     if currency is not None:
         held = money.validate(currency)
         return money.parse_amount(amount, held), held, True
-    value = money.parse_amount(amount, None)
-    if money.fits(value, ctx.default_currency):
-        return money.parse_amount(value, ctx.default_currency), ctx.default_currency, False
+    try:  # the usual case: it fits the default currency
+        return money.parse_amount(amount, ctx.default_currency), ctx.default_currency, False
+    except ValidationError:
+        pass
+    # Refused by every currency (raised here, naming that rule), or more precise than the
+    # default allows: the account's own currency decides.
+    money.parse_amount(amount, None)
     held = account_currency(ctx, require_user(ctx, user_id))
     return money.parse_amount(amount, held), held, True
 
@@ -298,7 +305,7 @@ def execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:
     return outcome
 
 
-@attrs.frozen
+@attrs.define
 class _Movement:
     """One call's movement: the request with the id and time every attempt of it shares."""
 
@@ -323,7 +330,7 @@ class _Movement:
         model = self.ctx.models.transaction
         if request.kind == KIND_TRANSACT:
             return [build(model, idempotency_key=request.key, user_id=request.user_id,
-                          type=request.type.value, **fields)]  # fmt: skip
+                          type=request.type._value_, **fields)]  # fmt: skip
         if request.kind == KIND_HOLD:
             expires = None
             if request.timeout is not None:
