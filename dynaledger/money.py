@@ -343,7 +343,7 @@ def validate_identifier(value: object, field: str) -> str:
         raise ValidationError(
             field, f"must be at most {MAX_ID_LENGTH} characters, got {len(value)}"
         )
-    if not value.strip():
+    if value.isspace():
         raise ValidationError(field, "must not be only whitespace")
     found = _FORBIDDEN_IN_IDENTIFIERS.search(value)
     if found is not None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pytest
 from botocore.config import Config
 from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.signals import pre_dynamodb_send
 
 from dynaledger import Ledger, RetryPolicy
@@ -240,3 +243,57 @@ class TestPynamoDBSignals:
         assert 1 == len(calls)
         assert calls[0].startswith("Calling GetItem with arguments")
         assert user_id in calls[0]
+
+
+class TestTransactWriteItems:
+    def test_sends_what_pynamodbs_sends_and_fails_as_it_fails(self, ledger: Ledger) -> None:
+        """The ledgers' ``transact_write_items`` sends the request PynamoDB's sends for
+        items of all four kinds (checks, deletes, puts, updates, in that order), and a
+        cancelled one raises ``TransactWriteError`` with the same reasons."""
+        connection = ledger._ctx.models.connection
+        wire = ledger._ctx.wire
+        events = ledger.botocore_client.meta.events
+        sent: list[dict[str, Any]] = []
+
+        def capture(params: dict[str, Any], **kwargs: object) -> None:
+            sent.append(copy.deepcopy(params))
+
+        def items(prefix: str, exists: str) -> dict[str, Any]:
+            key = {wire.user_key: {"S": exists}}
+            return {
+                "condition_check_items": [{"TableName": wire.users_table, "Key": key,
+                                           "ConditionExpression": "attribute_exists(#u)",
+                                           "ExpressionAttributeNames": {"#u": wire.user_key}}],
+                "delete_items": [{"TableName": wire.users_table,
+                                  "Key": {wire.user_key: {"S": f"{prefix}-gone"}}}],
+                "put_items": [{"TableName": wire.users_table,
+                               "Item": {wire.user_key: {"S": f"{prefix}-new"}}}],
+                "update_items": [{"TableName": wire.users_table,
+                                  "Key": {wire.user_key: {"S": f"{prefix}-updated"}},
+                                  "UpdateExpression": "SET #b = :b",
+                                  "ExpressionAttributeNames": {"#b": "balance"},
+                                  "ExpressionAttributeValues": {":b": {"N": "1"}}}],
+            }  # fmt: skip
+
+        present = unique("present")
+        ledger.create_user(present, balance="1")
+        events.register("before-parameter-build.dynamodb.TransactWriteItems", capture)
+        try:
+            for send in (connection.transact_write_items,
+                         partial(Connection.transact_write_items, connection)):  # fmt: skip
+                send(**items("same", present), return_consumed_capacity="NONE")
+            failures = []
+            absent = unique("absent")
+            for send in (connection.transact_write_items,
+                         partial(Connection.transact_write_items, connection)):  # fmt: skip
+                with pytest.raises(TransactWriteError) as raised:
+                    send(**items("failing", absent))
+                failures.append([r.code if r else None for r in raised.value.cancellation_reasons])
+        finally:
+            events.unregister("before-parameter-build.dynamodb.TransactWriteItems", capture)
+        assert 4 == len(sent)
+        assert sent[0] == sent[1]
+        assert sent[2] == sent[3]
+        kinds = [next(iter(item)) for item in sent[0]["TransactItems"]]
+        assert ["ConditionCheck", "Delete", "Put", "Update"] == kinds
+        assert [["ConditionalCheckFailed", None, None, None]] * 2 == failures

@@ -94,6 +94,8 @@ class TestTimestamps:
             expected = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             assert expected == format_timestamp(moment)
             assert expected == format_timestamp(moment)  # again: the remembered text
+            # The same instant in timezone.utc itself (the ledger's clock) skips astimezone.
+            assert expected == format_timestamp(moment.astimezone(timezone.utc))
 
     def test_the_canonical_form_reads_as_the_general_parser_reads_it(self) -> None:
         """``...SS.ffffffZ`` skips the pattern; other forms and impossible dates take it."""

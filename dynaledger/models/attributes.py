@@ -26,7 +26,7 @@ class DecimalAttribute(Attribute[Decimal]):
             raise TypeError(
                 f"{self.attr_name}: expected Decimal or int, got {type(value).__name__}"
             )
-        number = Decimal(value)
+        number = value if type(value) is Decimal else Decimal(value)
         if not number.is_finite():
             raise ValueError(f"{self.attr_name}: DynamoDB numbers must be finite, got {number}")
         return format(number, "f")

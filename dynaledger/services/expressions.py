@@ -58,17 +58,9 @@ def number(value: Decimal | int) -> dict[str, str]:
     return {"N": format(exact, "f")}
 
 
-@attrs.frozen
-class _Field:
-    """One attribute of the record model, as its serialization needs it."""
-
-    name: str
-    attr_name: str
-    attr_type: str
-    null: bool
-    serialize: Callable[[Any], Any]
-    #: The attribute writes its value as it is (PynamoDB's strings): no call needed.
-    as_is: bool
+#: How one record attribute is written: its DynamoDB name and type, and its serializer
+#: (None for PynamoDB's strings, written as they are).
+_Field = tuple[str, str, Callable[[Any], Any] | None]
 
 
 @attrs.frozen
@@ -81,7 +73,8 @@ class Wire:
     record_key: str
     user_names: dict[str, str]
     record_fields: dict[str, _Field]
-    required_fields: tuple[_Field, ...]
+    #: The DynamoDB names of the record attributes that may not be null, by their names.
+    required_fields: dict[str, str]
     #: Account update text by shape (see :func:`account_update`), filled as shapes are sent.
     account_texts: dict[tuple[object, ...], _AccountText] = attrs.field(
         factory=dict, eq=False, repr=False
@@ -91,27 +84,27 @@ class Wire:
     def of(cls, models: BoundModels) -> Wire:
         users, records = models.user, models.transaction
         user_attributes = users.get_attributes()
-        fields = {
-            name: _Field(
-                name,
+        attributes = records.get_attributes()
+        fields: dict[str, _Field] = {
+            name: (
                 attr.attr_name,
                 attr.attr_type,
-                attr.null,
-                attr.serialize,
-                as_is=type(attr).serialize is Attribute.serialize,
+                None if type(attr).serialize is Attribute.serialize else attr.serialize,
             )
-            for name, attr in records.get_attributes().items()
+            for name, attr in attributes.items()
         }
         return cls(
             users_table=users.Meta.table_name,
             records_table=records.Meta.table_name,
             user_key=user_attributes["user_id"].attr_name,
-            record_key=records.get_attributes()["idempotency_key"].attr_name,
+            record_key=attributes["idempotency_key"].attr_name,
             user_names={
                 token: user_attributes[name].attr_name for token, name in _USER_NAMES.items()
             },
             record_fields=fields,
-            required_fields=tuple(field for field in fields.values() if not field.null),
+            required_fields={
+                attr.attr_name: name for name, attr in attributes.items() if not attr.null
+            },
         )
 
 
@@ -144,16 +137,16 @@ class _Expression:
 
 def record_item(wire: Wire, record: Transaction) -> dict[str, dict[str, Any]]:
     """``record`` as a DynamoDB item, as PynamoDB's ``serialize`` writes it."""
-    given = record.attribute_values
+    fields = wire.record_fields
     item: dict[str, dict[str, Any]] = {}
-    for name, value in given.items():
-        field = wire.record_fields[name]
-        serialized = value if field.as_is or value is None else field.serialize(value)
-        if serialized is not None:
-            item[field.attr_name] = {field.attr_type: serialized}
-    for field in wire.required_fields:
-        if field.attr_name not in item:
-            raise AttributeNullError(field.name)
+    for name, given in record.attribute_values.items():
+        attr_name, attr_type, serialize = fields[name]
+        written = given if serialize is None or given is None else serialize(given)
+        if written is not None:
+            item[attr_name] = {attr_type: written}
+    if not wire.required_fields.keys() <= item.keys():
+        missing = next(name for name in wire.required_fields if name not in item)
+        raise AttributeNullError(wire.required_fields[missing])
     return item
 
 

@@ -107,14 +107,15 @@ class Request:
     @property
     def fingerprint(self) -> str:
         """A digest of every field that identifies the request."""
-        parts = [
-            "v1", self.kind, self.user_id, self.counterparty_id or "",
-            format(self.amount.normalize(), "f"), self.type._value_, self.currency,
-        ]  # fmt: skip
+        text = (
+            f"v1\x1f{self.kind}\x1f{self.user_id}\x1f{self.counterparty_id or ''}\x1f"
+            f"{self.amount.normalize():f}\x1f{self.type._value_}\x1f{self.currency}"
+        )
         if self.kind == KIND_HOLD:
-            parts.append(self.timeout or "")
-        parts.extend(f"{key}={value}" for key, value in self.metadata)
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+            text += f"\x1f{self.timeout or ''}"
+        for key, value in self.metadata:
+            text += f"\x1f{key}={value}"
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def differences(self, stored: Transaction, stored_currency: str) -> list[str]:
         """The request fields, by their API names, in which ``stored`` asked for something else.
