@@ -162,7 +162,9 @@ def build(model: type[_M], **values: Any) -> _M:
         unknown = values.keys() - model.get_attributes().keys()
         raise ValueError(f"{model.__name__} has no attribute {sorted(unknown)[0]!r}")
     instance = model.__new__(model)
-    instance.attribute_values = {name: value for name, value in values.items() if value is not None}
+    if None in values.values():
+        values = {name: value for name, value in values.items() if value is not None}
+    instance.attribute_values = values  # the call's own dict
     return instance
 
 

@@ -73,13 +73,15 @@ def balance_of(
     """
     currency = account_currency(ctx, user)
     present = ctx.currencies.present
-    zero = Decimal(0)
-    with localcontext(EXACT):
-        expired = sum((e.remaining for e in entries or [] if now and e.expired(now)), zero)
-        held = sum((e.remaining for e in entries or [] if not (now and e.expired(now))), zero)
-        spendable = (ctx.opening_balance if user.balance is None else user.balance) + expired
+    stored: Decimal | None = user.attribute_values.get("balance")
+    spendable = ctx.opening_balance if stored is None else stored
+    held = Decimal(0)
+    if entries:
+        with localcontext(EXACT):
+            spendable += sum((e.remaining for e in entries if now and e.expired(now)), held)
+            held = sum((e.remaining for e in entries if not (now and e.expired(now))), held)
     return values.Balance(
-        user.user_id, present(spendable, currency), currency, user.balance is None,
+        user.attribute_values["user_id"], present(spendable, currency), currency, stored is None,
         present(held, currency), present(credit_limit(user), currency),
     )  # fmt: skip
 

@@ -337,22 +337,21 @@ def _shape(change: AccountChange, opening: Decimal, default_currency: str) -> tu
 _TOKEN = re.compile(r":\w+")
 
 
-def _shared_text(
+def _keep_text(
     wire: Wire,
+    shape: tuple[object, ...],
     change: AccountChange,
+    *,
     opening: Decimal,
     default_currency: str,
     values: dict[str, dict[str, Any]],
 ) -> _AccountText:
-    """The text of ``change``'s shape, built on its first use in this ledger."""
-    shape = _shape(change, opening, default_currency)
-    text = wire.account_texts.get(shape)
-    if text is None:
-        text = _account_text(wire, change, opening, default_currency)
-        named = set(_TOKEN.findall(text.update + " " + text.condition))
-        if named != values.keys():  # a bug here, not a caller's error
-            raise LedgerError(f"account update names {sorted(named)}, has {sorted(values)}")
-        wire.account_texts[shape] = text
+    """Build the text of ``change``'s shape, check it names exactly ``values``, and keep it."""
+    text = _account_text(wire, change, opening, default_currency)
+    named = set(_TOKEN.findall(text.update + " " + text.condition))
+    if named != values.keys():  # a bug here, not a caller's error
+        raise LedgerError(f"account update names {sorted(named)}, has {sorted(values)}")
+    wire.account_texts[shape] = text
     return text
 
 
@@ -369,7 +368,10 @@ def account_update(
     if change.new_entries or change.entry_changes:
         text = _account_text(wire, change, opening, default_currency)
     else:
-        text = _shared_text(wire, change, opening, default_currency, values)
+        shape = _shape(change, opening, default_currency)
+        text = wire.account_texts.get(shape) or _keep_text(
+            wire, shape, change, opening=opening, default_currency=default_currency, values=values
+        )
     return {
         "TableName": wire.users_table,
         "Key": {wire.user_key: {"S": change.user_id}},

@@ -59,13 +59,15 @@ def load_user(ctx: Context, raw: dict[str, Any]) -> User:
         UnreadableRecord: The item breaks one of those rules.
     """
     model = ctx.models.user
-    key = _raw_key(raw, model.user_id.attr_name)
+    key = _raw_key(raw, ctx.wire.user_key)
     user = _instantiate(model, raw, key)
-    problem = _number_problem("balance", user.balance) or _number_problem(
-        "openingBalance", user.opening_balance
+    stored = user.attribute_values  # read without PynamoDB's descriptors, as load wrote it
+    problem = _number_problem("balance", stored.get("balance")) or _number_problem(
+        "openingBalance", stored.get("opening_balance")
     )
-    if problem is None and user.currency is not None:
-        problem = _currency_problem(ctx, user.currency)
+    currency = stored.get("currency")
+    if problem is None and currency is not None:
+        problem = _currency_problem(ctx, currency)
     if problem is not None:
         raise UnreadableRecord(model.Meta.table_name, key, problem)
     return user
@@ -119,12 +121,14 @@ def hold_entries(ctx: Context, raw: dict[str, Any]) -> list[HoldEntry]:
 
 def credit_limit(user: User) -> Decimal:
     """How far below zero an account may go: its stored ``creditLimit``, or 0."""
-    return user.credit_limit if user.credit_limit is not None else Decimal(0)
+    limit: Decimal | None = user.attribute_values.get("credit_limit")
+    return Decimal(0) if limit is None else limit
 
 
 def account_currency(ctx: Context, user: User) -> str:
     """The currency an account holds: its own, or the ledger's default when none is stored."""
-    return user.currency or ctx.default_currency
+    currency: str | None = user.attribute_values.get("currency")
+    return currency or ctx.default_currency
 
 
 def load_transaction(ctx: Context, raw: dict[str, Any]) -> Transaction:
