@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
 import threading
 from collections.abc import Callable
 from decimal import Decimal
@@ -16,6 +18,7 @@ from dynaledger.errors import (
     UserNotFound,
     ValidationError,
 )
+from dynaledger.services.movements import Request
 from tests.conftest import FAST_RETRY, scan_tables, unique
 
 
@@ -224,6 +227,45 @@ class TestIdempotency:
             thread.join()
         assert [False] + [True] * 7 == sorted(replays)
         assert Decimal("90.00") == ledger.get_user_balance(user_id).amount
+
+
+class TestFingerprint:
+    @staticmethod
+    def reference(request: Request) -> str:
+        """The fingerprint's definition: SHA-256 of the request's fields joined by U+001F,
+        the amount without trailing zeros, a hold's timeout, then ``key=value`` per entry."""
+        parts = [
+            "v1", request.kind, request.user_id, request.counterparty_id or "",
+            format(request.amount.normalize(), "f"), str(request.type), request.currency,
+        ]  # fmt: skip
+        if request.kind == "hold":
+            parts.append(request.timeout or "")
+        parts += [f"{key}={value}" for key, value in request.metadata]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    def test_fingerprint_follows_its_definition_over_random_requests(self) -> None:
+        """3,000 random requests (amounts with and without trailing zeros, exponents,
+        18 decimals, holds, transfers, metadata) get the digest the definition gives."""
+        rng = random.Random(3)
+        amounts = ["1.00", "0.5", "100", "1E+2", "7.50E+1", "10.0", "0.000000000000000001"]
+        amounts += [str(Decimal(rng.randint(1, 10**12)).scaleb(-rng.randint(-3, 18)))
+                    for _ in range(100)]  # fmt: skip
+        for _ in range(3000):
+            request = Request(
+                kind=rng.choice(["transact", "transfer", "hold"]), key="k",
+                user_id=rng.choice(["u", "ü-1"]), amount=Decimal(rng.choice(amounts)),
+                type=rng.choice(list(EntryType)), currency=rng.choice(["USD", "ETH"]),
+                counterparty_id=rng.choice([None, "v"]), timeout=rng.choice([None, "1.5"]),
+                metadata=tuple((f"k{n}", f"v{n}") for n in range(rng.randint(0, 2))),
+            )  # fmt: skip
+            assert self.reference(request) == request.fingerprint, request
+
+    def test_a_stored_fingerprint_does_not_change_between_versions(self) -> None:
+        """The digest of one credit, pinned: records written before and after agree."""
+        request = Request(kind="transact", key="k", user_id="alice", amount=Decimal("12.50"),
+                          type=EntryType.CREDIT, currency="USD")  # fmt: skip
+        expected = hashlib.sha256(b"v1\x1ftransact\x1falice\x1f\x1f12.5\x1fcredit\x1fUSD")
+        assert expected.hexdigest() == request.fingerprint
 
 
 class TestCurrency:

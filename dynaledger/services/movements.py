@@ -107,9 +107,12 @@ class Request:
     @property
     def fingerprint(self) -> str:
         """A digest of every field that identifies the request."""
+        amount = f"{self.amount:f}"
+        if "." in amount:  # the normalized digits: no trailing zeros after the point
+            amount = amount.rstrip("0").rstrip(".")
         text = (
             f"v1\x1f{self.kind}\x1f{self.user_id}\x1f{self.counterparty_id or ''}\x1f"
-            f"{self.amount.normalize():f}\x1f{self.type._value_}\x1f{self.currency}"
+            f"{amount}\x1f{self.type._value_}\x1f{self.currency}"
         )
         if self.kind == KIND_HOLD:
             text += f"\x1f{self.timeout or ''}"
