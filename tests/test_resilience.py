@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import socket
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -31,7 +34,7 @@ from dynaledger.errors import (
     UserNotFound,
     ValidationError,
 )
-from dynaledger.services._core import transient_kind, translate
+from dynaledger.services._core import new_request_id, transient_kind, translate
 from tests import faultproxy
 from tests.conftest import RequestCounter, unique
 
@@ -538,3 +541,39 @@ class TestEndpointSetting:
         assert ("endpoint_url", f"endpoint_url: {rule}{separator}{message}") == (
             caught.value.field, str(caught.value),
         )  # fmt: skip
+
+
+class TestRequestIds:
+    def test_ids_are_distinct_across_threads_and_32_hex_digits(self) -> None:
+        """8 threads drawing 2,000 ids each get 16,000 distinct ids of 32 hex digits."""
+        drawn: list[list[str]] = [[] for _ in range(8)]
+
+        def draw(into: list[str]) -> None:
+            into.extend(new_request_id() for _ in range(2000))
+
+        threads = [threading.Thread(target=draw, args=(ids,)) for ids in drawn]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        every = [request_id for ids in drawn for request_id in ids]
+        assert 16000 == len(set(every))
+        assert all(re.fullmatch("[0-9a-f]{32}", request_id) for request_id in every)
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system")
+    # Python 3.12+ warns about fork in a threaded process; the child only writes and exits.
+    @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+    def test_a_forked_child_draws_other_ids_than_its_parent(self) -> None:
+        """A child process does not repeat its parent's next ids: it draws new random bits."""
+        reader, writer = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child
+            os.write(writer, new_request_id().encode())
+            os._exit(0)
+        os.close(writer)
+        os.waitpid(child, 0)
+        with os.fdopen(reader) as pipe:
+            in_child = pipe.read()
+        in_parent = new_request_id()
+        assert 32 == len(in_child)
+        assert in_child[:16] != in_parent[:16]

@@ -359,7 +359,8 @@ def _draw_request_ids() -> None:
 
 _request_ids: Iterator[str]
 _draw_request_ids()
-os.register_at_fork(after_in_child=_draw_request_ids)
+if hasattr(os, "register_at_fork"):  # Unix; other systems have no fork
+    os.register_at_fork(after_in_child=_draw_request_ids)
 
 
 def run(ctx: Context, attempt: Callable[[], _T]) -> _T:

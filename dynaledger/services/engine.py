@@ -16,6 +16,11 @@ PynamoDB sends condition checks, then puts, then updates (accounts, then hold
 records), whatever order they are added in; the reasons come back in that
 order (tallies last). No two actions of one plan may touch one item, and a plan has at most
 100 actions.
+
+``AccountChange`` and ``Plan`` are built on every call and never changed after:
+plain attrs classes, since a frozen one's constructor sets each field through
+``object.__setattr__`` (twice the cost, measured). The hold, tally and check
+changes, built less often, stay frozen.
 """
 
 from __future__ import annotations

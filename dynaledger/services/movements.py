@@ -91,6 +91,7 @@ class Request:
     """One movement as asked for, normalized: what an idempotency key stands for.
 
     A transfer is the debit of ``user_id`` and the credit of ``counterparty_id``.
+    Built per call and never changed after (not frozen: see ``services/engine.py``).
     """
 
     kind: str
