@@ -163,7 +163,8 @@ class Currencies:
 
     def fits(self, amount: Decimal, currency: str) -> bool:
         """True when ``amount`` has no more decimals than ``currency`` allows."""
-        return amount == amount.quantize(self.quantum(currency))
+        # In the exact context: 10**15 at 18 decimals is past the default context's 28 digits.
+        return amount == amount.quantize(self.quantum(currency), context=EXACT)
 
     def parse_amount(self, value: object, currency: str | None, field: str = "amount") -> Decimal:
         """Turn ``value`` into an exact, positive amount in ``currency``'s smallest unit.

@@ -564,7 +564,7 @@ class TestRequestIds:
     # Python 3.12+ warns about fork in a threaded process; the child only writes and exits.
     @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
     def test_a_forked_child_draws_other_ids_than_its_parent(self) -> None:
-        """A child process does not repeat its parent's next ids: it draws new random bits."""
+        """A forked child does not repeat its parent's next ids (no state shared by fork)."""
         reader, writer = os.pipe()
         child = os.fork()
         if child == 0:  # pragma: no cover - runs in the child

@@ -6,11 +6,11 @@ import hashlib
 import random
 import threading
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 
-from dynaledger import EntryType, Ledger
+from dynaledger import EntryType, Ledger, Leg
 from dynaledger.errors import (
     CurrencyMismatch,
     IdempotencyConflict,
@@ -18,6 +18,7 @@ from dynaledger.errors import (
     UserNotFound,
     ValidationError,
 )
+from dynaledger.money import EXACT
 from dynaledger.services.movements import Request
 from tests.conftest import FAST_RETRY, scan_tables, unique
 
@@ -236,7 +237,7 @@ class TestFingerprint:
         the amount without trailing zeros, a hold's timeout, then ``key=value`` per entry."""
         parts = [
             "v1", request.kind, request.user_id, request.counterparty_id or "",
-            format(request.amount.normalize(), "f"), str(request.type), request.currency,
+            format(request.amount.normalize(EXACT), "f"), str(request.type), request.currency,
         ]  # fmt: skip
         if request.kind == "hold":
             parts.append(request.timeout or "")
@@ -247,7 +248,17 @@ class TestFingerprint:
         """3,000 random requests (amounts with and without trailing zeros, exponents,
         18 decimals, holds, transfers, metadata) get the digest the definition gives."""
         rng = random.Random(3)
-        amounts = ["1.00", "0.5", "100", "1E+2", "7.50E+1", "10.0", "0.000000000000000001"]
+        amounts = [
+            "1.00",
+            "0.5",
+            "100",
+            "1E+2",
+            "7.50E+1",
+            "10.0",
+            "0.000000000000000001",
+            "123456789012345.123456789012345678",
+            "999999999999999.999999999999999999",
+        ]
         amounts += [str(Decimal(rng.randint(1, 10**12)).scaleb(-rng.randint(-3, 18)))
                     for _ in range(100)]  # fmt: skip
         for _ in range(3000):
@@ -260,12 +271,78 @@ class TestFingerprint:
             )  # fmt: skip
             assert self.reference(request) == request.fingerprint, request
 
+    def test_every_digit_counts_whatever_the_callers_decimal_context(self) -> None:
+        """33 significant digits (18 decimals) are all hashed, under a 6-digit context too:
+        the digest does not depend on the context the caller happens to run in."""
+        amount = Decimal("123456789012345.123456789012345678")
+        request = Request(kind="transact", key="k", user_id="a", amount=amount,
+                          type=EntryType.CREDIT, currency="ETH")  # fmt: skip
+        expected = hashlib.sha256(
+            b"v1\x1ftransact\x1fa\x1f\x1f123456789012345.123456789012345678\x1fcredit\x1fETH"
+        ).hexdigest()
+        with localcontext(prec=6):
+            assert expected == request.fingerprint
+        assert expected == request.fingerprint
+
     def test_a_stored_fingerprint_does_not_change_between_versions(self) -> None:
         """The digest of one credit, pinned: records written before and after agree."""
         request = Request(kind="transact", key="k", user_id="alice", amount=Decimal("12.50"),
                           type=EntryType.CREDIT, currency="USD")  # fmt: skip
         expected = hashlib.sha256(b"v1\x1ftransact\x1falice\x1f\x1f12.5\x1fcredit\x1fUSD")
         assert expected.hexdigest() == request.fingerprint
+
+
+class TestAmountsAsTheyComeBack:
+    def test_a_retry_finding_its_own_record_returns_the_amount_in_the_currencys_unit(
+        self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """DynamoDB trims trailing zeros from the numbers it returns ("10.5" for 10.50).
+        When a retry finds the record its lost reply wrote, the result still shows 10.50."""
+        from dynaledger.services import movements
+        from dynaledger.services.records import load_transaction
+
+        user_id, key = _user(ledger, "100"), unique("k")
+        own = ledger.transact(idempotency_key=key, user_id=user_id, amount="10.50", type="credit")
+        item = ledger.botocore_client.get_item(
+            TableName=ledger.table_names[1], Key={"idempotencyKey": {"S": key}}
+        )["Item"]
+        item["amount"] = {"N": "10.5"}  # as DynamoDB returns it
+
+        def found_own_record(ctx: object, request: object, raw: object) -> object:
+            record = load_transaction(ledger._ctx, item)
+            return movements._Outcome(record, "USD", replayed=False)
+
+        monkeypatch.setattr(movements, "execute", found_own_record)
+        again = ledger.transact(idempotency_key=key, user_id=user_id, amount="10.5",
+                                type="credit")  # fmt: skip
+        assert ("10.50", "10.50") == (str(own.amount), str(again.amount))
+
+    def test_a_stored_negative_zero_balance_reads_as_zero(self, ledger: Ledger) -> None:
+        """A balance another client wrote as -0 reads as 0.00, not -0.00."""
+        user_id = unique("u")
+        ledger.botocore_client.put_item(
+            TableName=ledger.table_names[0],
+            Item={"userId": {"S": user_id}, "balance": {"N": "-0"}},
+        )
+        assert "0.00" == str(ledger.get_user_balance(user_id).amount)
+
+    def test_large_amounts_in_an_18_decimal_default_currency_need_no_currency_named(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """With ETH (18 decimals) as the default currency, 10**10 ETH credited and posted
+        without naming the currency is 28 digits past the default decimal context: it is
+        checked in the exact context, not refused with a raw decimal error."""
+        eth = make_ledger(assets={"ETH": 18}, default_currency="ETH")
+        eth.migrate()
+        alice, bob = unique("alice"), unique("bob")
+        eth.create_user(alice, balance="0")
+        eth.create_user(bob, balance="0")
+        credit = eth.transact(idempotency_key=unique("k"), user_id=alice, amount="10000000000",
+                              type="credit")  # fmt: skip
+        eth.post(idempotency_key=unique("p"), legs=[Leg(alice, "10000000000", "debit"),
+                                                    Leg(bob, "10000000000", "credit")])  # fmt: skip
+        assert Decimal("10000000000") == credit.amount
+        assert Decimal("10000000000") == eth.get_user_balance(bob).amount
 
 
 class TestCurrency:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import random
@@ -10,7 +9,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TypeVar
@@ -342,25 +341,14 @@ def _table_from_message(message: str) -> str:
 
 
 def new_request_id() -> str:
-    """A fresh id for one call's writes (its records carry it; a retry recognizes its own).
+    """A fresh id for one call's writes: 128 random bits as hex, like a UUID4's ``hex``
+    without building the UUID (its records carry it; a retry recognizes its own).
 
-    32 hex digits: 64 random bits drawn once per process (again in a forked
-    child), then a 64-bit counter. Unique within a process by construction,
-    across processes as 64 random bits are; one syscall per process, not per call.
+    Drawn from the system for every call, not from a per-process counter: a worker
+    forked without Python's fork hooks, or a process restored from a snapshot,
+    would repeat its parent's ids.
     """
-    return next(_request_ids)
-
-
-def _draw_request_ids() -> None:
-    global _request_ids  # noqa: PLW0603 - replaced whole, once per process
-    # ``next`` on a map over a count runs in C alone: thread-safe without a lock.
-    _request_ids = map(f"{os.urandom(8).hex()}{{:016x}}".format, itertools.count())
-
-
-_request_ids: Iterator[str]
-_draw_request_ids()
-if hasattr(os, "register_at_fork"):  # Unix; other systems have no fork
-    os.register_at_fork(after_in_child=_draw_request_ids)
+    return os.urandom(16).hex()
 
 
 def run(ctx: Context, attempt: Callable[[], _T]) -> _T:

@@ -74,12 +74,12 @@ def balance_of(
     currency = account_currency(ctx, user)
     present = ctx.currencies.present
     stored: Decimal | None = user.attribute_values.get("balance")
-    spendable = ctx.opening_balance if stored is None else stored
-    held = Decimal(0)
+    expired = held = Decimal(0)
     if entries:
         with localcontext(EXACT):
-            spendable += sum((e.remaining for e in entries if now and e.expired(now)), held)
+            expired = sum((e.remaining for e in entries if now and e.expired(now)), expired)
             held = sum((e.remaining for e in entries if not (now and e.expired(now))), held)
+    spendable = EXACT.add(ctx.opening_balance if stored is None else stored, expired)
     return values.Balance(
         user.attribute_values["user_id"], present(spendable, currency), currency, stored is None,
         present(held, currency), present(credit_limit(user), currency),

@@ -107,7 +107,11 @@ class Request:
 
     @property
     def fingerprint(self) -> str:
-        """A digest of every field that identifies the request."""
+        """A digest of every field that identifies the request.
+
+        SHA-256 of the fields joined by U+001F, the amount as all its digits without
+        trailing zeros after the point (whatever the caller's decimal context).
+        """
         amount = f"{self.amount:f}"
         if "." in amount:  # the normalized digits: no trailing zeros after the point
             amount = amount.rstrip("0").rstrip(".")
@@ -195,7 +199,7 @@ def transact(
     # IdempotencyConflict; the rest is read as stored, without PynamoDB's descriptors.
     stored = outcome.record.attribute_values
     applied: Decimal = stored["amount"]
-    if outcome.replayed:  # this call's own amount is in the currency's unit already
+    if applied is not value:  # not the record this call built: read back, maybe trimmed
         applied = ctx.currencies.present(applied, outcome.currency)
     return values.TransactResult(
         idempotency_key=key,
