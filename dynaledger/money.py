@@ -346,6 +346,8 @@ def validate_identifier(value: object, field: str) -> str:
         )
     if value.isspace():
         raise ValidationError(field, "must not be only whitespace")
+    if value.isprintable():  # no control character, no surrogate: the usual case, at once
+        return value
     found = _FORBIDDEN_IN_IDENTIFIERS.search(value)
     if found is not None:
         code = ord(found.group())

@@ -376,7 +376,7 @@ def test_record_items_equal_pynamodb_serialization(ledger: Ledger) -> None:
         "expires_at": NOW + timedelta(seconds=30), "remaining": Decimal("12.30"),
         "captured": Decimal(0), "metadata": {"round": "7"},
     }  # fmt: skip
-    built = build(model, **fields)
+    built = build(model, dict(fields))
     constructed = model(**fields)
     given = {name: value for name, value in constructed.attribute_values.items()
              if value is not None}  # fmt: skip
@@ -389,7 +389,7 @@ def test_record_items_equal_pynamodb_serialization(ledger: Ledger) -> None:
 def test_build_refuses_an_unknown_attribute(ledger: Ledger) -> None:
     """A misspelt field is an error, as with the model's constructor."""
     with pytest.raises(ValueError, match="no attribute 'amonut'"):
-        build(ledger._ctx.models.transaction, idempotency_key="k", amonut=Decimal(1))
+        build(ledger._ctx.models.transaction, {"idempotency_key": "k", "amonut": Decimal(1)})
 
 
 def test_load_reads_items_as_from_raw_data(ledger: Ledger) -> None:

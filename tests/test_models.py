@@ -86,7 +86,7 @@ class TestTimestamps:
             format_timestamp(datetime(2026, 1, 1))
 
     def test_format_matches_strftime_for_any_instant_and_zone(self) -> None:
-        """The isoformat-based writer gives strftime's text, zero microseconds and offsets too."""
+        """The writer gives strftime's text, zero microseconds and offsets too."""
         generator = random.Random(7)
         for _ in range(2000):
             zone = timezone(timedelta(minutes=generator.randint(-900, 900)))

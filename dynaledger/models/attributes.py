@@ -22,11 +22,14 @@ class DecimalAttribute(Attribute[Decimal]):
 
     def serialize(self, value: Decimal | int) -> str:
         """Write ``value`` as plain decimal digits (no float, no exponent)."""
-        if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
+        if type(value) is Decimal:  # the usual case, checked first
+            number = value
+        elif isinstance(value, bool) or not isinstance(value, (Decimal, int)):
             raise TypeError(
                 f"{self.attr_name}: expected Decimal or int, got {type(value).__name__}"
             )
-        number = value if type(value) is Decimal else Decimal(value)
+        else:
+            number = Decimal(value)
         if not number.is_finite():
             raise ValueError(f"{self.attr_name}: DynamoDB numbers must be finite, got {number}")
         return format(number, "f")
@@ -60,8 +63,10 @@ def format_timestamp(moment: datetime) -> str:
         raise ValueError("timestamps must be timezone-aware")
     # The ledger's own clock reads in UTC already.
     utc = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
-    # isoformat ends in "+00:00" once in UTC; it is several times faster than strftime.
-    text = utc.isoformat(timespec="microseconds")[:-6] + "Z"
+    # Fixed width from the fields: faster than isoformat (whose "+00:00" costs) and strftime.
+    text = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - the fastest form
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond,
+    )  # fmt: skip
     _LAST_FORMATTED[0] = (moment, text)  # one tuple, swapped whole: thread-safe
     return text
 

@@ -295,7 +295,7 @@ def _remember(ctx: Context, hold_id: str, change: HoldChange) -> None:
         "captured": EXACT.add(known.captured or zero, change.captured),
         "released": EXACT.add(known.released or zero, change.released),
     }
-    ctx.known.put(build(ctx.models.transaction, **state))
+    ctx.known.put(build(ctx.models.transaction, state))
 
 
 def _close_plan(  # noqa: PLR0917 - the request, the hold as read, and what the call shares

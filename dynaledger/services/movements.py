@@ -326,7 +326,11 @@ class _Movement:
     def records(self) -> list[Transaction]:
         """The records to put: one, or for a transfer the debit and the credit leg."""
         request = self.request
+        model = self.ctx.models.transaction
         fields: dict[str, Any] = {
+            "idempotency_key": request.key,
+            "user_id": request.user_id,
+            "type": request.type._value_,
             "amount": request.amount,
             "currency": request.currency,
             "status": STATUS_APPLIED,
@@ -334,31 +338,28 @@ class _Movement:
             "fingerprint": request.fingerprint,
             "request_id": self.request_id,
             "timestamp": self.now,
-            "metadata": dict(request.metadata) or None,
         }
-        model = self.ctx.models.transaction
+        if request.metadata:
+            fields["metadata"] = dict(request.metadata)
         if request.kind == KIND_TRANSACT:
-            return [build(model, idempotency_key=request.key, user_id=request.user_id,
-                          type=request.type._value_, **fields)]  # fmt: skip
+            return [build(model, fields)]
         if request.kind == KIND_HOLD:
             expires = None
             if request.timeout is not None:
                 expires = self.now + timedelta(seconds=float(request.timeout))
-            return [
-                build(model, idempotency_key=request.key, user_id=request.user_id, type="debit",
-                      counterparty_id=request.counterparty_id, hold_id=request.key,
-                      hold_status=HOLD_ACTIVE, expires_at=expires, timeout=request.timeout,
-                      remaining=request.amount, captured=Decimal(0), released=Decimal(0),
-                      **fields)
-            ]  # fmt: skip
+            hold = {
+                "counterparty_id": request.counterparty_id, "hold_id": request.key,
+                "hold_status": HOLD_ACTIVE, "expires_at": expires, "timeout": request.timeout,
+                "remaining": request.amount, "captured": Decimal(0), "released": Decimal(0),
+            }  # fmt: skip
+            return [build(model, {**fields, **hold})]
         payee = request.counterparty_id
-        return [
-            build(model, idempotency_key=request.key, user_id=request.user_id, type="debit",
-                  counterparty_id=payee, transfer_id=request.key, **fields),
-            build(model, idempotency_key=request.key + CREDIT_LEG_SUFFIX, user_id=payee,
-                  type="credit", counterparty_id=request.user_id, transfer_id=request.key,
-                  **fields),
-        ]  # fmt: skip
+        debit = {"counterparty_id": payee, "transfer_id": request.key}
+        credit = {
+            "idempotency_key": request.key + CREDIT_LEG_SUFFIX, "user_id": payee, "type": "credit",
+            "counterparty_id": request.user_id, "transfer_id": request.key,
+        }  # fmt: skip
+        return [build(model, {**fields, **debit}), build(model, {**fields, **credit})]
 
     def plan(self) -> Plan:
         """The records and the account changes: the debited account first."""

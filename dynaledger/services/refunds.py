@@ -302,7 +302,7 @@ def _remember(ctx: Context, original: Transaction, given: Decimal) -> None:
     """Keep the original's refunded total after a refund gave ``given`` of it back."""
     refunded = EXACT.add(original.refunded or Decimal(0), given)
     state = {**original.attribute_values, "refunded": refunded}
-    ctx.known.put(build(ctx.models.transaction, **state))
+    ctx.known.put(build(ctx.models.transaction, state))
 
 
 def _kind_of(ctx: Context, raw: dict[str, Any] | None) -> str:
