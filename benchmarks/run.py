@@ -6,7 +6,9 @@ Prints a markdown report and writes it to ``benchmarks/RESULTS.md``:
 2. Client overhead: ``Ledger.transact`` against a raw ``transact_write_items``
    writing the same two items with the same conditions, and
    ``get_user_balance`` against a raw ``get_item``; each comparison in its own
-   loop of pairs, alternating which goes first, on one endpoint, fresh keys each call.
+   loop of pairs, alternating which goes first, on one endpoint, fresh keys each call;
+   what opening a TCP connection costs, and whether the endpoint closes each one; the
+   library alone, with botocore's request answered by a canned reply.
 3. Contention: N threads on one account, and on N accounts, with and without
    injected ``TransactionConflict``.
 
@@ -20,6 +22,7 @@ import argparse
 import contextlib
 import dataclasses
 import platform
+import socket
 import statistics
 import sys
 import threading
@@ -32,6 +35,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dynaledger import Ledger, Leg, RetryPolicy
 from dynaledger.errors import ConcurrencyError, IdempotencyConflict, InsufficientFunds
@@ -318,6 +322,30 @@ def library_alone(ledger: Ledger, calls: int) -> dict[tuple[str, bool], float]:
 # 3. Contention -------------------------------------------------------------------------
 
 
+def connection_cost(ledger: Ledger, calls: int) -> tuple[str, float]:
+    """The endpoint's ``Connection`` header on a reply, and the client CPU (µs, median of
+    ``calls``) of opening a TCP connection to it just after a real request.
+
+    An endpoint that answers ``Connection: close`` (the embedded one does: werkzeug's
+    server closes every connection) makes botocore open a new connection for each
+    request, so both sides of the comparison above pay this on every call; against an
+    endpoint that keeps connections open, the floor is that much lower.
+    """
+    client = ledger.botocore_client
+    url = urlsplit(client.meta.endpoint_url)
+    address = (url.hostname or "127.0.0.1", url.port or (443 if url.scheme == "https" else 80))
+    read = {"TableName": ledger.table_names[0], "Key": {"userId": {"S": "bench-absent"}}}
+    headers = client.get_item(**read)["ResponseMetadata"]["HTTPHeaders"]
+    samples = []
+    for _ in range(calls):
+        client.get_item(**read)
+        started = time.thread_time()
+        opened = socket.create_connection(address)
+        samples.append(time.thread_time() - started)
+        opened.close()
+    return headers.get("connection", "keep-alive"), statistics.median(samples) * 1e6
+
+
 def fresh_ledger(endpoint: str) -> Ledger:
     """A migrated ledger on new tables: moto's cost per transaction grows with table size."""
     ledger = Ledger(endpoint, table_prefix=f"bench{uuid.uuid4().hex[:6]}_", retry=BENCH_RETRY)
@@ -423,8 +451,15 @@ def report(endpoint: str, args: argparse.Namespace, command: str) -> str:
         lib_cpu, raw_cpu = statistics.median(lib.cpu) * 1e6, statistics.median(raw.cpu) * 1e6
         lines.append(
             f"| {name} | {lib_wall:.2f} / {lib_p99:.2f} | {raw_wall:.2f} / {raw_p99:.2f} | "
-            f"{lib_wall / raw_wall:.2f} | {lib_cpu:.0f} | {raw_cpu:.0f} | {lib_cpu / raw_cpu:.2f} |"
+            f"{lib_wall / raw_wall:.2f} | {lib_cpu:.0f} | {raw_cpu:.0f} | {lib_cpu / raw_cpu:.3f} |"
         )
+    header, connect = connection_cost(fresh_ledger(endpoint), args.pairs)
+    lines += [
+        "",
+        f"The endpoint answers `Connection: {header}`. Opening a TCP connection to it costs "
+        f"{connect:.0f} µs of client CPU just after a real request (median of {args.pairs}); "
+        "with `close`, both sides above pay that on every request.",
+    ]
     alone = library_alone(fresh_ledger(endpoint), args.pairs)
     lines += [
         "",
