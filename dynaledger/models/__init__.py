@@ -159,7 +159,7 @@ def build(model: type[_M], values: dict[str, Any]) -> _M:
     Raises:
         ValueError: A name is not an attribute of ``model``.
     """
-    attributes = model._attributes  # what ``get_attributes()`` returns, without the call
+    attributes = model.get_attributes()
     if not values.keys() <= attributes.keys():
         unknown = values.keys() - attributes.keys()
         raise ValueError(f"{model.__name__} has no attribute {sorted(unknown)[0]!r}")

@@ -22,14 +22,11 @@ class DecimalAttribute(Attribute[Decimal]):
 
     def serialize(self, value: Decimal | int) -> str:
         """Write ``value`` as plain decimal digits (no float, no exponent)."""
-        if type(value) is Decimal:  # the usual case, checked first
-            number = value
-        elif isinstance(value, bool) or not isinstance(value, (Decimal, int)):
+        if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
             raise TypeError(
                 f"{self.attr_name}: expected Decimal or int, got {type(value).__name__}"
             )
-        else:
-            number = Decimal(value)
+        number = value if type(value) is Decimal else Decimal(value)
         if not number.is_finite():
             raise ValueError(f"{self.attr_name}: DynamoDB numbers must be finite, got {number}")
         return format(number, "f")
