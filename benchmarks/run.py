@@ -319,9 +319,6 @@ def library_alone(ledger: Ledger, calls: int) -> dict[tuple[str, bool], float]:
     return {key: statistics.median(samples) * 1e6 for key, samples in timings.items()}
 
 
-# 3. Contention -------------------------------------------------------------------------
-
-
 def connection_cost(ledger: Ledger, calls: int) -> tuple[str, float]:
     """The endpoint's ``Connection`` header on a reply, and the client CPU (µs, median of
     ``calls``) of opening a TCP connection to it just after a real request.
@@ -344,6 +341,9 @@ def connection_cost(ledger: Ledger, calls: int) -> tuple[str, float]:
         samples.append(time.thread_time() - started)
         opened.close()
     return headers.get("connection", "keep-alive"), statistics.median(samples) * 1e6
+
+
+# 3. Contention -------------------------------------------------------------------------
 
 
 def fresh_ledger(endpoint: str) -> Ledger:
