@@ -4,7 +4,8 @@ Prints a markdown report and writes it to ``benchmarks/RESULTS.md``:
 
 1. Requests per operation, counted with a botocore ``before-send`` hook.
 2. Client overhead: ``Ledger.transact`` against a raw ``transact_write_items``
-   writing the same two items with the same conditions, and
+   writing the same two items with the same conditions (once as sent before, once
+   computing per call what its record needs), and
    ``get_user_balance`` against a raw ``get_item``; each comparison in its own
    loop of pairs, alternating which goes first, on one endpoint, fresh keys each call;
    what opening a TCP connection costs, and whether the endpoint closes each one; the
@@ -21,6 +22,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
+import os
 import platform
 import socket
 import statistics
@@ -32,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from decimal import Context, Decimal
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -43,6 +47,9 @@ from tests import faultproxy
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BENCH_RETRY = RetryPolicy(max_attempts=10, base_delay=0.005, max_delay=0.2)
+CENTS = Decimal("0.01")
+#: DynamoDB's numbers have up to 38 digits; Python's default context keeps 28.
+DIGITS_38 = Context(prec=38)
 
 
 # 1. Requests per operation -------------------------------------------------------------
@@ -197,6 +204,57 @@ class RawTransact:
         )
 
 
+class HandWrittenTransact:
+    """A credit as hand-written botocore code would send it: the floor's items, with what
+    each call must compute computed per call.
+
+    The floor (:class:`RawTransact`) sends one call's record again with only its key
+    changed. Code of one's own writing the same record must compute, per call, the
+    amount's digits, a request id, the timestamp, the fingerprint every record
+    stores (SHA-256 of the request's fields) and the largest balance minus the
+    amount; this does that and nothing more: no validation, no retry, no result.
+    """
+
+    def __init__(self, floor: RawTransact) -> None:
+        self.floor = floor
+        self.update = floor.others[0]["Update"]
+        values = self.update["ExpressionAttributeValues"]
+        ceiling, delta = Decimal(values[":ceiling"]["N"]), Decimal(values[":delta"]["N"])
+        self.largest = DIGITS_38.add(ceiling, delta)
+        item = floor.put["Item"]
+        self.user_id, self.currency = item["userId"]["S"], item["currency"]["S"]
+        self.opening = values[":opening"]
+
+    def __call__(self, key: str, amount: str = "1") -> None:
+        value = Decimal(amount).quantize(CENTS)
+        digits = format(value, "f")
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        asked = "\x1f".join(["v1", "transact", self.user_id, "", format(value.normalize(), "f"),
+                             "credit", self.currency])  # fmt: skip
+        item = {
+            **self.floor.put["Item"],
+            self.floor.key_attribute: {"S": key},
+            "amount": {"N": digits},
+            "fingerprint": {"S": hashlib.sha256(asked.encode()).hexdigest()},
+            "requestId": {"S": os.urandom(16).hex()},
+            "timestamp": {"S": now},
+        }
+        values = {
+            ":cur": {"S": self.currency},
+            ":now": {"S": now},
+            ":ceiling": {"N": format(DIGITS_38.subtract(self.largest, value), "f")},
+            ":opening": self.opening,
+            ":delta": {"N": digits},
+        }
+        self.floor.ledger.botocore_client.transact_write_items(
+            TransactItems=[
+                {"Put": {**self.floor.put, "Item": item}},
+                {"Update": {**self.update, "ExpressionAttributeValues": values}},
+            ],
+            ReturnConsumedCapacity=self.floor.consumed,
+        )
+
+
 def _summary(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -258,6 +316,13 @@ def overhead(ledger: Ledger, pairs: int, warmup: int) -> list[tuple[str, Timing,
         lambda n: raw_transact(f"{run}-raw-{n}"),
         pairs, warmup,
     )  # fmt: skip
+    hand_written = HandWrittenTransact(raw_transact)
+    lib_h, hand_h = _paired(
+        lambda n: ledger.transact(idempotency_key=f"{run}-lib2-{n}", user_id=user_id,
+                                  amount="1", type="credit"),
+        lambda n: hand_written(f"{run}-hand-{n}"),
+        pairs, warmup,
+    )  # fmt: skip
     lib_g, raw_g = _paired(
         lambda n: ledger.get_user_balance(user_id),
         lambda n: ledger.botocore_client.get_item(
@@ -267,19 +332,25 @@ def overhead(ledger: Ledger, pairs: int, warmup: int) -> list[tuple[str, Timing,
     )  # fmt: skip
     return [
         ("transact vs transact_write_items", lib_t, raw_t),
+        ("transact vs hand-written transact_write_items (record computed per call)", lib_h, hand_h),
         ("get_user_balance vs get_item", lib_g, raw_g),
     ]
 
 
-def library_alone(ledger: Ledger, calls: int) -> dict[tuple[str, bool], float]:
+#: What goes just before each call that :func:`library_alone` times.
+BEFORE = ("nothing", "1 ms asleep", "a real request")
+
+
+def library_alone(ledger: Ledger, calls: int) -> dict[tuple[str, str], float]:
     """The library's own CPU per call (µs, median of ``calls``) with nothing sent.
 
     botocore's ``_make_api_call`` answers each request at once with a canned
     success (the reply the server gave one real call), so what is left is the
     library: validation, the plan, the request's items, PynamoDB's layers and the
-    result. Keyed by operation and whether a real request of the same operation
-    went just before: back to back this code stays in the CPU's caches; after
-    a real request (as in the comparison above) it does not, and costs more.
+    result. Keyed by operation and by what went just before (:data:`BEFORE`):
+    back to back this code stays in the CPU's caches; after a real request of
+    the same operation (as in the comparison above) botocore and the server have
+    run in between and it costs the most; after a millisecond asleep, in between.
     """
     run = uuid.uuid4().hex[:8]
     user_id = f"{run}-alone"
@@ -301,14 +372,16 @@ def library_alone(ledger: Ledger, calls: int) -> dict[tuple[str, bool], float]:
             lambda n: client.get_item(**read),
         ),
     }  # fmt: skip
-    timings: dict[tuple[str, bool], list[float]] = {
-        (name, after_request): [] for name in operations for after_request in (False, True)
+    timings: dict[tuple[str, str], list[float]] = {
+        (name, before): [] for name in operations for before in BEFORE
     }
-    for (name, after_request), samples in timings.items():
+    for (name, before), samples in timings.items():
         call, real_request = operations[name]
         for n in range(calls):
-            if after_request:
+            if before == "a real request":
                 real_request(n)
+            elif before == "1 ms asleep":
+                time.sleep(0.001)
             client._make_api_call = lambda operation, params: replies[operation]
             try:
                 started = time.thread_time()
@@ -466,10 +539,10 @@ def report(endpoint: str, args: argparse.Namespace, command: str) -> str:
         "The library alone, with botocore's request answered at once by a canned reply "
         f"(median of {args.pairs} calls), in µs of client CPU:",
         "",
-        "| operation | back to back | just after a real request |",
-        "| --- | --- | --- |",
+        "| operation | back to back | just after 1 ms asleep | just after a real request |",
+        "| --- | --- | --- | --- |",
         *(
-            f"| {name} | {alone[name, False]:.0f} | {alone[name, True]:.0f} |"
+            f"| {name} | " + " | ".join(f"{alone[name, before]:.0f}" for before in BEFORE) + " |"
             for name in ("transact", "get_user_balance")
         ),
         "",
@@ -492,8 +565,6 @@ def report(endpoint: str, args: argparse.Namespace, command: str) -> str:
 
 
 def _cpu_count() -> int:
-    import os
-
     return os.cpu_count() or 0
 
 
