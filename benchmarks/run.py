@@ -4,10 +4,11 @@ Prints a markdown report and writes it to ``benchmarks/RESULTS.md``:
 
 1. Requests per operation, counted with a botocore ``before-send`` hook.
 2. Client overhead: ``Ledger.transact`` against a raw ``transact_write_items``
-   writing the same two items with the same conditions (once as sent before, once
-   computing per call what its record needs), and
-   ``get_user_balance`` against a raw ``get_item``; each comparison in its own
-   loop of pairs, alternating which goes first, on one endpoint, fresh keys each call;
+   writing the same two items with the same conditions (one resending a record,
+   one computing per call what its record needs), all three in one loop, and
+   ``get_user_balance`` against a raw ``get_item`` in another; each loop in rounds
+   whose order varies so that every side takes every place equally often, on one
+   endpoint, fresh keys each call;
    what opening a TCP connection costs, and whether the endpoint closes each one; the
    library alone, with botocore's request answered by a canned reply.
 3. Contention: N threads on one account, and on N accounts, with and without
@@ -22,7 +23,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import hashlib
+import itertools
 import os
 import platform
 import socket
@@ -35,7 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from decimal import Context, Decimal
+from decimal import Decimal
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -43,13 +46,11 @@ from urllib.parse import urlsplit
 
 from dynaledger import Ledger, Leg, RetryPolicy
 from dynaledger.errors import ConcurrencyError, IdempotencyConflict, InsufficientFunds
+from dynaledger.money import EXACT
 from tests import faultproxy
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BENCH_RETRY = RetryPolicy(max_attempts=10, base_delay=0.005, max_delay=0.2)
-CENTS = Decimal("0.01")
-#: DynamoDB's numbers have up to 38 digits; Python's default context keeps 28.
-DIGITS_38 = Context(prec=38)
 
 
 # 1. Requests per operation -------------------------------------------------------------
@@ -208,41 +209,56 @@ class HandWrittenTransact:
     """A credit as hand-written botocore code would send it: the floor's items, with what
     each call must compute computed per call.
 
-    The floor (:class:`RawTransact`) sends one call's record again with only its key
-    changed. Code of one's own writing the same record must compute, per call, the
-    amount's digits, a request id, the timestamp, the fingerprint every record
-    stores (SHA-256 of the request's fields) and the largest balance minus the
-    amount; this does that and nothing more: no validation, no retry, no result.
+    The floor (:class:`RawTransact`) resends one call's record with only its key
+    and request id changed. Code of one's own writing the same record must
+    compute, per call, the amount's digits, a request id, the timestamp, the
+    fingerprint every record stores (SHA-256 of the request's fields) and the
+    largest balance minus the amount; this does that and nothing more: no
+    validation, no retry, no result. Built from the floor's template, it checks
+    that it computes the template's fingerprint and ceiling.
     """
 
     def __init__(self, floor: RawTransact) -> None:
         self.floor = floor
-        self.update = floor.others[0]["Update"]
+        ((kind, self.update),) = (next(iter(item.items())) for item in floor.others)
+        if kind != "Update":
+            raise ValueError(f"the floor sends a {kind}; this writes a put and an update")
         values = self.update["ExpressionAttributeValues"]
-        ceiling, delta = Decimal(values[":ceiling"]["N"]), Decimal(values[":delta"]["N"])
-        self.largest = DIGITS_38.add(ceiling, delta)
+        amount = Decimal(values[":delta"]["N"])
+        self.quantum = Decimal(1).scaleb(-len(values[":delta"]["N"].partition(".")[2]))
+        self.largest = EXACT.add(Decimal(values[":ceiling"]["N"]), amount)
         item = floor.put["Item"]
         self.user_id, self.currency = item["userId"]["S"], item["currency"]["S"]
         self.opening = values[":opening"]
+        computed = (self.fingerprint(amount), self.ceiling(amount))
+        template = (item["fingerprint"]["S"], values[":ceiling"]["N"])
+        if computed != template:
+            raise ValueError(f"computed {computed}, the library sent {template}")
 
-    def __call__(self, key: str, amount: str = "1") -> None:
-        value = Decimal(amount).quantize(CENTS)
-        digits = format(value, "f")
+    def fingerprint(self, amount: Decimal) -> str:
+        digits = format(amount.normalize(EXACT), "f")
+        asked = "\x1f".join(["v1", "transact", self.user_id, "", digits, "credit", self.currency])
+        return hashlib.sha256(asked.encode()).hexdigest()
+
+    def ceiling(self, amount: Decimal) -> str:
+        return format(EXACT.subtract(self.largest, amount), "f")
+
+    def __call__(self, key: str) -> None:
+        amount = Decimal("1").quantize(self.quantum, context=EXACT)
+        digits = format(amount, "f")
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        asked = "\x1f".join(["v1", "transact", self.user_id, "", format(value.normalize(), "f"),
-                             "credit", self.currency])  # fmt: skip
         item = {
             **self.floor.put["Item"],
             self.floor.key_attribute: {"S": key},
             "amount": {"N": digits},
-            "fingerprint": {"S": hashlib.sha256(asked.encode()).hexdigest()},
+            "fingerprint": {"S": self.fingerprint(amount)},
             "requestId": {"S": os.urandom(16).hex()},
             "timestamp": {"S": now},
         }
         values = {
             ":cur": {"S": self.currency},
             ":now": {"S": now},
-            ":ceiling": {"N": format(DIGITS_38.subtract(self.largest, value), "f")},
+            ":ceiling": {"N": self.ceiling(amount)},
             ":opening": self.opening,
             ":delta": {"N": digits},
         }
@@ -276,33 +292,57 @@ class Timing:
             self.wall.append(time.perf_counter() - wall)
 
 
-def _paired(
-    library: Callable[[int], object], raw: Callable[[int], object], pairs: int, warmup: int
-) -> tuple[Timing, Timing]:
-    """Time ``library`` and ``raw`` in pairs, alternating which goes first (A B, B A, ...).
+def _orders(names: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Every order of ``names``, arranged so that each starts with the one before's last.
 
-    Each call then follows a call of the same operation, and each side goes
-    first as often as second: what the CPU's caches and botocore's hold from
-    the call before is the same for both.
+    Run round after round (cyclically), every side then takes every place equally
+    often and follows every side, itself included, equally often: for two sides,
+    A B, B A; for three, A B C, C A B, B A C, C B A, A C B, B C A.
     """
-    lib, base = Timing(), Timing()
-    for n in range(warmup + pairs):
-        keep = n >= warmup
-        first, second = (
-            ((library, lib), (raw, base)) if n % 2 == 0 else ((raw, base), (library, lib))
-        )
-        for call, timing in (first, second):
-            timing.measure(lambda call=call, n=n: call(n), keep)
-    return lib, base
+    remaining = list(itertools.permutations(names))
+
+    def arrange(chain: list[tuple[str, ...]]) -> list[tuple[str, ...]] | None:
+        if len(chain) == len(remaining):
+            return chain if chain[-1][-1] == chain[0][0] else None
+        for order in remaining:
+            if order not in chain and order[0] == chain[-1][-1]:
+                found = arrange([*chain, order])
+                if found is not None:
+                    return found
+        return None
+
+    found = arrange([remaining[0]])
+    if found is None:  # pragma: no cover - exists for the two and three sides used here
+        raise ValueError(f"no balanced order of {names}")
+    return found
 
 
-def overhead(ledger: Ledger, pairs: int, warmup: int) -> list[tuple[str, Timing, Timing]]:
-    """Library and raw timings, each comparison in its own loop of pairs with fresh keys.
+def _interleaved(
+    sides: dict[str, Callable[[int], object]], rounds: int, warmup: int
+) -> dict[str, Timing]:
+    """Time each side once per round, in the orders of :func:`_orders` (fresh ``n`` per round).
+
+    All sides run in one loop, so a machine that speeds up or slows down during
+    the run moves each of them alike; each goes first, second (and third) equally
+    often, and each follows each side equally often: what the CPU's caches and
+    botocore's hold from the call before is the same for all.
+    """
+    timings = {name: Timing() for name in sides}
+    orders = _orders(tuple(sides))
+    for n in range(warmup + rounds):
+        for name in orders[n % len(orders)]:
+            timings[name].measure(functools.partial(sides[name], n), n >= warmup)
+    return timings
+
+
+def overhead(ledger: Ledger, rounds: int, warmup: int) -> list[tuple[str, Timing, Timing]]:
+    """Library and floor timings with fresh keys: the transact against both floors in one
+    loop, the balance read against ``get_item`` in another.
 
     The calling thread's CPU time is the client's own cost: the embedded
-    server runs in other threads, so it is not counted there. Each comparison
-    has its own loop: in one loop of all four calls in turn, the library's read
-    would always follow a transact and the raw read a read, which favours the raw
+    server runs in other threads, so it is not counted there. The read has its
+    own loop: in one loop with the transacts, the library's read would sometimes
+    follow a transact where the raw read followed a read, which favours the raw
     side (see CHANGELOG).
     """
     run = uuid.uuid4().hex[:8]
@@ -310,35 +350,34 @@ def overhead(ledger: Ledger, pairs: int, warmup: int) -> list[tuple[str, Timing,
     ledger.create_user(user_id, balance="0")
     users_table = ledger.table_names[0]
     raw_transact = RawTransact(ledger, user_id)
-    floors: dict[str, Callable[[str], None]] = {
-        "transact vs transact_write_items": raw_transact,
-        "transact vs hand-written transact_write_items (record computed per call)":
-            HandWrittenTransact(raw_transact),
-    }  # fmt: skip
-    compared = []
-    for number, (name, floor) in enumerate(floors.items()):
-
-        def library(n: int, number: int = number) -> object:
-            return ledger.transact(idempotency_key=f"{run}-lib{number}-{n}", user_id=user_id,
-                                   amount="1", type="credit")  # fmt: skip
-
-        def by_hand(n: int, number: int = number, floor: Callable[[str], None] = floor) -> None:
-            floor(f"{run}-raw{number}-{n}")
-
-        lib, base = _paired(library, by_hand, pairs, warmup)
-        compared.append((name, lib, base))
-    lib_g, raw_g = _paired(
-        lambda n: ledger.get_user_balance(user_id),
-        lambda n: ledger.botocore_client.get_item(
-            TableName=users_table, Key={"userId": {"S": user_id}}, ConsistentRead=True
-        ),
-        pairs, warmup,
+    hand_written = HandWrittenTransact(raw_transact)
+    transacts = _interleaved(
+        {
+            "library": lambda n: ledger.transact(idempotency_key=f"{run}-lib-{n}",
+                                                 user_id=user_id, amount="1", type="credit"),
+            "raw": lambda n: raw_transact(f"{run}-raw-{n}"),
+            "hand": lambda n: hand_written(f"{run}-hand-{n}"),
+        },
+        rounds, warmup,
     )  # fmt: skip
-    return [*compared, ("get_user_balance vs get_item", lib_g, raw_g)]
+    reads = _interleaved(
+        {
+            "library": lambda n: ledger.get_user_balance(user_id),
+            "raw": lambda n: ledger.botocore_client.get_item(
+                TableName=users_table, Key={"userId": {"S": user_id}}, ConsistentRead=True),
+        },
+        rounds, warmup,
+    )  # fmt: skip
+    return [
+        ("transact vs transact_write_items", transacts["library"], transacts["raw"]),
+        ("transact vs hand-written transact_write_items (record computed per call)",
+         transacts["library"], transacts["hand"]),
+        ("get_user_balance vs get_item", reads["library"], reads["raw"]),
+    ]  # fmt: skip
 
 
 #: What goes just before each call that :func:`library_alone` times.
-BEFORE = ("nothing", "1 ms asleep", "a real request")
+BEFORE = ("back to back", "just after 1 ms asleep", "just after a real request")
 
 
 def library_alone(ledger: Ledger, calls: int) -> dict[tuple[str, str], float]:
@@ -348,9 +387,9 @@ def library_alone(ledger: Ledger, calls: int) -> dict[tuple[str, str], float]:
     success (the reply the server gave one real call), so what is left is the
     library: validation, the plan, the request's items, PynamoDB's layers and the
     result. Keyed by operation and by what went just before (:data:`BEFORE`):
-    back to back this code stays in the CPU's caches; after a real request of
-    the same operation (as in the comparison above) botocore and the server have
-    run in between and it costs the most; after a millisecond asleep, in between.
+    nothing (back to back: this code stays in the CPU's caches), a millisecond
+    asleep (a wait with no work in between), or a real request of the same
+    operation (as in the comparison above: botocore and the server run in between).
     """
     run = uuid.uuid4().hex[:8]
     user_id = f"{run}-alone"
@@ -378,9 +417,9 @@ def library_alone(ledger: Ledger, calls: int) -> dict[tuple[str, str], float]:
     for (name, before), samples in timings.items():
         call, real_request = operations[name]
         for n in range(calls):
-            if before == "a real request":
+            if before == "just after a real request":
                 real_request(n)
-            elif before == "1 ms asleep":
+            elif before == "just after 1 ms asleep":
                 time.sleep(0.001)
             client._make_api_call = lambda operation, params: replies[operation]
             try:
@@ -509,8 +548,8 @@ def report(endpoint: str, args: argparse.Namespace, command: str) -> str:
             for name, count in requests_per_operation(fresh_ledger(endpoint)).items()
         ),
         "",
-        f"## Client overhead ({args.pairs} pairs each, alternating order, after {args.warmup} "
-        "warm-up)",
+        f"## Client overhead ({args.rounds} rounds, every side in every place of a round "
+        f"equally often, after {args.warmup} warm-up)",
         "",
         "Wall time includes the server; client CPU is the calling thread's own CPU time.",
         "",
@@ -518,7 +557,7 @@ def report(endpoint: str, args: argparse.Namespace, command: str) -> str:
         "wall ratio | dynaledger client CPU median µs | raw client CPU median µs | CPU ratio |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, lib, raw in overhead(fresh_ledger(endpoint), args.pairs, args.warmup):
+    for name, lib, raw in overhead(fresh_ledger(endpoint), args.rounds, args.warmup):
         lib_wall, lib_p99 = _summary(lib.wall)
         raw_wall, raw_p99 = _summary(raw.wall)
         lib_cpu, raw_cpu = statistics.median(lib.cpu) * 1e6, statistics.median(raw.cpu) * 1e6
@@ -526,21 +565,21 @@ def report(endpoint: str, args: argparse.Namespace, command: str) -> str:
             f"| {name} | {lib_wall:.2f} / {lib_p99:.2f} | {raw_wall:.2f} / {raw_p99:.2f} | "
             f"{lib_wall / raw_wall:.2f} | {lib_cpu:.0f} | {raw_cpu:.0f} | {lib_cpu / raw_cpu:.3f} |"
         )
-    header, connect = connection_cost(fresh_ledger(endpoint), args.pairs)
+    header, connect = connection_cost(fresh_ledger(endpoint), args.rounds)
     lines += [
         "",
         f"The endpoint answers `Connection: {header}`. Opening a TCP connection to it costs "
-        f"{connect:.0f} µs of client CPU just after a real request (median of {args.pairs}); "
+        f"{connect:.0f} µs of client CPU just after a real request (median of {args.rounds}); "
         "with `close`, both sides above pay that on every request.",
     ]
-    alone = library_alone(fresh_ledger(endpoint), args.pairs)
+    alone = library_alone(fresh_ledger(endpoint), args.rounds)
     lines += [
         "",
         "The library alone, with botocore's request answered at once by a canned reply "
-        f"(median of {args.pairs} calls), in µs of client CPU:",
+        f"(median of {args.rounds} calls), in µs of client CPU:",
         "",
-        "| operation | back to back | just after 1 ms asleep | just after a real request |",
-        "| --- | --- | --- | --- |",
+        "| operation | " + " | ".join(BEFORE) + " |",
+        "| --- |" + " --- |" * len(BEFORE),
         *(
             f"| {name} | " + " | ".join(f"{alone[name, before]:.0f}" for before in BEFORE) + " |"
             for name in ("transact", "get_user_balance")
@@ -572,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the report and write it to RESULTS.md."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--endpoint", help="a DynamoDB endpoint (default: the embedded one)")
-    parser.add_argument("--pairs", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=500, help="calls of each side timed")
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--per-thread", type=int, default=20)

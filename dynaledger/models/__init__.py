@@ -167,7 +167,7 @@ def build(model: type[_M], values: dict[str, Any]) -> _M:
     for value in values.values():
         # ``is``, not ``in``: ``Decimal == None`` asks the numbers ABCs (slow when cold).
         if value is None:
-            values = {name: value for name, value in values.items() if value is not None}
+            values = {name: given for name, given in values.items() if given is not None}
             break
     instance.attribute_values = values
     return instance
