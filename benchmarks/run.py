@@ -295,8 +295,8 @@ class Timing:
 def _orders(names: tuple[str, ...]) -> list[tuple[str, ...]]:
     """Every order of ``names``, arranged so that each starts with the one before's last.
 
-    Run round after round (cyclically), every side then takes every place equally
-    often and follows every side, itself included, equally often: for two sides,
+    Run round after round (cyclically), every side then takes every place, and
+    follows every side (itself included), equally often over each cycle: for two sides,
     A B, B A; for three, A B C, C A B, B A C, C B A, A C B, B C A.
     """
     remaining = list(itertools.permutations(names))
