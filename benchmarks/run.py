@@ -377,7 +377,11 @@ def overhead(ledger: Ledger, rounds: int, warmup: int) -> list[tuple[str, Timing
 
 
 #: What goes just before each call that :func:`library_alone` times.
-BEFORE = ("back to back", "just after 1 ms asleep", "just after a real request")
+BEFORE = BACK_TO_BACK, ASLEEP, AFTER_REQUEST = (
+    "back to back",
+    "just after 1 ms asleep",
+    "just after a real request",
+)
 
 
 def library_alone(ledger: Ledger, calls: int) -> dict[tuple[str, str], float]:
@@ -417,9 +421,9 @@ def library_alone(ledger: Ledger, calls: int) -> dict[tuple[str, str], float]:
     for (name, before), samples in timings.items():
         call, real_request = operations[name]
         for n in range(calls):
-            if before == "just after a real request":
+            if before == AFTER_REQUEST:
                 real_request(n)
-            elif before == "just after 1 ms asleep":
+            elif before == ASLEEP:
                 time.sleep(0.001)
             client._make_api_call = lambda operation, params: replies[operation]
             try:
