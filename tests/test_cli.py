@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from dynaledger import Ledger
-from dynaledger.cli import main
+from dynaledger.cli import _parser, main
 from tests.conftest import unique
 
 Run = Callable[..., tuple[int, str, str]]
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.fixture
@@ -310,3 +314,46 @@ class TestRefundAndPostCommands:
             refunded["amount"],
             refunded["replayed"],
         )
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    """The ``dynaledger`` commands by name, as its parser defines them."""
+    parser = _parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("dynaledger has no subcommands")
+
+
+def _named_before(text: str, marker: str) -> list[str]:
+    """The backquoted names in the README sentence that ends with ``marker``."""
+    sentence = text[: text.index(marker)].rsplit(".", 1)[-1]
+    return re.findall(r"`([a-z-]+)`", sentence)
+
+
+def _command_line_section() -> str:
+    """The README's section "The command line"."""
+    text = README.read_text(encoding="utf-8")
+    return text.split("## The command line\n", 1)[1].split("\n## ", 1)[0]
+
+
+class TestTheReadmeCommandLine:
+    def test_it_shows_every_command(self) -> None:
+        """The README's command block has a line for each command, in the parser's order."""
+        block = _command_line_section().split("```sh", 1)[1].split("```", 1)[0]
+        shown = re.findall(r"^dynaledger (?:--endpoint \S+ )?([a-z-]+)", block, re.M)
+        assert list(_subcommands()) == sorted(set(shown), key=shown.index)
+
+    def test_it_names_the_commands_that_take_json_and_meta(self) -> None:
+        """The sentences on ``--json`` and ``--meta`` name exactly the commands taking them."""
+        commands = _subcommands()
+        takes = {
+            option: [name for name, sub in commands.items() if option in sub._option_string_actions]
+            for option in ("--json", "--meta")
+        }
+        section = _command_line_section()
+        documented = {
+            "--json": _named_before(section, "take `--json`"),
+            "--meta": _named_before(section, "take `--meta"),
+        }
+        assert takes == documented
