@@ -148,7 +148,8 @@ class HistoryEntry:
     Attributes:
         idempotency_key: The key of the credit, debit or transfer.
         user_id: The account this entry belongs to.
-        amount: The amount, positive.
+        amount: The amount, positive (0 for a posting's leg, or its refund's, on an
+            account whose legs cancel out).
         type: Credit or debit, from this account's point of view.
         currency: ISO 4217 code.
         timestamp: When it was applied (aware, UTC).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -138,6 +139,49 @@ class TestPost:
             caught.value.actual,
         )
         assert [Decimal("100.00"), Decimal("0.00")] == _balances(ledger, house, player)
+
+    def test_an_account_whose_legs_cancel_out_gets_a_credit_of_0_read_back_everywhere(
+        self, ledger: Ledger, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """The account nets 0 (first, so its record holds the key): replays, here and from a
+        ledger that never saw it, history, the refund and reconcile all read its 0 leg."""
+        even, house, player, key = _user(ledger, "0"), _user(ledger), _user(ledger, "0"), unique()
+        legs = [Leg(even, "1", "credit"), Leg(even, "1", "debit"), Leg(house, "2", "debit"),
+                Leg(player, "2", "credit")]  # fmt: skip
+        posted = ledger.post(idempotency_key=key, legs=legs)
+        stranger = make_ledger(table_prefix=ledger.settings.table_prefix)
+        replays = [ledger.post(idempotency_key=key, legs=legs),
+                   stranger.post(idempotency_key=key, legs=legs)]  # fmt: skip
+        assert [(True, posted.legs)] * 2 == [(again.replayed, again.legs) for again in replays]
+        assert Leg(even, Decimal("0.00"), "credit") == posted.legs[0]
+        entry = ledger.history(even).items[0]
+        assert (key, "posting", "credit", Decimal("0.00")) == (
+            entry.idempotency_key, entry.kind, entry.type.value, entry.amount,
+        )  # fmt: skip
+        refunded = stranger.refund(idempotency_key=unique("rf"), of=key)
+        assert (Decimal("2.00"), [Decimal("0.00"), Decimal("100.00"), Decimal("0.00")]) == (
+            refunded.amount, _balances(ledger, even, house, player),
+        )  # fmt: skip
+        assert [Decimal("0.00")] * 2 == [e.amount for e in ledger.history(even).items]
+        report = ledger.reconcile([even, house, player])
+        assert ((), ()) == (report.mismatches, report.problems)
+
+    def test_an_unknown_account_then_a_currency_are_named_before_one_short_of_funds(
+        self, ledger: Ledger
+    ) -> None:
+        """Short first, then a EUR account, then a missing one: UserNotFound; without the
+        missing one, CurrencyMismatch; neither writes, so the key then applies."""
+        short, euro, ghost, key = _user(ledger, "1"), _user(ledger, "0", "EUR"), unique(), unique()
+        legs = [Leg(short, "5", "debit"), Leg(euro, "2", "credit"), Leg(ghost, "3", "credit")]
+        with pytest.raises(UserNotFound) as missing:
+            ledger.post(idempotency_key=key, legs=legs)
+        with pytest.raises(CurrencyMismatch) as currency:
+            ledger.post(idempotency_key=key, legs=[*legs[:2], Leg(short, "3", "credit")])
+        assert (ghost, euro) == (missing.value.user_id, currency.value.user_id)
+        ledger.transact(idempotency_key=unique(), user_id=short, amount="4", type="credit")
+        ledger.create_user(ghost, balance="0")
+        ledger.post(idempotency_key=key, legs=[legs[0], Leg(ghost, "5", "credit")])
+        assert [Decimal("0.00"), Decimal("5.00")] == _balances(ledger, short, ghost)
 
     def test_with_no_currency_named_the_accounts_currency_is_learnt(self, ledger: Ledger) -> None:
         """Three EUR accounts, no currency argument: the posting applies in EUR."""

@@ -236,6 +236,38 @@ class TestRefundOfPosting:
         assert () == ledger.reconcile([house, player, rake]).mismatches
 
 
+    def test_the_refund_reports_the_postings_total_whatever_account_comes_first(
+        self, ledger: Ledger
+    ) -> None:
+        """Player +19 first, house -20, rake +1: the refund gives back 20, not the first 19."""
+        house, player, rake, key = _user(ledger), _user(ledger, "0"), _user(ledger, "0"), unique()
+        ledger.post(idempotency_key=key, legs=[
+            Leg(player, "19", "credit"), Leg(house, "20", "debit"), Leg(rake, "1", "credit"),
+        ])  # fmt: skip
+        back = unique("rf")
+        results = [ledger.refund(idempotency_key=back, of=key) for _ in range(2)]
+        assert [(Decimal("20.00"), False), (Decimal("20.00"), True)] == [
+            (result.amount, result.replayed) for result in results
+        ]
+
+    def test_an_account_netting_0_is_credited_0_back_even_past_its_lowered_limit(
+        self, ledger: Ledger
+    ) -> None:
+        """Its leg of 0 is given back as a credit of 0: no floor, so an account left at -10
+        by a limit lowered to 0 does not stop the refund."""
+        debtor, house, player, key = unique("dt"), _user(ledger), _user(ledger, "0"), unique()
+        ledger.create_user(debtor, balance="0", credit_limit="10")
+        ledger.transact(idempotency_key=unique(), user_id=debtor, amount="10", type="debit")
+        ledger.post(idempotency_key=key, legs=[
+            Leg(debtor, "3", "credit"), Leg(debtor, "3", "debit"),
+            Leg(house, "5", "debit"), Leg(player, "5", "credit"),
+        ])  # fmt: skip
+        ledger.set_credit_limit(idempotency_key=unique(), user_id=debtor, limit="0")
+        ledger.refund(idempotency_key=unique("rf"), of=key)
+        assert [Decimal("-10.00"), Decimal("100.00"), Decimal("0.00")] == [
+            _balance(ledger, user) for user in (debtor, house, player)
+        ]
+
 class _Clock:
     def __init__(self) -> None:
         self.now = datetime(2031, 5, 1, 12, 0, tzinfo=timezone.utc)

@@ -25,6 +25,8 @@ from dynaledger.models import load
 from dynaledger.models.attributes import instant_key, parse_timestamp
 from dynaledger.models.transaction import (
     KIND_LIMIT,
+    KIND_POSTING,
+    KIND_REFUND,
     KINDS,
     STATUS_APPLIED,
     STATUS_REJECTED,
@@ -172,6 +174,10 @@ def _record_problem(ctx: Context, record: Transaction) -> str | None:  # noqa: P
     if record.kind == KIND_LIMIT:  # the new limit, which may be 0
         if not record.amount.is_finite() or record.amount < 0:
             return f"amount {record.amount} is not a credit limit"
+    elif record.legs is not None and record.kind in (KIND_POSTING, KIND_REFUND):
+        # A leg of a posting (or of its refund): 0 for an account whose legs cancel out.
+        if not record.amount.is_finite() or record.amount < 0:
+            return f"amount {record.amount} is not a posting's net leg"
     elif not record.amount.is_finite() or record.amount <= 0:
         return f"amount {record.amount} is not a positive number"
     if record.type not in ENTRY_TYPES:

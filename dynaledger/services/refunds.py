@@ -154,9 +154,9 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
         raise RefundExceeded(request.of, present(left, currency), present(take, currency),
                              currency)  # fmt: skip
     legs = original_legs(original)
-    back = [
+    back = [  # a posting's leg of 0 (its legs cancelled out) stays a credit of 0, as merged
         Posted(leg.user_id, leg.amount if posting else take,
-               "debit" if leg.type == "credit" else "credit")
+               "debit" if leg.type == "credit" and leg.amount else "credit")
         for leg in legs
     ]  # fmt: skip
     model = ctx.models.transaction
@@ -334,8 +334,8 @@ def refund(
     record, kind, replayed = _apply(ctx, request, amount)
     money = record.currency or ctx.default_currency
     given = record.amount
-    if kind == KIND_POSTING and record.legs:
-        given = total(record)
+    if kind == KIND_POSTING and record.legs:  # every leg reversed: the posting's total
+        given = credits(decode_legs(record.legs))
     assert record.timestamp is not None  # an applied record
     return values.RefundResult(
         idempotency_key=key,
