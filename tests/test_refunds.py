@@ -235,7 +235,6 @@ class TestRefundOfPosting:
             ledger.refund(idempotency_key=unique("rf"), of=key)
         assert () == ledger.reconcile([house, player, rake]).mismatches
 
-
     def test_the_refund_reports_the_postings_total_whatever_account_comes_first(
         self, ledger: Ledger
     ) -> None:
@@ -267,6 +266,7 @@ class TestRefundOfPosting:
         assert [Decimal("-10.00"), Decimal("100.00"), Decimal("0.00")] == [
             _balance(ledger, user) for user in (debtor, house, player)
         ]
+
 
 class _Clock:
     def __init__(self) -> None:
