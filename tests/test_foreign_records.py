@@ -300,6 +300,11 @@ def _forge(*fields: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(fields)).encode()).decode()
 
 
+def _long_id(tail: str) -> str:
+    """255 characters: four-byte ones (U+1D11E), then ``tail``."""
+    return "\U0001d11e" * (255 - len(tail)) + tail
+
+
 class TestCursors:
     @pytest.mark.parametrize(
         "cursor",
@@ -340,6 +345,46 @@ class TestCursors:
         assert ([f"{user_id}-old"], None) == (
             [e.idempotency_key for e in page.items], page.next_cursor,
         )  # fmt: skip
+
+    def test_ids_and_keys_of_255_characters_of_any_script_page_with_short_cursors(
+        self, ledger: Ledger
+    ) -> None:
+        """A user and keys of 255 four-byte characters: every entry once, one per page, each
+        cursor at most 2,048 characters (the README's bound for such keys)."""
+        user_id = _long_id(unique("u"))
+        ledger.create_user(user_id)
+        keys = [_long_id(unique(f"k{n}")) for n in range(3)]
+        for key in keys:
+            ledger.transact(idempotency_key=key, user_id=user_id, amount="1", type="credit")
+        seen, longest, cursor = [], 0, None
+        for _ in range(4):
+            page = ledger.history(user_id, limit=1, cursor=cursor)
+            seen += [entry.idempotency_key for entry in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+            longest = max(longest, len(cursor))
+        assert (sorted(keys), True) == (sorted(seen), 1000 < longest <= 2048)
+
+    def test_a_foreign_key_of_dynamodbs_2048_bytes_pages_with_a_cursor_under_4096(
+        self, ledger: Ledger
+    ) -> None:
+        """Another client's records keyed with 2,048 bytes: each entry once, cursors within
+        MAX_CURSOR_LENGTH (4,096)."""
+        user_id = unique("fk")
+        put_user(ledger, user_id)
+        keys = [f"{n}{user_id}".ljust(2048, "k") for n in range(3)]
+        for n, key in enumerate(keys):
+            put_record(ledger, key, user_id, "1", timestamp=f"2026-01-02T03:04:0{n}Z")
+        pages, cursor, longest = [], None, 0
+        for _ in range(4):
+            page = ledger.history(user_id, limit=1, cursor=cursor)
+            pages.append([entry.idempotency_key for entry in page.items])
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+            longest = max(longest, len(cursor))
+        assert ([[key] for key in reversed(keys)], True) == (pages, 2048 < longest <= 4096)
 
     def test_history_of_an_unknown_user_is_user_not_found(self, ledger: Ledger) -> None:
         """An id with no account and no entries is UserNotFound, as for a balance read."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, localcontext
@@ -38,7 +39,7 @@ from dynaledger.models.transaction import (
     Transaction,
 )
 from dynaledger.models.user import User
-from dynaledger.money import EXACT, MAX_ID_LENGTH, validate_identifier
+from dynaledger.money import EXACT, validate_identifier
 from dynaledger.services._core import Context, run
 from dynaledger.services.accounts import require_user
 from dynaledger.services.postings import decode_legs
@@ -58,9 +59,14 @@ HOLD_KINDS = frozenset({KIND_HOLD, KIND_CAPTURE, KIND_RELEASE, KIND_VOID, KIND_E
 #: The kinds history names: holds' entries, refunds, postings' legs, and ``limit`` (a
 #: change of credit limit, not money).
 SHOWN_KINDS = HOLD_KINDS | {KIND_LIMIT, KIND_REFUND, KIND_POSTING}
-#: Longer than any cursor history gives out (two ids of at most 255 characters).
-MAX_CURSOR_LENGTH = 2048
-_CURSOR_TAG = "h2"
+#: DynamoDB's bound on a key's value (bytes of UTF-8): a foreign record's key may be that long.
+MAX_KEY_BYTES = 2048
+#: Longer than any cursor history gives out: its head (tag, owner, timestamps: under 200
+#: characters) and the last key's bytes in base64 (at most 2,732 characters).
+MAX_CURSOR_LENGTH = 4096
+_CURSOR_TAG = "h3"
+#: The cursors given out before: the same fields, the user id in the clear, one JSON list.
+_LEGACY_CURSOR_TAG = "h2"
 _TIMESTAMP = "timestamp"
 
 
@@ -73,9 +79,25 @@ class _Found:
     stamp: str
 
 
+def _owner(user_id: str) -> str:
+    """What a cursor carries of its user: a digest, the same length for every id."""
+    return hashlib.sha256(f"dynaledger history\x1f{user_id}".encode()).hexdigest()[:32]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode()
+
+
 @attrs.frozen
 class _Cursor:
-    """Where a page ended: what to scan from, and the last entry already shown."""
+    """Where a page ended: what to scan from, and the last entry already shown.
+
+    Encoded as two base64 parts joined by ``.``: a JSON head (tag, the user's
+    digest, the timestamp to resume from, the last entry's instant) and the last
+    entry's key as UTF-8. Escaping no character, it stays under 2,048 characters
+    for keys of 255 characters of any script, and under :data:`MAX_CURSOR_LENGTH`
+    for the longest key DynamoDB stores.
+    """
 
     user_id: str
     resume: str
@@ -83,8 +105,8 @@ class _Cursor:
 
     def encode(self) -> str:
         (second, fraction), key = self.after
-        fields = [_CURSOR_TAG, self.user_id, self.resume, second, fraction, key]
-        return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode()
+        head = [_CURSOR_TAG, _owner(self.user_id), self.resume, second, fraction]
+        return f"{_b64(json.dumps(head).encode())}.{_b64(key.encode())}"
 
     @classmethod
     def decode(cls, cursor: object, user_id: str) -> _Cursor:
@@ -92,9 +114,12 @@ class _Cursor:
         invalid = ValidationError("cursor", "is not a cursor from this user's history")
         if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH:
             raise invalid
+        head_part, _, key_part = cursor.partition(".")
         try:
-            fields = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        except (ValueError, binascii.Error, UnicodeError, RecursionError):
+            fields = json.loads(base64.urlsafe_b64decode(head_part.encode()))
+            if key_part:
+                fields.append(base64.urlsafe_b64decode(key_part.encode()).decode())
+        except (ValueError, binascii.Error, UnicodeError, RecursionError, AttributeError):
             raise invalid from None
         if not (
             isinstance(fields, list)
@@ -104,14 +129,16 @@ class _Cursor:
             raise invalid
         tag, owner, resume, second, fraction, key = fields
         # The cursor only positions a read of this user's own index partition.
-        if tag != _CURSOR_TAG or owner != user_id or not 0 < len(key) <= 4 * MAX_ID_LENGTH:
+        if (tag, owner) not in ((_CURSOR_TAG, _owner(user_id)), (_LEGACY_CURSOR_TAG, user_id)):
+            raise invalid
+        if (tag == _CURSOR_TAG) != bool(key_part) or not 0 < len(key.encode()) <= MAX_KEY_BYTES:
             raise invalid
         if instant_key(resume) is None or instant_key(f"{second}.{fraction}Z") != (
             second,
             fraction,
         ):
             raise invalid
-        return cls(owner, resume, ((second, fraction), key))
+        return cls(user_id, resume, ((second, fraction), key))
 
 
 def history(
