@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,12 @@ from typing import Any
 import pytest
 
 from dynaledger import Ledger
-from dynaledger.errors import InsufficientFunds, UnreadableRecord, ValidationError
+from dynaledger.errors import (
+    InsufficientFunds,
+    RefundExceeded,
+    UnreadableRecord,
+    ValidationError,
+)
 from dynaledger.values import RecordProblem
 from tests.conftest import unique
 
@@ -280,6 +286,85 @@ class TestUnreadableRecords:
                 idempotency_key=f"{user_id}-k", user_id=user_id, amount=1, type="credit"
             )
         assert Decimal("10.00") == ledger.get_user_balance(user_id).amount
+
+    @pytest.mark.parametrize(
+        ("attributes", "problem"),
+        [
+            ({"balance": {"S": "100"}}, "balance is stored as S, not N"),
+            ({"balance": {"N": "1e40"}}, "balance 1E+40 is past the largest USD balance"),
+            ({"balance": {"N": "100"}, "creditLimit": {"N": "50"}},
+             "creditLimit without available"),
+        ],
+    )  # fmt: skip
+    def test_an_account_the_ledger_cannot_read_refuses_reads_and_movements_alike(
+        self, ledger: Ledger, attributes: dict[str, dict[str, str]], problem: str
+    ) -> None:
+        """The balance read, a credit and a debit all raise UnreadableRecord naming the rule
+        (not a bare LedgerError or a refusal for funds), and nothing is written."""
+        user_id = unique("acct")
+        put_user(ledger, user_id, **attributes)
+        calls = [
+            lambda: ledger.get_user_balance(user_id),
+            *(lambda kind=kind: ledger.transact(idempotency_key=f"{user_id}-{kind}",
+                                                user_id=user_id, amount="1", type=kind)
+              for kind in ("credit", "debit")),
+        ]  # fmt: skip
+        for call in calls:
+            with pytest.raises(UnreadableRecord, match=re.escape(problem)) as caught:
+                call()
+            assert (user_id, ledger.table_names[0]) == (caught.value.key, caught.value.table_name)
+        written = ledger.botocore_client.scan(TableName=ledger.table_names[1])["Items"]
+        assert [] == [item for item in written if item["userId"]["S"] == user_id]
+
+    def test_a_negative_credit_limit_is_refused_by_reads(self, ledger: Ledger) -> None:
+        """creditLimit -5 (with available 95): the balance read raises UnreadableRecord."""
+        user_id = unique("neg")
+        put_user(ledger, user_id, balance={"N": "100"}, creditLimit={"N": "-5"},
+                 available={"N": "95"})  # fmt: skip
+        with pytest.raises(UnreadableRecord, match="creditLimit -5 is negative"):
+            ledger.get_user_balance(user_id)
+
+    @pytest.mark.parametrize(
+        ("attributes", "problem"),
+        [
+            ({"timestamp": {"S": "2026-01-02T05:04:05+02:00"}},
+             "timestamp '2026-01-02T05:04:05+02:00' is not an ISO-8601 UTC instant"),
+            ({"status": {"S": "rejected"}}, "status 'rejected' carries a timestamp"),
+        ],
+    )  # fmt: skip
+    def test_a_record_history_refuses_is_refused_by_replays_and_refunds_too(
+        self, ledger: Ledger, attributes: dict[str, dict[str, str]], problem: str
+    ) -> None:
+        """One rule for every reader: history, a replay of its key and a refund of it all
+        raise UnreadableRecord naming it."""
+        user_id = unique("rule")
+        put_user(ledger, user_id, balance={"N": "100"})
+        put_record(ledger, f"{user_id}-k", user_id, "10", overrides=attributes)
+        calls = [
+            lambda: ledger.history(user_id),
+            lambda: ledger.transact(idempotency_key=f"{user_id}-k", user_id=user_id, amount="10",
+                                    type="credit"),
+            lambda: ledger.refund(idempotency_key=f"{user_id}-r", of=f"{user_id}-k"),
+        ]  # fmt: skip
+        for call in calls:
+            with pytest.raises(UnreadableRecord, match=re.escape(problem)) as caught:
+                call()
+            assert f"{user_id}-k" == caught.value.key
+        assert Decimal("100.00") == ledger.get_user_balance(user_id).amount
+
+    def test_a_record_with_no_status_is_refunded_as_applied(self, ledger: Ledger) -> None:
+        """The TypeScript service's credit (no status, kind or currency) is refunded in part,
+        then to the end; past it, RefundExceeded with nothing left."""
+        user_id = unique("ts")
+        put_user(ledger, user_id, balance={"N": "110"})
+        put_record(ledger, f"{user_id}-k", user_id, "10")
+        first = ledger.refund(idempotency_key=f"{user_id}-r1", of=f"{user_id}-k", amount="4")
+        rest = ledger.refund(idempotency_key=f"{user_id}-r2", of=f"{user_id}-k")
+        with pytest.raises(RefundExceeded) as caught:
+            ledger.refund(idempotency_key=f"{user_id}-r3", of=f"{user_id}-k")
+        assert (Decimal("4.00"), Decimal("6.00"), Decimal("0.00"), Decimal("100.00")) == (
+            first.amount, rest.amount, caught.value.left, ledger.get_user_balance(user_id).amount,
+        )  # fmt: skip
 
 
 class TestReconcileArguments:

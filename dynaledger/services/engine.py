@@ -42,7 +42,7 @@ from dynaledger.models.user import User
 from dynaledger.services import expressions
 from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry
 from dynaledger.services.expressions import LedgerWrite
-from dynaledger.services.records import account_currency, load_user
+from dynaledger.services.records import account_currency, load_user, read_user_raw
 
 #: DynamoDB's limit on the actions of one transaction.
 MAX_ACTIONS = 100
@@ -145,7 +145,7 @@ class HoldChange:
 class TallyChange:
     """A record's running total ``field`` grows by ``delta``, staying at most ``limit``.
 
-    The record must be applied; its total (absent: 0) must be at most
+    The record must be applied (or have no status); its total (absent: 0) must be at most
     ``limit - delta`` before the change. A refund adds to its original's
     ``refunded`` this way, so concurrent refunds never exceed the original.
     With ``request_id``, it must still be the record written by that request.
@@ -223,9 +223,9 @@ def _tally_update(ctx: Context, change: TallyChange) -> tuple[list[Action], Cond
     delta = Value(change.delta, attribute=attribute)
     actions: list[Action] = [attribute.set((attribute | zero) + delta)]
     bound = Value(change.limit - change.delta, attribute=attribute)
-    condition = (model.status == STATUS_APPLIED) & (
-        attribute.does_not_exist() | (attribute <= bound)
-    )
+    # Applied: as dynaledger writes it, or with no status, as other clients write theirs.
+    applied = model.status.does_not_exist() | (model.status == STATUS_APPLIED)
+    condition = applied & (attribute.does_not_exist() | (attribute <= bound))
     if change.request_id is not None:
         condition &= model.request_id == change.request_id
     return actions, condition
@@ -372,8 +372,27 @@ def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:  # noqa
             return Verdict("tally", raw=raw, hold_id=tally.key)
     for change, user, raw in failed:
         return Verdict("account", user_id=change.user_id, account=change, user=user, raw=raw)
+    _refuse_unreadable_accounts(ctx, cancelled)
     codes = [reason.code if reason else "None" for reason in every]
     raise LedgerError(f"transaction cancelled for an unexpected reason: {codes}")
+
+
+def _refuse_unreadable_accounts(ctx: Context, cancelled: Cancellation) -> None:
+    """Read each account whose update failed for a reason no condition gives.
+
+    An item DynamoDB cannot update as asked (a ``balance`` stored as a string, a
+    number past its 38 digits) fails with a reason such as ``ValidationError``
+    and no old item. One read per such account (on this failure only) tells
+    whether it is one the ledger cannot read.
+
+    Raises:
+        UnreadableRecord: Such an account breaks the ledger's rules.
+    """
+    for change, reason in zip(cancelled.plan.accounts, cancelled.accounts, strict=True):
+        if reason is not None and reason.code != CONDITION_FAILED:
+            raw = read_user_raw(ctx, change.user_id)
+            if raw is not None:
+                load_user(ctx, raw)
 
 
 def raise_unknown(verdict: Verdict) -> None:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.constants import GET_ITEM
+from pynamodb.constants import GET_ITEM, NULL
 from pynamodb.exceptions import AttributeDeserializationError, GetError
 from pynamodb.models import Model
 
@@ -38,6 +38,7 @@ from dynaledger.services._core import Context
 _M = TypeVar("_M", bound=Model)
 
 ENTRY_TYPES = frozenset({"credit", "debit"})
+_TIMESTAMP = "timestamp"
 #: What an applied entry's sort key is: the instant, then the stored key.
 SortKey = tuple[tuple[str, str], str]
 
@@ -45,8 +46,22 @@ SortKey = tuple[tuple[str, str], str]
 def _instantiate(model: type[_M], raw: dict[str, Any], key: str) -> _M:
     try:
         return load(model, raw)
-    except (AttributeDeserializationError, ValueError, TypeError) as error:
+    except AttributeDeserializationError as error:
+        # PynamoDB names the type it expected ("from type: N"); say what is stored too.
+        raise UnreadableRecord(
+            model.Meta.table_name, key, _wrong_type(model, raw, error)
+        ) from error
+    except (ValueError, TypeError) as error:
         raise UnreadableRecord(model.Meta.table_name, key, str(error)) from error
+
+
+def _wrong_type(model: type[Model], raw: dict[str, Any], error: Exception) -> str:
+    for attribute in model.get_attributes().values():
+        typed = raw.get(attribute.attr_name)
+        if isinstance(typed, dict) and typed and not typed.keys() & {attribute.attr_type, NULL}:
+            stored = ", ".join(sorted(typed))
+            return f"{attribute.attr_name} is stored as {stored}, not {attribute.attr_type}"
+    return str(error)
 
 
 def _raw_key(raw: dict[str, Any], attribute: str) -> str:
@@ -55,7 +70,9 @@ def _raw_key(raw: dict[str, Any], attribute: str) -> str:
 
 
 def load_user(ctx: Context, raw: dict[str, Any]) -> User:
-    """A stored account, checked: a finite ``balance`` if any, a known currency if any.
+    """A stored account, checked: a known currency if any, a finite ``balance`` within the
+    currency's largest if any, and a credit limit (if any) that is not negative and has the
+    ``available`` every debit's condition reads.
 
     Raises:
         UnreadableRecord: The item breaks one of those rules.
@@ -63,16 +80,31 @@ def load_user(ctx: Context, raw: dict[str, Any]) -> User:
     model = ctx.models.user
     key = _raw_key(raw, ctx.wire.user_key)
     user = _instantiate(model, raw, key)
-    stored = user.attribute_values  # read without PynamoDB's descriptors, as load wrote it
-    problem = _number_problem("balance", stored.get("balance")) or _number_problem(
-        "openingBalance", stored.get("opening_balance")
-    )
-    currency = stored.get("currency")
-    if problem is None and currency is not None:
-        problem = _currency_problem(ctx, currency)
+    problem = _account_problem(ctx, user.attribute_values)  # as load wrote them
     if problem is not None:
         raise UnreadableRecord(model.Meta.table_name, key, problem)
     return user
+
+
+def _account_problem(ctx: Context, stored: dict[str, Any]) -> str | None:
+    balance, limit = stored.get("balance"), stored.get("credit_limit")
+    for name, value in (
+        ("balance", balance), ("openingBalance", stored.get("opening_balance")),
+        ("creditLimit", limit), ("available", stored.get("available")),
+    ):  # fmt: skip
+        if (problem := _number_problem(name, value)) is not None:
+            return problem
+    currency = stored.get("currency")
+    if currency is not None and (problem := _currency_problem(ctx, currency)):
+        return problem
+    largest = ctx.currencies.max_balance(currency or ctx.default_currency)
+    if balance is not None and balance > largest:
+        return f"balance {balance} is past the largest {currency or ctx.default_currency} balance"
+    if limit is not None and limit < 0:
+        return f"creditLimit {limit} is negative"
+    if limit is not None and stored.get("available") is None:
+        return "creditLimit without available (balance + creditLimit, which debits check)"
+    return None
 
 
 @attrs.frozen
@@ -142,28 +174,35 @@ def load_transaction(ctx: Context, raw: dict[str, Any]) -> Transaction:
     model = ctx.models.transaction
     key = _raw_key(raw, model.idempotency_key.attr_name)
     record = _instantiate(model, raw, key)
-    problem = _record_problem(ctx, record)
+    problem = _record_problem(ctx, record) or _timestamp_problem(record, raw)
     if problem is not None:
         raise UnreadableRecord(model.Meta.table_name, key, problem)
     return record
+
+
+def _timestamp_problem(record: Transaction, raw: dict[str, Any]) -> str | None:
+    """A ``timestamp`` that is not a UTC instant, or on a refusal (refusals are not history)."""
+    if record.timestamp is None:
+        return None
+    if record.status == STATUS_REJECTED:
+        return f"status {record.status!r} carries a timestamp"
+    stamp = _raw_key(raw, _TIMESTAMP)
+    if instant_key(stamp) is None:
+        return f"timestamp {stamp!r} is not an ISO-8601 UTC instant"
+    return None
 
 
 def load_entry(ctx: Context, raw: dict[str, Any]) -> tuple[Transaction, SortKey]:
     """An applied record from the history index, with the key that orders it by instant.
 
     Raises:
-        UnreadableRecord: The record breaks a rule, is not applied, or its
-            ``timestamp`` is not an ISO-8601 UTC instant (``Z`` or ``+00:00``).
+        UnreadableRecord: The record breaks a rule (:func:`load_transaction`'s, which
+            include its ``timestamp`` being an ISO-8601 UTC instant).
     """
     record = load_transaction(ctx, raw)
-    table, key = ctx.models.transaction.Meta.table_name, record.idempotency_key
-    if record.status not in (None, STATUS_APPLIED):
-        raise UnreadableRecord(table, key, f"status {record.status!r} carries a timestamp")
-    stamp = _raw_key(raw, "timestamp")
-    instant = instant_key(stamp)
-    if instant is None:
-        raise UnreadableRecord(table, key, f"timestamp {stamp!r} is not an ISO-8601 UTC instant")
-    return record, (instant, key)
+    instant = instant_key(_raw_key(raw, _TIMESTAMP))
+    assert instant is not None  # the index holds records with a timestamp, checked above
+    return record, (instant, record.idempotency_key)
 
 
 def _record_problem(ctx: Context, record: Transaction) -> str | None:  # noqa: PLR0911 - one return per rule
