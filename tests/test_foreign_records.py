@@ -602,6 +602,26 @@ class TestSharingAnotherServicesTables:
         ) == (ledger.table_names, ledger.layout.idempotency_key_attribute)
 
     @pytest.mark.parametrize(
+        ("prefix", "kwargs", "field"),
+        [
+            ("", {"users_table": "ab"}, "users_table"),
+            ("p-", {"transactions_table": "T" * 254}, "transactions_table"),
+            ("my env ", {}, "table_prefix"),
+        ],
+    )
+    def test_a_prefix_and_names_must_make_dynamodb_table_names(
+        self, prefix: str, kwargs: dict[str, str], field: str
+    ) -> None:
+        """Prefix and name together are 3 to 255 of DynamoDB's characters: else a
+        ValidationError naming the table or the prefix, before any request."""
+        from dynaledger import TableLayout
+
+        with pytest.raises(ValidationError) as caught:
+            Ledger("http://127.0.0.1:9", table_prefix=prefix, layout=TableLayout(**kwargs))
+        assert field == caught.value.field
+        assert "ab" == TableLayout(users_table="ab").users_table  # a prefix may lengthen it
+
+    @pytest.mark.parametrize(
         ("kwargs", "field"),
         [
             ({"users_table": "bad name"}, "users_table"),

@@ -189,6 +189,24 @@ class TestAdoption:
         )
         assert [False, False] == [s.applied for s in ledger.migration_status()]
 
+    def test_a_later_migrate_with_another_key_attribute_stops_naming_both(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """Tables migrated keyed by idempotentKey: a ledger of the default layout on them is
+        refused by migrate (the revisions are applied already), before any movement."""
+        from dynaledger import TableLayout
+
+        shared = make_ledger(layout=TableLayout(idempotency_key_attribute="idempotentKey"))
+        shared.migrate()
+        default = make_ledger(table_prefix=shared.settings.table_prefix)
+        with pytest.raises(IncompatibleTable) as caught:
+            default.migrate()
+        records = shared.table_names[1]
+        assert (
+            f"table {records!r} has key schema idempotentKey S HASH, "
+            "but the model expects idempotencyKey S HASH"
+        ) == str(caught.value)
+
 
 HISTORY_INDEX = "userId-timestamp-index"
 

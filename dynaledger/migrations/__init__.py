@@ -118,18 +118,24 @@ class MigrationContext:
             IncompatibleTable: The table exists with another key schema.
             IncompatibleIndex: One of its indexes exists with another key schema or projection.
         """
-        name = model.Meta.table_name
         description = self._describe(model)
         if description is None:
             self.call(lambda: self._create(model))
             description = self._wait_active(model)
-        schema = model._get_schema()
-        expected = _key_schema(schema["key_schema"], schema["attribute_definitions"])
-        actual = _key_schema(description["KeySchema"], description["AttributeDefinitions"])
-        if expected != actual:
-            raise IncompatibleTable(name, expected, actual)
-        _check_indexes(model, description)
+        _check_schema(model, description)
         self._ensure_indexes(model)
+
+    def check_table(self, model: type[Model]) -> None:
+        """Check an existing table against ``model`` (a missing one is left to ``ping``).
+
+        Raises:
+            IncompatibleTable: The table has another key schema (such as another key
+                attribute than this ledger's layout names).
+            IncompatibleIndex: One of its indexes has another key schema or projection.
+        """
+        description = self._describe(model)
+        if description is not None:
+            _check_schema(model, description)
 
     def _describe(self, model: type[Model]) -> dict[str, Any] | None:
         def attempt() -> dict[str, Any] | None:
@@ -155,9 +161,8 @@ class MigrationContext:
 
         def attempt() -> None:
             # Described again on each attempt: a retried create must not repeat one that landed.
-            present = {
-                i["IndexName"] for i in model.describe_table().get("GlobalSecondaryIndexes", [])
-            }
+            description = model.describe_table()
+            present = {i["IndexName"] for i in description.get("GlobalSecondaryIndexes", [])}
             for index in schema["global_secondary_indexes"]:
                 if index["index_name"] in present:
                     continue
@@ -166,9 +171,15 @@ class MigrationContext:
                     "KeySchema": index["key_schema"],
                     "Projection": index["projection"],
                 }
+                # The table's own definitions too: DynamoDB adds the index's to them, moto
+                # replaces them with what it is sent (and then reports no type for the key).
+                definitions = {
+                    d["AttributeName"]: d
+                    for d in [*description["AttributeDefinitions"], *index["attribute_definitions"]]
+                }
                 self.models.connection.client.update_table(
                     TableName=model.Meta.table_name,
-                    AttributeDefinitions=index["attribute_definitions"],
+                    AttributeDefinitions=list(definitions.values()),
                     GlobalSecondaryIndexUpdates=[{"Create": create}],
                 )
 
@@ -226,6 +237,16 @@ class MigrationContext:
                 raise MigrationError(f"table {model.Meta.table_name!r} did not become active")
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _check_schema(model: type[Model], description: dict[str, Any]) -> None:
+    """Raise unless the described table has ``model``'s key schema and compatible indexes."""
+    schema = model._get_schema()
+    expected = _key_schema(schema["key_schema"], schema["attribute_definitions"])
+    actual = _key_schema(description["KeySchema"], description["AttributeDefinitions"])
+    if expected != actual:
+        raise IncompatibleTable(model.Meta.table_name, expected, actual)
+    _check_indexes(model, description)
 
 
 def _key_schema(key_schema: Iterable[Any], definitions: Iterable[Any]) -> str:
@@ -375,6 +396,9 @@ class Migrator:
         self._schema.ensure_table(self._record)
         applied = [r.revision for r in self._revisions if self._apply(r)]
         for model in self._tables:
+            # Revisions applied before (by a ledger of another layout, perhaps) created or
+            # adopted the tables; this ledger's models must still fit them.
+            self._schema.check_table(model)
             self._schema.protect(model, self._protection)
         return applied
 

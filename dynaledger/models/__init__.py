@@ -125,6 +125,7 @@ def bind_models(settings: ConnectionSettings, layout: TableLayout | None = None)
             f"cannot configure the DynamoDB client: {error}", cause=error
         ) from error
     layout = layout or TableLayout()
+    layout.check_prefix(settings.table_prefix)
     key = layout.idempotency_key_attribute
     return BoundModels(
         user=_bind(User, layout.users_table, settings, connection),

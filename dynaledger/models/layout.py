@@ -17,6 +17,8 @@ from dynaledger.errors import ValidationError
 
 #: DynamoDB's rule for table names (the prefix adds to the length).
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+#: DynamoDB's bounds on a whole table name, prefix included.
+MIN_TABLE_NAME, MAX_TABLE_NAME = 3, 255
 #: Attributes of the Transactions table the key attribute must not be named after.
 _RECORD_ATTRIBUTES = frozenset(
     {
@@ -74,3 +76,21 @@ class TableLayout:
         names = [self.users_table, self.transactions_table, self.migrations_table]
         if len(set(names)) != len(names):
             raise ValidationError("layout", f"the three tables need three names, not {names}")
+
+    def check_prefix(self, prefix: str) -> None:
+        """Check that ``prefix`` makes DynamoDB table names of these: 3 to 255 characters.
+
+        Raises:
+            ValidationError: On ``table_prefix``, or on the table a name is too short or
+                too long for.
+        """
+        if not isinstance(prefix, str) or (prefix and not _TABLE_NAME.fullmatch(prefix)):
+            raise ValidationError(
+                "table_prefix", f"must be letters, digits, '_', '-' or '.', not {prefix!r}"
+            )
+        for field in ("users_table", "transactions_table", "migrations_table"):
+            name = prefix + getattr(self, field)
+            if not MIN_TABLE_NAME <= len(name) <= MAX_TABLE_NAME:
+                raise ValidationError(
+                    field, f"{name!r} (with the prefix) must be 3 to 255 characters"
+                )
