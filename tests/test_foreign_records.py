@@ -316,6 +316,24 @@ class TestUnreadableRecords:
         written = ledger.botocore_client.scan(TableName=ledger.table_names[1])["Items"]
         assert [] == [item for item in written if item["userId"]["S"] == user_id]
 
+    def test_an_unreadable_entry_read_ahead_waits_for_its_own_page(self, ledger: Ledger) -> None:
+        """h3, h2, h1 (type 'CREDIT'), h0 one per page: h3's and h2's pages are read, h1's
+        raises UnreadableRecord naming it."""
+        user_id = unique("ahead")
+        put_user(ledger, user_id)
+        for n in range(4):
+            put_record(ledger, f"{user_id}-h{n}", user_id, "1",
+                       type_="CREDIT" if n == 1 else "credit",
+                       timestamp=f"2026-01-02T03:04:0{n}Z")  # fmt: skip
+        first = ledger.history(user_id, limit=1)
+        second = ledger.history(user_id, limit=1, cursor=first.next_cursor)
+        assert [[f"{user_id}-h3"], [f"{user_id}-h2"]] == [
+            [entry.idempotency_key for entry in page.items] for page in (first, second)
+        ]
+        with pytest.raises(UnreadableRecord) as caught:
+            ledger.history(user_id, limit=1, cursor=second.next_cursor)
+        assert f"{user_id}-h1" == caught.value.key
+
     def test_a_negative_credit_limit_is_refused_by_reads(self, ledger: Ledger) -> None:
         """creditLimit -5 (with available 95): the balance read raises UnreadableRecord."""
         user_id = unique("neg")

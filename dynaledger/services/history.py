@@ -46,8 +46,9 @@ from dynaledger.services.postings import decode_legs
 from dynaledger.services.records import (
     SortKey,
     account_currency,
+    entry_order,
     hold_entries,
-    load_entry,
+    load_transaction,
     load_user,
     read_user_raw,
 )
@@ -72,9 +73,13 @@ _TIMESTAMP = "timestamp"
 
 @attrs.frozen
 class _Found:
-    """An entry read from the index: the record, its place in time, its stored timestamp."""
+    """An entry read from the index: the item as stored, its place in time, its timestamp.
 
-    record: Transaction
+    The item is read into a checked record only once it is on the page: an
+    unreadable entry read ahead (to close the page) waits for its own page.
+    """
+
+    raw: dict[str, Any]
     order: SortKey
     stamp: str
 
@@ -166,10 +171,11 @@ def history(
     if len(found) > limit:
         resume = max(item.stamp for item in found[limit:])
         next_cursor = _Cursor(user_id, resume, shown[-1].order).encode()
+    records = [load_transaction(ctx, item.raw) for item in shown]
     currency = None
-    if (not shown and position is None) or any(item.record.currency is None for item in shown):
+    if (not shown and position is None) or any(record.currency is None for record in records):
         currency = account_currency(ctx, require_user(ctx, user_id))
-    items = tuple(entry(ctx, item.record, item.record.currency or currency or "") for item in shown)
+    items = tuple(entry(ctx, record, record.currency or currency or "") for record in records)
     return values.HistoryPage(items, next_cursor)
 
 
@@ -192,10 +198,10 @@ def _collect(ctx: Context, user_id: str, position: _Cursor | None, limit: int) -
         stamp = _stored_timestamp(raw)
         if len(found) > limit and not any(stamp.startswith(window) for window in windows):
             break
-        record, order = load_entry(ctx, raw)
+        order = entry_order(ctx, raw)
         if position is not None and order >= position.after:
             continue  # shown on an earlier page
-        found.append(_Found(record, order, stamp))
+        found.append(_Found(raw, order, stamp))
         windows.add(instant_prefix(stamp))
     return found
 
@@ -334,7 +340,7 @@ def _replay_entries(
     table = ctx.models.transaction.Meta.table_name
     for raw in _index_items(ctx, user.user_id, None):
         try:
-            record, _ = load_entry(ctx, raw)
+            record = load_transaction(ctx, raw)
         except UnreadableRecord as error:
             problems.append(values.RecordProblem(user.user_id, table, error.key, error.problem))
             unreadable = True

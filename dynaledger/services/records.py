@@ -192,17 +192,19 @@ def _timestamp_problem(record: Transaction, raw: dict[str, Any]) -> str | None:
     return None
 
 
-def load_entry(ctx: Context, raw: dict[str, Any]) -> tuple[Transaction, SortKey]:
-    """An applied record from the history index, with the key that orders it by instant.
+def entry_order(ctx: Context, raw: dict[str, Any]) -> SortKey:
+    """Where an item of the history index stands: its instant, then its key.
 
     Raises:
-        UnreadableRecord: The record breaks a rule (:func:`load_transaction`'s, which
-            include its ``timestamp`` being an ISO-8601 UTC instant).
+        UnreadableRecord: Its ``timestamp`` is not an ISO-8601 UTC instant.
     """
-    record = load_transaction(ctx, raw)
-    instant = instant_key(_raw_key(raw, _TIMESTAMP))
-    assert instant is not None  # the index holds records with a timestamp, checked above
-    return record, (instant, record.idempotency_key)
+    key = _raw_key(raw, ctx.wire.record_key)
+    stamp = _raw_key(raw, _TIMESTAMP)
+    instant = instant_key(stamp)
+    if instant is None:
+        problem = f"timestamp {stamp!r} is not an ISO-8601 UTC instant"
+        raise UnreadableRecord(ctx.wire.records_table, key, problem)
+    return instant, key
 
 
 def _record_problem(ctx: Context, record: Transaction) -> str | None:  # noqa: PLR0911 - one return per rule
