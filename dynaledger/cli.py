@@ -491,7 +491,10 @@ def _leg(text: str, index: int) -> values.Leg:
     parts = text.rsplit(":", 2)
     if len(parts) != 3:  # user, amount, type
         raise ValidationError(f"--leg {index + 1}", f"must be USER:AMOUNT:TYPE, not {text!r}")
-    return values.Leg(*parts)
+    try:
+        return values.Leg(*parts)
+    except ValidationError as error:  # its type: say which leg
+        raise ValidationError(f"--leg {index + 1} {error.field}", error.rule) from None
 
 
 def _post(args: argparse.Namespace, ledger: Ledger) -> int:

@@ -293,6 +293,9 @@ class TestRefundAndPostCommands:
         assert (1, line) == (code, err)
         code, _, err = cli("post", "--key", "r2", "--leg", "ho-20-debit", "--leg", "pl:20:credit")
         assert (1, "error: --leg 1: must be USER:AMOUNT:TYPE, not 'ho-20-debit'\n") == (code, err)
+        code, _, err = cli("post", "--key", "r2", "--leg", "ho:20:debit", "--leg", "pl:20:crdit")
+        line = "error: --leg 2 type: must be 'credit' or 'debit', not 'crdit'\n"
+        assert (1, line) == (code, err)
 
     def test_post_and_refund_speak_json(self, cli: Run) -> None:
         """--json prints the posting's net legs and the refund, decimals as strings."""
