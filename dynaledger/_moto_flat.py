@@ -36,9 +36,17 @@ supported. Any other request this module does not know to be read-only or to
 name its keys drops the indexes of the table it names (all of them if it names
 none), which are rebuilt on the next index query.
 
-One deliberate difference: stock moto leaves a transaction half applied when
+Two deliberate differences: stock moto leaves a transaction half applied when
 an item carries two operations (``TransactWriteSingleOpException`` escapes its
-rollback); here any failure rolls back.
+rollback); here any failure rolls back. And moto adds and subtracts numbers
+with ``int()`` of any value written without a ``.`` and writes the result with
+``str(Decimal)``: 1 minus 1.00000000 is stored as ``0E-8``, which the next sum
+cannot read (a ``ValueError``, answered as a bogus cancellation reason), so an
+account in an 8- or 18-decimal asset that once reached 0 could not be written
+again. DynamoDB reads and adds any number it stores; here, in the thread serving
+a request of this endpoint, sums and differences are computed as decimals and
+written in plain digits (``0.00000000``). The one class-level change this needs
+(``DynamoType.__add__``, ``__sub__``) runs moto's own methods in any other thread.
 
 ``tests/test_moto_fidelity.py`` proves all of this against stock moto, and
 fails if a moto upgrade brings table copies back.
@@ -48,9 +56,11 @@ from __future__ import annotations
 
 import copy
 import inspect
+import operator
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from moto.core.utils import convert_to_flask_response
@@ -340,6 +350,32 @@ def _candidates(
     return found
 
 
+# Numbers -----------------------------------------------------------------------------
+
+#: ``serving`` is True in a thread while it serves a request of this endpoint.
+_THREAD = threading.local()
+
+
+def _decimal_arithmetic(
+    original: Callable[[DynamoType, DynamoType], DynamoType],
+    operation: Callable[[Decimal, Decimal], Decimal],
+) -> Callable[[DynamoType, DynamoType], DynamoType]:
+    """moto's number operator, computed as decimals in plain digits while serving here."""
+
+    def method(self: DynamoType, other: DynamoType) -> DynamoType:
+        serving = getattr(_THREAD, "serving", False)
+        if not serving or self.type != other.type or not self.is_number():
+            return original(self, other)
+        result = operation(Decimal(self.value), Decimal(other.value))
+        return DynamoType({"N": format(result, "f")})
+
+    return method
+
+
+for _name, _operation in (("__add__", operator.add), ("__sub__", operator.sub)):
+    setattr(DynamoType, _name, _decimal_arithmetic(getattr(DynamoType, _name), _operation))
+
+
 # The handler -------------------------------------------------------------------------
 
 
@@ -359,9 +395,11 @@ class FlatDynamoHandler(DynamoHandler):
         return regions[self.region]
 
     def call_action(self) -> Any:
+        _THREAD.serving = True
         try:
             return super().call_action()
         finally:
+            _THREAD.serving = False
             try:
                 _INDEXES.after(
                     self._get_action(), getattr(self, "params", {}), self.dynamodb_backend

@@ -147,6 +147,24 @@ class TestEighteenDecimals:
             result.currency, crypto.get_user_balance(user_id).amount,
         )  # fmt: skip
 
+    def test_balances_and_held_that_reach_zero_keep_moving(self, crypto: Ledger) -> None:
+        """A BTC account debited to 0 is credited again; an ETH account whose hold was voided
+        (held back to 0) holds again; a hold of one wei is voided: each write reads the
+        number the one before left (a 0 at 8 or 18 decimals)."""
+        btc, eth = unique("btc"), unique("eth")
+        crypto.create_user(btc, currency="BTC", balance="1")
+        crypto.create_user(eth, currency="ETH", balance=WEI)
+        crypto.transact(idempotency_key=unique("k"), user_id=btc, amount="1", type="debit")
+        crypto.transact(idempotency_key=unique("k"), user_id=btc, amount="0.5", type="credit")
+        for _ in range(2):
+            hold = crypto.hold(idempotency_key=unique("h"), user_id=eth, amount=WEI)
+            crypto.void(idempotency_key=unique("v"), hold_id=hold.hold_id)
+        balances = [crypto.get_user_balance(user) for user in (btc, eth)]
+        assert [(Decimal("0.5"), Decimal(0)), (Decimal(WEI), Decimal(0))] == [
+            (balance.amount, balance.held) for balance in balances
+        ]
+        assert crypto.reconcile([btc, eth]).ok
+
     def test_chips_have_no_decimals(self, crypto: Ledger) -> None:
         """CHIPS are whole: 1.5 chips is a ValidationError naming CHIPS."""
         user_id = unique("chips")

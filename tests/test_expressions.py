@@ -61,9 +61,12 @@ def reference_condition(ctx: Context, change: AccountChange) -> Condition:
         within = model.balance <= change.ceiling
         if ctx.opening_balance <= change.ceiling:
             within |= model.balance.does_not_exist()
-        condition &= (model.credit_limit.does_not_exist() & within) | (
-            limited & (model.available <= change.ceiling)
-        )
+        if change.credit_limit is not None:  # a new limit bounds the balance itself
+            condition &= within
+        else:
+            condition &= (model.credit_limit.does_not_exist() & within) | (
+                limited & (model.available <= change.ceiling)
+            )
     for entry in change.entry_changes:
         condition &= _entry(entry.hold_id, "remaining") == Value(
             entry.expected, attribute=model.balance
@@ -247,8 +250,9 @@ def _entry_free_changes(rng: random.Random, count: int) -> list[AccountChange]:
         currency = rng.choice(["USD", "EUR"])
         if rng.random() < 0.2:
             limit = Decimal(rng.choice([0, 25, 500]))
+            ceiling = rng.choice([None, Decimal(50), Decimal(150)])
             changes.append(AccountChange(user_id, currency, touch_balance=False,
-                                         credit_limit=limit))  # fmt: skip
+                                         credit_limit=limit, ceiling=ceiling))  # fmt: skip
             continue
         amount = Decimal(rng.choice(["0.01", "1", "99.99", "100", "100.01", "5000"]))
         delta = rng.choice([amount, -amount, Decimal(0)])

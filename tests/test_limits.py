@@ -330,3 +330,21 @@ class TestLargestBalance:
         with pytest.raises(ValidationError):
             _credit(ledger, user, "0.01")
         assert EXACT.subtract(largest, Decimal(10)) == ledger.get_user_balance(user).amount
+
+    def test_a_limit_that_would_take_available_past_the_largest_balance_is_refused(
+        self, ledger: Ledger
+    ) -> None:
+        """At the largest balance less 5: creating it with limit 6, or setting limit 6 on it,
+        is a ValidationError (``available`` would pass 38 digits); limit 5 fits exactly."""
+        largest = Currencies().max_balance("USD")
+        near = EXACT.subtract(largest, Decimal(5))
+        with pytest.raises(ValidationError) as created:
+            ledger.create_user(unique("big"), balance=near, credit_limit="6")
+        user = unique("big")
+        ledger.create_user(user, balance=near)
+        with pytest.raises(ValidationError) as set_:
+            ledger.set_credit_limit(idempotency_key=unique(), user_id=user, limit="6")
+        assert ("credit_limit", "limit") == (created.value.field, set_.value.field)
+        ledger.set_credit_limit(idempotency_key=unique(), user_id=user, limit="5")
+        balance = ledger.get_user_balance(user)
+        assert (near, Decimal("5.00")) == (balance.amount, balance.credit_limit)

@@ -426,6 +426,30 @@ class TestRollback:
                 "stream records": 1} == _seen(dynamodb, tables)  # fmt: skip
 
 
+class TestNumbers:
+    def test_sums_in_plain_digits_only_in_the_endpoints_thread(
+        self, seeded: tuple[Any, dict[str, str]]
+    ) -> None:
+        """1 - 1.00000000 through the endpoint is stored as 0.00000000, which the next sum
+        reads (stock moto stores 0E-8, then fails to add to it); moto's own arithmetic
+        elsewhere in the process is unchanged."""
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        dynamodb, tables = seeded
+        key = {"pk": {"S": "keep"}}
+        for expression, values in (
+            ("SET n = :a - :b", {":a": {"N": "1"}, ":b": {"N": "1.00000000"}}),
+            ("SET n = n + :a", {":a": {"N": "2"}}),
+        ):
+            call(dynamodb, "update_item", named({
+                "TableName": "hashed", "Key": key, "UpdateExpression": expression,
+                "ExpressionAttributeValues": values,
+            }, tables))  # fmt: skip
+        stored = call(dynamodb, "get_item", named({"TableName": "hashed", "Key": key}, tables))
+        assert {"N": "2.00000000"} == stored["Item"]["n"]
+        assert "0E-8" == (DynamoType({"N": "1"}) - DynamoType({"N": "1.00000000"})).value
+
+
 # The guard against table copies -------------------------------------------------------
 
 

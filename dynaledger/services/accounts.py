@@ -116,6 +116,10 @@ def create_user(
     now = ctx.now()
     with localcontext(EXACT):
         available = (ctx.opening_balance if starting is None else starting) + limit
+    largest = ctx.currencies.max_balance(account_currency)
+    if available > largest:  # ``available`` is a stored number too: 38 digits at most
+        raise ValidationError("credit_limit", f"the balance plus {limit} would pass the largest "
+                                              f"{account_currency} balance, {largest}")  # fmt: skip
     user = ctx.models.user(
         user_id,
         balance=starting,

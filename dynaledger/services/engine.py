@@ -86,7 +86,9 @@ class AccountChange:
             on one without, ``balance >= floor`` as before limits existed.
         ceiling: The condition ``balance <= ceiling`` (``available`` on an account with a
             limit) on the balance before the update, when set: the largest balance minus
-            the amount, so that a credit cannot take it past the largest balance.
+            the amount, so that a credit cannot take it past the largest balance. With
+            ``credit_limit``, the balance itself (the largest balance minus the new limit),
+            so that ``available`` fits it too.
         credit_limit: Sets the account's limit (and derives ``available`` from its
             balance in the same update); only with ``touch_balance`` False.
         held_delta: Added to ``held``.

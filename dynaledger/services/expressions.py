@@ -234,12 +234,18 @@ def _add_entry_values(values: dict[str, dict[str, Any]], change: AccountChange) 
         values[":room"] = number(change.max_holds - len(change.new_entries))
 
 
-def _bound(expr: _Expression, op: str, token: str, bound: Decimal, opening: Decimal) -> str:
-    """``balance op bound`` (a never-written balance is ``opening``) on an account without a
-    credit limit, ``available op bound`` on one with a limit."""
+def _balance_bound(expr: _Expression, op: str, token: str, bound: Decimal, opening: Decimal) -> str:
+    """``balance op bound``, a never-written balance being ``opening``."""
     within = f"{expr.name('#bal')} {op} {token}"
     if (opening >= bound) if op == ">=" else (opening <= bound):
         within = f"({within} OR attribute_not_exists(#bal))"
+    return within
+
+
+def _bound(expr: _Expression, op: str, token: str, bound: Decimal, opening: Decimal) -> str:
+    """``balance op bound`` (a never-written balance is ``opening``) on an account without a
+    credit limit, ``available op bound`` on one with a limit."""
+    within = _balance_bound(expr, op, token, bound, opening)
     return (
         f"((attribute_not_exists({expr.name('#lim')}) AND {within}) OR "
         f"(attribute_exists(#lim) AND {expr.name('#avail')} {op} {token}))"
@@ -250,7 +256,10 @@ def _condition(expr: _Expression, change: AccountChange, opening: Decimal, defau
     parts = [f"attribute_exists({expr.name('#uid')})", _currency(expr, change.currency, default)]
     if change.floor is not None and change.floor > 0:
         parts.append(_bound(expr, ">=", ":floor", change.floor, opening))
-    if change.ceiling is not None:
+    if change.ceiling is not None and change.credit_limit is not None:
+        # A new limit: ``available`` becomes balance + limit, so the balance itself is bound.
+        parts.append(_balance_bound(expr, "<=", ":ceiling", change.ceiling, opening))
+    elif change.ceiling is not None:
         parts.append(_bound(expr, "<=", ":ceiling", change.ceiling, opening))
     for i, changed in enumerate(change.entry_changes):
         entry = expr.entry(f"#e{i}", changed.hold_id)

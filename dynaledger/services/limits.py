@@ -31,7 +31,7 @@ from dynaledger.errors import (
     ValidationError,
 )
 from dynaledger.models.transaction import KIND_LIMIT, STATUS_APPLIED, Transaction
-from dynaledger.money import validate_identifier
+from dynaledger.money import EXACT, validate_identifier
 from dynaledger.services import deployment
 from dynaledger.services._core import Context, new_request_id, note_own_success, run
 from dynaledger.services.accounts import parse_limit, require_user
@@ -129,9 +129,10 @@ def _attempt(
         request_id=request_id,
         timestamp=now,
     )
+    largest = ctx.currencies.max_balance(request.currency)
     account = AccountChange(
         request.user_id, request.currency, credit_limit=request.limit, touch_balance=False,
-        sets_currency=True, role="limit",
+        sets_currency=True, role="limit", ceiling=EXACT.subtract(largest, request.limit),
     )  # fmt: skip
     cancelled = send(ctx, Plan(records=(record,), accounts=(account,)), now)
     if cancelled is None:
@@ -153,6 +154,12 @@ def _attempt(
         raise UserNotFound(verdict.user_id)
     if verdict.kind == "currency" and verdict.currency != request.currency:
         return verdict.currency
+    if verdict.kind == "account" and verdict.user is not None:  # available would not fit
+        current = verdict.user.balance
+        balance = ctx.opening_balance if current is None else current
+        raise ValidationError("limit", f"user {request.user_id!r}'s balance {balance} plus "
+                                       f"{request.limit} would pass the largest "
+                                       f"{request.currency} balance, {largest}")  # fmt: skip
     raise LedgerError(
         f"a change of credit limit cancelled for an unexpected reason: {verdict.kind}"
     )
