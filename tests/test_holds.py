@@ -551,6 +551,25 @@ class TestCost:
             timed.get_hold(hold_id).captured,
         )
 
+    def test_a_capture_the_moved_hold_still_covers_costs_three_requests(
+        self, timed: Ledger, clock: Clock, count_requests: Callable[[Ledger], RequestCounter]
+    ) -> None:
+        """Another ledger captured 1 of the 5 this ledger knows: its capture of 2 is the
+        refused write, the read, and the write again; 2 are captured, 2 remain."""
+        player, house = _user(timed), _user(timed, "0")
+        hold_id = unique("h")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="5", to_user_id=house)
+        other = Ledger(timed.settings.endpoint_url, table_prefix=timed.settings.table_prefix,
+                       retry=FAST_RETRY, clock=clock)  # fmt: skip
+        other.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="1", final=False)
+        counter = count_requests(timed)
+        result = timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="2",
+                               final=False)  # fmt: skip
+        assert ({"TransactWriteItems": 2, "BatchGetItem": 1}, Decimal("2.00")) == (
+            dict(counter.by_operation), result.amount,
+        )  # fmt: skip
+        assert Decimal("2.00") == timed.get_hold(hold_id).remaining
+
     def test_a_knowing_ledger_raises_what_a_reading_ledger_raises(
         self, timed: Ledger, clock: Clock
     ) -> None:
