@@ -43,9 +43,11 @@ with ``int()`` of any value written without a ``.`` and writes the result with
 ``str(Decimal)``: 1 minus 1.00000000 is stored as ``0E-8``, which the next sum
 cannot read (a ``ValueError``, answered as a bogus cancellation reason), so an
 account in an 8- or 18-decimal asset that once reached 0 could not be written
-again. DynamoDB reads and adds any number it stores; here, in the thread serving
-a request of this endpoint, sums and differences are computed as decimals and
-written in plain digits (``0.00000000``). The one class-level change this needs
+again. DynamoDB reads and adds any number it stores, and refuses a result past
+its 38 digits; here, in the thread serving a request of this endpoint, sums and
+differences are computed as exact decimals, written in plain digits
+(``0.00000000``), and refused as DynamoDB refuses them (a ``ValidationError``
+cancellation reason in a transaction). The one class-level change this needs
 (``DynamoType.__add__``, ``__sub__``) runs moto's own methods in any other thread.
 
 ``tests/test_moto_fidelity.py`` proves all of this against stock moto, and
@@ -56,14 +58,14 @@ from __future__ import annotations
 
 import copy
 import inspect
-import operator
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from moto.core.utils import convert_to_flask_response
+from moto.dynamodb.exceptions import MockValidationException
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
@@ -352,27 +354,51 @@ def _candidates(
 
 # Numbers -----------------------------------------------------------------------------
 
-#: ``serving`` is True in a thread while it serves a request of this endpoint.
+#: ``action`` is the action a thread serves for this endpoint, while it serves it.
 _THREAD = threading.local()
+#: Wide enough that a sum of two numbers DynamoDB holds is exact, however far apart.
+_WIDE = Context(prec=400)
+_DIGITS, _LARGEST = 38, Decimal("1E126")
+
+
+class ValidationError(Exception):
+    """A number DynamoDB would not store, in a transaction: its reason's code and message."""
 
 
 def _decimal_arithmetic(
     original: Callable[[DynamoType, DynamoType], DynamoType],
-    operation: Callable[[Decimal, Decimal], Decimal],
+    operation: Callable[[Context, Decimal, Decimal], Decimal],
 ) -> Callable[[DynamoType, DynamoType], DynamoType]:
-    """moto's number operator, computed as decimals in plain digits while serving here."""
+    """moto's number operator, computed as decimals in plain digits while serving here.
+
+    A result DynamoDB would refuse (more than 38 significant digits, a magnitude of
+    10**126 or more) is refused as DynamoDB refuses it: a ``ValidationError``
+    cancellation reason in a transaction, a ``ValidationException`` elsewhere.
+    """
 
     def method(self: DynamoType, other: DynamoType) -> DynamoType:
-        serving = getattr(_THREAD, "serving", False)
-        if not serving or self.type != other.type or not self.is_number():
+        action = getattr(_THREAD, "action", None)
+        if action is None or self.type != other.type or not self.is_number():
             return original(self, other)
-        result = operation(Decimal(self.value), Decimal(other.value))
+        result = operation(_WIDE, Decimal(self.value), Decimal(other.value))
+        problem = None
+        if len(result.normalize(_WIDE).as_tuple().digits) > _DIGITS:
+            problem = "Attempting to store more than 38 significant digits in a Number"
+        elif abs(result) >= _LARGEST:
+            problem = (
+                "Number overflow. Attempting to store a number with magnitude larger than "
+                "supported range"
+            )
+        if problem is not None:
+            if action == "TransactWriteItems":
+                raise ValidationError(problem)
+            raise MockValidationException(problem)
         return DynamoType({"N": format(result, "f")})
 
     return method
 
 
-for _name, _operation in (("__add__", operator.add), ("__sub__", operator.sub)):
+for _name, _operation in (("__add__", Context.add), ("__sub__", Context.subtract)):
     setattr(DynamoType, _name, _decimal_arithmetic(getattr(DynamoType, _name), _operation))
 
 
@@ -395,11 +421,11 @@ class FlatDynamoHandler(DynamoHandler):
         return regions[self.region]
 
     def call_action(self) -> Any:
-        _THREAD.serving = True
+        _THREAD.action = self._get_action()
         try:
             return super().call_action()
         finally:
-            _THREAD.serving = False
+            _THREAD.action = None
             try:
                 _INDEXES.after(
                     self._get_action(), getattr(self, "params", {}), self.dynamodb_backend

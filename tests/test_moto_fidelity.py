@@ -431,8 +431,8 @@ class TestNumbers:
         self, seeded: tuple[Any, dict[str, str]]
     ) -> None:
         """1 - 1.00000000 through the endpoint is stored as 0.00000000, which the next sum
-        reads (stock moto stores 0E-8, then fails to add to it); moto's own arithmetic
-        elsewhere in the process is unchanged."""
+        reads (stock moto stores 0E-8, then fails to add to it); a sum past 38 digits is
+        refused as DynamoDB refuses it; moto's own arithmetic elsewhere is unchanged."""
         from moto.dynamodb.models.dynamo_type import DynamoType
 
         dynamodb, tables = seeded
@@ -447,6 +447,19 @@ class TestNumbers:
             }, tables))  # fmt: skip
         stored = call(dynamodb, "get_item", named({"TableName": "hashed", "Key": key}, tables))
         assert {"N": "2.00000000"} == stored["Item"]["n"]
+        values = {":a": {"N": "9" * 38}, ":b": {"N": "0.1"}}  # 39 significant digits
+        past = {"TableName": "hashed", "Key": key, "UpdateExpression": "SET n = :a + :b",
+                "ExpressionAttributeValues": values}  # fmt: skip
+        refused = call(dynamodb, "update_item", named(past, tables))
+        cancelled = call(dynamodb, "transact_write_items",
+                         named({"TransactItems": [{"Update": past}]}, tables))  # fmt: skip
+        digits = "Attempting to store more than 38 significant digits in a Number"
+        assert (400, "ValidationException", digits) == (
+            refused["status"], refused["Error"]["Code"], refused["Error"]["Message"],
+        )  # fmt: skip
+        assert [("ValidationError", digits)] == [
+            (reason["Code"], reason["Message"]) for reason in cancelled["CancellationReasons"]
+        ]
         assert "0E-8" == (DynamoType({"N": "1"}) - DynamoType({"N": "1.00000000"})).value
 
 
