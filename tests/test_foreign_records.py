@@ -15,6 +15,7 @@ import pytest
 
 from dynaledger import Ledger
 from dynaledger.errors import (
+    CurrencyMismatch,
     InsufficientFunds,
     RefundExceeded,
     UnreadableRecord,
@@ -333,6 +334,42 @@ class TestUnreadableRecords:
         with pytest.raises(UnreadableRecord) as caught:
             ledger.history(user_id, limit=1, cursor=second.next_cursor)
         assert f"{user_id}-h1" == caught.value.key
+
+    def test_a_record_with_no_timestamp_is_outside_history_and_reconcile(
+        self, fresh_ledger: Ledger
+    ) -> None:
+        """A credit of 5 with no timestamp: history shows nothing, reconcile reports the
+        balance (105 against 100) as a mismatch, a replay raises UnreadableRecord."""
+        ledger = fresh_ledger
+        put_user(ledger, "u", balance={"N": "105"})
+        ledger.botocore_client.put_item(TableName=ledger.table_names[1], Item={
+            "idempotencyKey": {"S": "k"}, "userId": {"S": "u"}, "amount": {"N": "5"},
+            "type": {"S": "credit"},
+        })  # fmt: skip
+        report = ledger.reconcile(["u"])
+        assert ((), [(Decimal("100.00"), Decimal("105.00"))], ()) == (
+            ledger.history("u").items,
+            [(m.expected, m.actual) for m in report.mismatches],
+            report.problems,
+        )
+        with pytest.raises(UnreadableRecord, match="an applied record with no timestamp"):
+            ledger.transact(idempotency_key="k", user_id="u", amount="5", type="credit")
+
+    def test_a_record_in_another_currency_than_its_account(self, fresh_ledger: Ledger) -> None:
+        """10 EUR on a USD account: history shows it as stored, a refund is CurrencyMismatch,
+        reconcile names it as a problem."""
+        ledger = fresh_ledger
+        put_user(ledger, "u", balance={"N": "110"})
+        put_record(ledger, "e1", "u", "10", overrides={"currency": {"S": "EUR"}})
+        with pytest.raises(CurrencyMismatch):
+            ledger.refund(idempotency_key="r1", of="e1")
+        assert (
+            [(Decimal("10.00"), "EUR")],
+            (RecordProblem("u", ledger.table_names[1], "e1", "currency EUR on an account in USD"),),
+        ) == (
+            [(entry.amount, entry.currency) for entry in ledger.history("u").items],
+            ledger.reconcile(["u"]).problems,
+        )
 
     def test_a_negative_credit_limit_is_refused_by_reads(self, ledger: Ledger) -> None:
         """creditLimit -5 (with available 95): the balance read raises UnreadableRecord."""
