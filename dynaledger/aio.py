@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from dynaledger import values
-from dynaledger.errors import ValidationError
+from dynaledger.errors import ConfigurationError, ValidationError
 from dynaledger.ledger import Amount, EntryTypeLike, Ledger
 
 _T = TypeVar("_T")
@@ -42,6 +42,7 @@ class AsyncLedger:
         self.ledger = ledger
         self.max_concurrency = limit
         self._executor = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="dynaledger")
+        self._closed = False
 
     @classmethod
     def from_env(cls, *, max_concurrency: int | None = None, **overrides: Any) -> AsyncLedger:
@@ -52,12 +53,18 @@ class AsyncLedger:
         return f"AsyncLedger({self.ledger!r}, max_concurrency={self.max_concurrency})"
 
     async def _run(self, function: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        if self._closed:
+            raise ConfigurationError("this AsyncLedger was closed")
         loop = asyncio.get_running_loop()
         call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
         return await loop.run_in_executor(self._executor, call)
 
     async def aclose(self) -> None:
-        """Wait for running calls, then close the threads and the ledger's connections."""
+        """Wait for running calls, then close the threads and the ledger's connections.
+
+        Later calls raise :class:`~dynaledger.errors.ConfigurationError`.
+        """
+        self._closed = True
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
         self.ledger.close()
 

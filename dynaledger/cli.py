@@ -6,6 +6,7 @@ Expected failures print one line on stderr and exit 1; usage errors exit 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -51,6 +52,11 @@ def _guarded(action: Callable[[], int]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader left (``| head``): stop quietly, as other tools do
+        # Python flushes stdout again at exit; point it where that cannot fail.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _endpoint(args: argparse.Namespace) -> str | None:
@@ -69,7 +75,8 @@ def _ledger(args: argparse.Namespace) -> Ledger:
         overrides["region"] = args.region
     if args.table_prefix is not None:
         overrides["table_prefix"] = args.table_prefix
-    overrides["layout"] = _layout(args)
+    if any(getattr(args, field, None) is not None for field in LAYOUT_VARIABLES):
+        overrides["layout"] = _layout(args)  # else from_env reads the layout variables
     if getattr(args, "assets", None) is not None:
         overrides["assets"] = parse_assets(args.assets, "--assets")
     return Ledger.from_env(**overrides)

@@ -92,6 +92,8 @@ class Ledger(
         currency = currencies.validate(default_currency, "default_currency")
         settings.check_endpoint(endpoint_url)
         settings.check_arguments(
+            region=region,
+            clock=clock,
             read_timeout=read_timeout,
             connect_timeout=connect_timeout,
             deadline=deadline,
@@ -143,13 +145,11 @@ class Ledger(
         if retry_fields:
             arguments["retry"] = RetryPolicy(**retry_fields)
         if "layout" not in overrides:
-            try:
-                arguments["layout"] = settings.layout_from_env(env)
-            except ValidationError as error:
-                variable = settings.LAYOUT_VARIABLES.get(error.field)
-                if variable is None:
-                    raise
-                raise ValidationError(variable, error.rule) from error
+            arguments["layout"] = settings.layout_from_env(env)
+            # A name too long or short with the prefix is found later: name its variable too.
+            sources.update(
+                {field: name for field, name in settings.LAYOUT_VARIABLES.items() if env.get(name)}
+            )
         if "assets" not in overrides:
             arguments["assets"] = parse_assets(
                 env.get("DYNALEDGER_ASSETS", ""), "DYNALEDGER_ASSETS"

@@ -9,8 +9,8 @@ from typing import Any
 from pynamodb.exceptions import QueryError, TableDoesNotExist
 from pynamodb.models import Model
 
-from dynaledger.errors import ConfigurationError
-from dynaledger.migrations import Migrator, _key_schema
+from dynaledger.errors import ConfigurationError, IncompatibleTable
+from dynaledger.migrations import Migrator, check_schema_of
 from dynaledger.services._core import Context, error_code, run
 from dynaledger.values import Readiness, SchemaCheck
 
@@ -36,7 +36,12 @@ def ping(ctx: Context) -> Readiness:
         try:
             list(transactions.user_index.query(PING_KEY, limit=1))
         except QueryError as error:
-            if error_code(error) != "ValidationException" or index not in str(error):
+            # DynamoDB: ValidationException "...does not have the specified index";
+            # moto: ResourceNotFoundException "Invalid index: ...". A missing table names none.
+            code = error_code(error)
+            if code not in ("ValidationException", "ResourceNotFoundException") or (
+                index not in str(error)
+            ):
                 raise
             raise ConfigurationError(
                 f"table {transactions.Meta.table_name!r} has no index {index!r}; "
@@ -69,28 +74,19 @@ def _describe(model: type[Model]) -> dict[str, Any] | None:
 
 
 def _table_problems(model: type[Model], description: dict[str, Any] | None) -> list[str]:
+    """What keeps ``model``'s table from serving: the checks migrate makes, and a missing index
+    (which migrate would add)."""
     name = model.Meta.table_name
     if description is None:
         return [f"table {name!r} does not exist"]
-    schema = model._get_schema()
-    expected = _key_schema(schema["key_schema"], schema["attribute_definitions"])
-    definitions = description.get("AttributeDefinitions", [])
-    actual = _key_schema(description["KeySchema"], definitions)
-    if expected != actual:
-        return [f"table {name!r} has key schema {actual}, but the model expects {expected}"]
-    present = {
-        index["IndexName"]: _key_schema(index["KeySchema"], definitions)
-        for index in description.get("GlobalSecondaryIndexes", [])
-    }
-    problems = []
-    for index in schema["global_secondary_indexes"]:
-        wanted = _key_schema(index["key_schema"], schema["attribute_definitions"])
-        found = present.get(index["index_name"])
-        if found is None:
-            problems.append(f"table {name!r} has no index {index['index_name']!r}")
-        elif found != wanted:
-            problems.append(
-                f"index {index['index_name']!r} of table {name!r} has key schema {found}, "
-                f"but the model expects {wanted}"
-            )
+    present = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+    problems = [
+        f"table {name!r} has no index {index['index_name']!r}"
+        for index in model._get_schema()["global_secondary_indexes"]
+        if index["index_name"] not in present
+    ]
+    try:  # keys, and each index's keys and projection (history reads every attribute)
+        check_schema_of(model, description)
+    except IncompatibleTable as error:  # IncompatibleIndex is one
+        return [str(error)]
     return problems

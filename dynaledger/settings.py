@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlparse
@@ -138,20 +139,33 @@ def from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[s
     return arguments, sources
 
 
+#: botocore's rule for a region name (it raises a bare error for others).
+_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+
+
 def check_arguments(
     *,
+    region: object,
     read_timeout: object,
     connect_timeout: object,
     deadline: object,
     max_pool_connections: object,
     botocore_config: object,
     retry: object,
+    clock: object,
 ) -> None:
     """Check the connection arguments of a ``Ledger``.
 
     Raises:
         ValidationError: One is bad; it names the argument.
     """
+    if region is not None and not (isinstance(region, str) and _REGION.fullmatch(region)):
+        raise ValidationError(
+            "region", f"must be a region name such as eu-west-1 (letters, digits, '-'), "
+                      f"not {region!r}"
+        )  # fmt: skip
+    if clock is not None and not callable(clock):
+        raise ValidationError("clock", "must be a callable returning an aware datetime")
     _check_seconds("read_timeout", read_timeout)
     _check_seconds("connect_timeout", connect_timeout)
     if deadline is not None:
@@ -189,10 +203,24 @@ LAYOUT_VARIABLES = {
 
 
 def layout_from_env(environ: Mapping[str, str], **overrides: str | None) -> TableLayout:
-    """The table layout the environment names (``DYNALEDGER_USERS_TABLE``...), with overrides."""
+    """The table layout the environment names (``DYNALEDGER_USERS_TABLE``...), with overrides.
+
+    An override of None leaves the variable's name in place.
+
+    Raises:
+        ValidationError: A bad name; the error names the variable it came from, or the
+            override's field.
+    """
+    given = {field: value for field, value in overrides.items() if value is not None}
     names = {field: environ.get(variable) for field, variable in LAYOUT_VARIABLES.items()}
-    names.update(overrides)
-    return TableLayout(**{field: value for field, value in names.items() if value})
+    names.update(given)
+    try:
+        return TableLayout(**{field: value for field, value in names.items() if value})
+    except ValidationError as error:
+        variable = LAYOUT_VARIABLES.get(error.field)
+        if variable is None or error.field in given:
+            raise
+        raise ValidationError(variable, error.rule) from error
 
 
 def is_loopback(endpoint_url: str | None) -> bool:

@@ -118,16 +118,20 @@ class TestAsyncLedger:
     def test_async_with_closes_the_ledger(
         self, ledger: Ledger, make_ledger: Callable[..., Ledger]
     ) -> None:
-        """Leaving ``async with`` closes the threads and the ledger."""
+        """Leaving ``async with`` closes the threads and the ledger: a later call, async or
+        not, raises ConfigurationError."""
         inner = make_ledger(table_prefix=ledger.settings.table_prefix)
         user_id = unique("a")
         ledger.create_user(user_id)
 
-        async def scenario() -> Decimal:
+        async def scenario() -> tuple[Decimal, str]:
             async with AsyncLedger(inner) as aledger:
-                return (await aledger.get_user_balance(user_id)).amount
+                amount = (await aledger.get_user_balance(user_id)).amount
+            with pytest.raises(ConfigurationError) as closed:
+                await aledger.get_user_balance(user_id)
+            return amount, str(closed.value)
 
-        assert Decimal("100.00") == asyncio.run(scenario())
+        assert (Decimal("100.00"), "this AsyncLedger was closed") == asyncio.run(scenario())
         with pytest.raises(ConfigurationError):
             inner.get_user_balance(user_id)
 

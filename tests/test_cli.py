@@ -203,6 +203,16 @@ class TestConsoleScript:
         )  # fmt: skip
         assert (0, f"{user_id}: 3.00 USD\n", "") == (done.returncode, done.stdout, done.stderr)
 
+    def test_a_reader_that_leaves_early_ends_the_command_quietly(self) -> None:
+        """Output closed before the command writes (``| head`` gone): exit 141, no traceback."""
+        command = [sys.executable, "-m", "dynaledger", "iam-policy", "--region", "eu-west-1",
+                   "--account", "123456789012"]  # fmt: skip
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as done:
+            assert done.stdout is not None
+            assert done.stderr is not None
+            done.stdout.close()  # before the interpreter has even imported dynaledger
+            assert (141, b"") == (done.wait(), done.stderr.read())
+
     def test_demo_walks_through_every_guarantee(self) -> None:
         """``dynaledger demo`` starts its own endpoint, plays the bet, ends with reconcile OK."""
         done = subprocess.run(
@@ -360,3 +370,35 @@ class TestTheReadmeCommandLine:
             "--meta": _named_before(section, "take `--meta"),
         }
         assert takes == documented
+
+
+class TestLayoutFromTheEnvironment:
+    def test_commands_read_the_layout_variables(
+        self, cli: Run, fresh_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """DYNALEDGER_USERS_TABLE names the accounts table for the CLI as for from_env: one no
+        table has is TableNotFound; a bad one an error naming the variable; --users-table wins."""
+        prefix = fresh_ledger.settings.table_prefix
+        fresh_ledger.create_user("alice", balance="3")
+        monkeypatch.setenv("DYNALEDGER_USERS_TABLE", "OtherUsers")
+        missing = f"error: table '{prefix}OtherUsers' does not exist; run `dynaledger migrate`\n"
+        assert (1, missing) == cli("balance", "alice")[::2]
+        assert (0, "alice: 3.00 USD\n") == cli("balance", "alice", "--users-table", "Users")[:2]
+        monkeypatch.setenv("DYNALEDGER_USERS_TABLE", "a b")
+        code, _, err = cli("balance", "alice")
+        rule = "must be 1 to 255 letters, digits, '_', '-' or '.', not 'a b'"
+        assert (1, f"error: DYNALEDGER_USERS_TABLE: {rule}\n") == (code, err)
+
+    def test_migrate_keys_the_records_by_the_variables_attribute(
+        self, make_ledger: Callable[..., Ledger], dynamodb_endpoint: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    ) -> None:  # fmt: skip
+        """DYNALEDGER_IDEMPOTENCY_KEY_ATTRIBUTE=idempotentKey: migrate keys Transactions by it."""
+        ledger = make_ledger()
+        monkeypatch.setenv("DYNALEDGER_IDEMPOTENCY_KEY_ATTRIBUTE", "idempotentKey")
+        prefix = ledger.settings.table_prefix
+        assert 0 == main(["--endpoint", dynamodb_endpoint, "--table-prefix", prefix, "migrate"])
+        described = ledger.botocore_client.describe_table(TableName=ledger.table_names[1])
+        assert [{"AttributeName": "idempotentKey", "KeyType": "HASH"}] == (
+            described["Table"]["KeySchema"]
+        )

@@ -8,7 +8,7 @@ import pytest
 
 from dynaledger import Ledger, Readiness, SchemaCheck
 from dynaledger.cli import main
-from dynaledger.errors import TableNotFound
+from dynaledger.errors import ConfigurationError, TableNotFound
 from dynaledger.migrations import Migrator, load_revisions
 from tests.conftest import RequestCounter
 
@@ -65,6 +65,38 @@ class TestMigrateCheck:
         assert (False, f"table '{p}Users' has key schema id S HASH, but the model expects "
                        "userId S HASH") == (check.ok, check.problems[0])  # fmt: skip
 
+    def test_a_history_index_projecting_keys_only_fails_the_check_as_migrate_refuses_it(
+        self, make_ledger: Callable[..., Ledger], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The index made again with KEYS_ONLY: the check names the projection, as migrate does."""
+        ledger = make_ledger()
+        ledger.migrate()
+        _replace_history_index(ledger, "KEYS_ONLY")
+        p = ledger.settings.table_prefix
+        line = (f"not ready: table '{p}Transactions' has index 'userId-timestamp-index' with "
+                "projection KEYS_ONLY, but the model expects ALL\n")  # fmt: skip
+        assert (1, line, "") == _cli(ledger, capsys, "migrate", "--check")
+
+
+def _replace_history_index(ledger: Ledger, projection: str | None) -> None:
+    """Delete the history index; make it again with ``projection`` unless None."""
+    client, table = ledger.botocore_client, ledger.table_names[1]
+    index = "userId-timestamp-index"
+    client.update_table(TableName=table,
+                        GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": index}}])  # fmt: skip
+    if projection is None:
+        return
+    keys = [("userId", "HASH"), ("timestamp", "RANGE")]
+    client.update_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"}
+                              for name in ("idempotencyKey", "userId", "timestamp")],
+        GlobalSecondaryIndexUpdates=[{"Create": {
+            "IndexName": index, "Projection": {"ProjectionType": projection},
+            "KeySchema": [{"AttributeName": name, "KeyType": kind} for name, kind in keys],
+        }}],
+    )  # fmt: skip
+
 
 def before_problems(p: str) -> tuple[str, ...]:
     return tuple(f"table '{p}{name}' does not exist"
@@ -89,6 +121,26 @@ class TestPing:
         with pytest.raises(TableNotFound) as caught:
             ledger.ping()
         assert ledger.settings.table_prefix + "Transactions" == caught.value.table_name
+
+    def test_a_missing_history_index_is_named_by_ping_and_history(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """Without the index: ping and history raise ConfigurationError naming the index, not
+        TableNotFound for a table that exists."""
+        ledger = make_ledger()
+        ledger.migrate()
+        ledger.create_user("u")
+        _replace_history_index(ledger, None)
+        p = ledger.settings.table_prefix
+        with pytest.raises(ConfigurationError) as pinged:
+            ledger.ping()
+        with pytest.raises(ConfigurationError, match="userId-timestamp-index") as read:
+            ledger.history("u")
+        assert (
+            f"table '{p}Transactions' has no index 'userId-timestamp-index'; "
+            "run `dynaledger migrate`",
+            False,
+        ) == (str(pinged.value), isinstance(read.value, TableNotFound))
 
     def test_the_ping_command(
         self, ledger: Ledger, make_ledger: Callable[..., Ledger],

@@ -76,6 +76,11 @@ class TestFromEnv:
             ("DYNALEDGER_MAX_POOL_CONNECTIONS", "many", "must be a whole number, not 'many'"),
             ("DYNALEDGER_OPENING_BALANCE", "1.001", "1.001 has more decimals than USD allows (2)"),
             ("DYNALEDGER_DEFAULT_CURRENCY", "usd", "'usd' is not a known ISO 4217 currency code"),
+            ("AWS_REGION", "bad region!", "must be a region name such as eu-west-1 (letters, "
+                                          "digits, '-'), not 'bad region!'"),
+            ("DYNALEDGER_USERS_TABLE", "U", "'U' (with the prefix) must be 3 to 255 characters"),
+            ("DYNALEDGER_TABLE_PREFIX", "my env",
+             "must be letters, digits, '_', '-' or '.', not 'my env'"),
         ],
     )  # fmt: skip
     def test_a_bad_value_is_a_validation_error_naming_the_variable(
@@ -107,3 +112,41 @@ class TestFromEnv:
             *LAYOUT_VARIABLES.values(),
         ]
         assert read == documented
+
+
+class TestArguments:
+    @pytest.mark.parametrize(
+        ("arguments", "field"),
+        [
+            ({"region": "bad region!"}, "region"),
+            ({"clock": 5}, "clock"),
+            ({"table_prefix": "a b"}, "table_prefix"),
+            ({"read_timeout": 0}, "read_timeout"),
+        ],
+    )
+    def test_a_bad_argument_is_a_validation_error_naming_it(
+        self, arguments: dict[str, object], field: str
+    ) -> None:
+        """Refused when the Ledger is made, before any request, naming the argument."""
+        with pytest.raises(ValidationError) as caught:
+            Ledger("http://127.0.0.1:9", **arguments)  # type: ignore[arg-type]
+        assert field == caught.value.field
+
+    @pytest.mark.parametrize(
+        ("arguments", "field"),
+        [
+            ({"max_attempts": 0}, "max_attempts"),
+            ({"max_attempts": "3"}, "max_attempts"),
+            ({"base_delay": -1}, "base_delay"),
+            ({"max_delay": float("nan")}, "max_delay"),
+        ],
+    )
+    def test_a_bad_retry_policy_is_a_validation_error_naming_it(
+        self, arguments: dict[str, object], field: str
+    ) -> None:
+        """RetryPolicy refuses what it cannot back off by, naming the argument."""
+        from dynaledger import RetryPolicy
+
+        with pytest.raises(ValidationError) as caught:
+            RetryPolicy(**arguments)  # type: ignore[arg-type]
+        assert field == caught.value.field

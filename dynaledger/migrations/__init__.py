@@ -122,7 +122,7 @@ class MigrationContext:
         if description is None:
             self.call(lambda: self._create(model))
             description = self._wait_active(model)
-        _check_schema(model, description)
+        check_schema_of(model, description)
         self._ensure_indexes(model)
 
     def check_table(self, model: type[Model]) -> None:
@@ -135,7 +135,7 @@ class MigrationContext:
         """
         description = self._describe(model)
         if description is not None:
-            _check_schema(model, description)
+            check_schema_of(model, description)
 
     def _describe(self, model: type[Model]) -> dict[str, Any] | None:
         def attempt() -> dict[str, Any] | None:
@@ -239,7 +239,7 @@ class MigrationContext:
             delay = min(delay * 2, 5.0)
 
 
-def _check_schema(model: type[Model], description: dict[str, Any]) -> None:
+def check_schema_of(model: type[Model], description: dict[str, Any]) -> None:
     """Raise unless the described table has ``model``'s key schema and compatible indexes."""
     schema = model._get_schema()
     expected = _key_schema(schema["key_schema"], schema["attribute_definitions"])

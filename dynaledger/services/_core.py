@@ -68,6 +68,20 @@ CONTENTION = "contention"
 UNAVAILABLE = "unavailable"
 
 
+def _at_least(name: str, value: object, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValidationError(name, f"must be a whole number of at least {least}, not {value!r}")
+
+
+def _seconds(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value < float("inf")
+    ):
+        raise ValidationError(name, f"must be a number of seconds, 0 or more, not {value!r}")
+
+
 @attrs.frozen
 class RetryPolicy:
     """Capped exponential backoff with full jitter, for failures that are safe to retry.
@@ -80,9 +94,9 @@ class RetryPolicy:
         max_delay: Seconds; no backoff is longer.
     """
 
-    max_attempts: int = attrs.field(default=8, validator=attrs.validators.ge(1))
-    base_delay: float = attrs.field(default=0.02, validator=attrs.validators.ge(0))
-    max_delay: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    max_attempts: int = attrs.field(default=8, validator=lambda _, a, v: _at_least(a.name, v, 1))
+    base_delay: float = attrs.field(default=0.02, validator=lambda _, a, v: _seconds(a.name, v))
+    max_delay: float = attrs.field(default=1.0, validator=lambda _, a, v: _seconds(a.name, v))
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
@@ -295,7 +309,11 @@ def _http_status(error: BaseException | None) -> int:
     return 0
 
 
-def translate(error: Exception) -> LedgerError:
+#: A query of an index the table lacks: DynamoDB's message, then moto's.
+_MISSING_INDEX = re.compile(r"does not have the specified index|Invalid index: \S+ for table")
+
+
+def translate(error: Exception) -> LedgerError:  # noqa: PLR0911 - one return per kind of failure
     """Turn a non-retryable PynamoDB or botocore failure into a :class:`LedgerError`.
 
     Missing or rejected credentials and denied access become
@@ -303,8 +321,12 @@ def translate(error: Exception) -> LedgerError:
     """
     if isinstance(error, LedgerError):
         return error
+    message = str(getattr(error, "msg", error))
+    if _MISSING_INDEX.search(message):
+        return ConfigurationError(
+            f"the table has no such index ({_cause(error)}); run `dynaledger migrate`", cause=error
+        )
     if isinstance(error, TableDoesNotExist) or error_code(error) == "ResourceNotFoundException":
-        message = str(getattr(error, "msg", error))
         return TableNotFound(_table_from_message(message))
     cause = _cause(error)
     if isinstance(cause, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
