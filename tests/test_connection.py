@@ -16,7 +16,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.signals import pre_dynamodb_send
 
-from dynaledger import Ledger, RetryPolicy
+from dynaledger import Ledger, Leg, RetryPolicy
 from dynaledger.errors import ConcurrencyError, ConfigurationError, ServiceUnavailable
 from dynaledger.models import signals_heard
 from tests import faultproxy
@@ -54,6 +54,35 @@ class TestDeadline:
             "get_user_balance: DynamoDB did not answer or kept failing within its deadline of 0.5 s"
         )
         assert str(error).endswith("; try again later")
+
+    @pytest.mark.parametrize("operation", ["hold", "post", "set_credit_limit", "refund"])
+    def test_a_held_write_of_any_money_operation_ends_at_the_deadline(
+        self, ledger: Ledger, proxied: Proxied, operation: str
+    ) -> None:
+        """The proxy holds TransactWriteItems: each operation raises ServiceUnavailable at the
+        0.5 s deadline (not the 60 s read timeout), naming itself."""
+        user, other, original = unique("d"), unique("d"), unique("k")
+        ledger.create_user(user)
+        ledger.create_user(other)
+        ledger.transact(idempotency_key=original, user_id=user, amount="1", type="debit")
+        hold = faultproxy.Hold("TransactWriteItems")
+        through, _ = proxied(hold, deadline=0.5, read_timeout=60)
+        calls: dict[str, Callable[[], object]] = {
+            "hold": lambda: through.hold(idempotency_key=unique("h"), user_id=user, amount="1"),
+            "post": lambda: through.post(idempotency_key=unique("p"), legs=[
+                Leg(user, "1", "debit"), Leg(other, "1", "credit")]),
+            "set_credit_limit": lambda: through.set_credit_limit(
+                idempotency_key=unique("l"), user_id=user, limit="5"),
+            "refund": lambda: through.refund(idempotency_key=unique("r"), of=original),
+        }  # fmt: skip
+        try:
+            with pytest.raises(ServiceUnavailable) as caught:
+                calls[operation]()
+        finally:
+            hold.release.set()
+        assert (True, True, operation) == (
+            hold.arrived.is_set(), caught.value.deadline_exceeded, caught.value.operation,
+        )  # fmt: skip
 
     def test_a_backoff_that_would_pass_the_deadline_is_not_slept(
         self, ledger: Ledger, proxied: Proxied
