@@ -46,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _guarded(action: Callable[[], int]) -> int:
     try:
-        return action()
+        code = action()
+        sys.stdout.flush()  # here, not at exit, so that a reader gone early is seen below
     except LedgerError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -57,6 +58,7 @@ def _guarded(action: Callable[[], int]) -> int:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    return code
 
 
 def _endpoint(args: argparse.Namespace) -> str | None:

@@ -88,6 +88,7 @@ class Ledger(
         botocore_config: Config | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        region = region or None  # "" (an unset variable passed on) is botocore's own lookup
         currencies = Currencies(dict(assets or {}))
         currency = currencies.validate(default_currency, "default_currency")
         settings.check_endpoint(endpoint_url)

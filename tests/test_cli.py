@@ -207,7 +207,9 @@ class TestConsoleScript:
         """Output closed before the command writes (``| head`` gone): exit 141, no traceback."""
         command = [sys.executable, "-m", "dynaledger", "iam-policy", "--region", "eu-west-1",
                    "--account", "123456789012"]  # fmt: skip
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as done:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as in a shell
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=env) as done:  # fmt: skip
             assert done.stdout is not None
             assert done.stderr is not None
             done.stdout.close()  # before the interpreter has even imported dynaledger

@@ -339,7 +339,7 @@ class TestUnreadableRecords:
         self, fresh_ledger: Ledger
     ) -> None:
         """A credit of 5 with no timestamp: history shows nothing, reconcile reports the
-        balance (105 against 100) as a mismatch, a replay raises UnreadableRecord."""
+        balance (105 against 100) as a mismatch, a replay and a refund raise UnreadableRecord."""
         ledger = fresh_ledger
         put_user(ledger, "u", balance={"N": "105"})
         ledger.botocore_client.put_item(TableName=ledger.table_names[1], Item={
@@ -354,6 +354,8 @@ class TestUnreadableRecords:
         )
         with pytest.raises(UnreadableRecord, match="an applied record with no timestamp"):
             ledger.transact(idempotency_key="k", user_id="u", amount="5", type="credit")
+        with pytest.raises(UnreadableRecord, match="an applied record with no timestamp"):
+            ledger.refund(idempotency_key="r", of="k")
 
     def test_a_record_in_another_currency_than_its_account(self, fresh_ledger: Ledger) -> None:
         """10 EUR on a USD account: history shows it as stored, a refund is CurrencyMismatch,
@@ -455,6 +457,8 @@ class TestCursors:
             _forge("h2", "{user}", "not a time", "2026-01-02T03:04:05", "000000000", "k"),
             _forge("h2", "{user}", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05", "12", "k"),
             _forge("h2", "{user}", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05", "000000000", ""),
+            _forge("h2", "{user}", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05", "000000000",
+                   "k\ud800"),  # a lone surrogate no stored key holds
             _forge("h1", "{user}", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05", "000000000", "k"),
             _forge("h2", "someone-else", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05",
                    "000000000", "k"),

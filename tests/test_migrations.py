@@ -207,6 +207,22 @@ class TestAdoption:
             "but the model expects idempotencyKey S HASH"
         ) == str(caught.value)
 
+    def test_a_later_migrate_naming_tables_never_made_stops_naming_the_table(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """Migrated with the default layout; a ledger naming its accounts table OtherUsers on
+        the same migrations table finds every revision applied and no such table: an error."""
+        from dynaledger import TableLayout
+        from dynaledger.errors import MigrationError
+
+        migrated = make_ledger()
+        migrated.migrate()
+        other = make_ledger(table_prefix=migrated.settings.table_prefix,
+                            layout=TableLayout(users_table="OtherUsers"))  # fmt: skip
+        with pytest.raises(MigrationError, match="does not exist, though the revisions") as caught:
+            other.migrate()
+        assert f"'{migrated.settings.table_prefix}OtherUsers'" in str(caught.value)
+
 
 HISTORY_INDEX = "userId-timestamp-index"
 

@@ -462,6 +462,20 @@ class TestNumbers:
         ]
         assert "0E-8" == (DynamoType({"N": "1"}) - DynamoType({"N": "1.00000000"})).value
 
+    def test_an_update_refused_for_its_sum_writes_nothing(
+        self, seeded: tuple[Any, dict[str, str]]
+    ) -> None:
+        """``SET s = :x ADD n :big`` whose ADD passes 38 digits: ValidationException, and the
+        SET is not left behind (moto computes ADD after applying SET, in place)."""
+        dynamodb, tables = seeded
+        request = {"TableName": "hashed", "Key": {"pk": {"S": "keep"}},
+                   "UpdateExpression": "SET s = :x ADD n :big",
+                   "ExpressionAttributeValues": {":x": {"S": "new"},
+                                                 ":big": {"N": "9" * 37 + ".1"}}}  # fmt: skip
+        answer = call(dynamodb, "update_item", named(request, tables))
+        unchanged = {"hashed": [KEEP], "ranged": [ROW], "index x": [KEEP], "stream records": 1}
+        assert (400, unchanged) == (answer["status"], _seen(dynamodb, tables))
+
 
 # The guard against table copies -------------------------------------------------------
 

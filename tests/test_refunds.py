@@ -249,22 +249,22 @@ class TestRefundOfPosting:
             (result.amount, result.replayed) for result in results
         ]
 
-    def test_an_account_netting_0_is_credited_0_back_even_past_its_lowered_limit(
-        self, ledger: Ledger
-    ) -> None:
-        """Its leg of 0 is given back as a credit of 0: no floor, so an account left at -10
-        by a limit lowered to 0 does not stop the refund."""
-        debtor, house, player, key = unique("dt"), _user(ledger), _user(ledger, "0"), unique()
-        ledger.create_user(debtor, balance="0", credit_limit="10")
-        ledger.transact(idempotency_key=unique(), user_id=debtor, amount="10", type="debit")
+    def test_an_account_netting_0_is_given_back_a_credit_of_0(self, ledger: Ledger) -> None:
+        """Its leg of 0 (a credit of 0, as merged) comes back as a credit of 0 in the refund,
+        shown so in its history; the other accounts are reversed."""
+        even, house, player, key = _user(ledger, "0"), _user(ledger), _user(ledger, "0"), unique()
         ledger.post(idempotency_key=key, legs=[
-            Leg(debtor, "3", "credit"), Leg(debtor, "3", "debit"),
+            Leg(even, "3", "credit"), Leg(even, "3", "debit"),
             Leg(house, "5", "debit"), Leg(player, "5", "credit"),
         ])  # fmt: skip
-        ledger.set_credit_limit(idempotency_key=unique(), user_id=debtor, limit="0")
-        ledger.refund(idempotency_key=unique("rf"), of=key)
-        assert [Decimal("-10.00"), Decimal("100.00"), Decimal("0.00")] == [
-            _balance(ledger, user) for user in (debtor, house, player)
+        back = unique("rf")
+        ledger.refund(idempotency_key=back, of=key)
+        newest = ledger.history(even).items[0]
+        assert (back, "refund", "credit", Decimal("0.00")) == (
+            newest.idempotency_key, newest.kind, newest.type.value, newest.amount,
+        )  # fmt: skip
+        assert [Decimal("0.00"), Decimal("100.00"), Decimal("0.00")] == [
+            _balance(ledger, user) for user in (even, house, player)
         ]
 
 

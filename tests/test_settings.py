@@ -132,6 +132,10 @@ class TestArguments:
             Ledger("http://127.0.0.1:9", **arguments)  # type: ignore[arg-type]
         assert field == caught.value.field
 
+    def test_an_empty_region_is_no_region(self) -> None:
+        """region="" (an unset variable passed on) is as None: the local default here."""
+        assert "us-east-1" == Ledger("http://127.0.0.1:9", region="").settings.region
+
     @pytest.mark.parametrize(
         ("arguments", "field"),
         [

@@ -126,16 +126,23 @@ class MigrationContext:
         self._ensure_indexes(model)
 
     def check_table(self, model: type[Model]) -> None:
-        """Check an existing table against ``model`` (a missing one is left to ``ping``).
+        """Check the table of ``model``, which the applied revisions made, against it.
 
         Raises:
+            MigrationError: The table does not exist, though the revisions that make it are
+                recorded as applied (this ledger names other tables, or it was deleted).
             IncompatibleTable: The table has another key schema (such as another key
                 attribute than this ledger's layout names).
             IncompatibleIndex: One of its indexes has another key schema or projection.
         """
         description = self._describe(model)
-        if description is not None:
-            check_schema_of(model, description)
+        if description is None:
+            raise MigrationError(
+                f"table {model.Meta.table_name!r} does not exist, though the revisions that "
+                "make it are recorded as applied: this ledger names other tables than the "
+                "migrated ones, or the table was deleted"
+            )
+        check_schema_of(model, description)
 
     def _describe(self, model: type[Model]) -> dict[str, Any] | None:
         def attempt() -> dict[str, Any] | None:

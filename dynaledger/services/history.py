@@ -136,7 +136,11 @@ class _Cursor:
         # The cursor only positions a read of this user's own index partition.
         if (tag, owner) not in ((_CURSOR_TAG, _owner(user_id)), (_LEGACY_CURSOR_TAG, user_id)):
             raise invalid
-        if (tag == _CURSOR_TAG) != bool(key_part) or not 0 < len(key.encode()) <= MAX_KEY_BYTES:
+        try:
+            size = len(key.encode())
+        except UnicodeError:  # a lone surrogate: no stored key holds one
+            raise invalid from None
+        if (tag == _CURSOR_TAG) != bool(key_part) or not 0 < size <= MAX_KEY_BYTES:
             raise invalid
         if instant_key(resume) is None or instant_key(f"{second}.{fraction}Z") != (
             second,

@@ -27,6 +27,7 @@ from dynaledger.errors import (
     MovementNotFound,
     NotRefundable,
     RefundExceeded,
+    UnreadableRecord,
     UserNotFound,
     ValidationError,
 )
@@ -123,10 +124,15 @@ def _refundable(record: Transaction, of: str) -> Transaction:
 
     Raises:
         NotRefundable.
+        UnreadableRecord: An applied record with no timestamp (another client's): outside
+            history and reconcile, so refused here as a replay of its key refuses it.
     """
     kind = record.kind or KIND_TRANSACT
     if record.status == STATUS_REJECTED:
         raise NotRefundable(of, "it was refused")
+    if record.timestamp is None:
+        table = record.Meta.table_name
+        raise UnreadableRecord(table, of, "an applied record with no timestamp")
     if kind == KIND_REFUND:
         raise NotRefundable(of, "it is a refund")
     if kind not in REFUNDABLE:
