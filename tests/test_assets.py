@@ -10,7 +10,7 @@ import pytest
 
 from dynaledger import Ledger
 from dynaledger.cli import main
-from dynaledger.errors import ValidationError
+from dynaledger.errors import LedgerError, ValidationError
 from dynaledger.money import EXACT, ISO, Currencies, parse_assets
 from tests.conftest import unique
 
@@ -103,6 +103,22 @@ class TestLimits:
             crypto.transact(idempotency_key=unique("k"), user_id=user_id, type="credit",
                             amount=f"1000000000000000.{WEI[2:]}", currency="ETH")  # fmt: skip
         assert "amount" == caught.value.field
+
+    def test_a_hold_taken_back_past_the_largest_balance_is_refused_with_dynamodbs_reason(
+        self, crypto: Ledger
+    ) -> None:
+        """The known edge: at the largest balance, hold 50, credit 50 (the balance is bounded
+        alone), then void: DynamoDB refuses the 39-digit sum; LedgerError says so."""
+        largest = Currencies().max_balance("USD")
+        user = unique("top")
+        crypto.create_user(user, balance=largest)
+        hold = crypto.hold(idempotency_key=unique("h"), user_id=user, amount="50")
+        crypto.transact(idempotency_key=unique("k"), user_id=user, amount="50", type="credit")
+        with pytest.raises(LedgerError, match="more than 38 significant digits"):
+            crypto.void(idempotency_key=unique("v"), hold_id=hold.hold_id)
+        assert (largest, Decimal("50.00")) == (
+            crypto.get_user_balance(user).amount, crypto.get_user_balance(user).held,
+        )  # fmt: skip
 
     def test_a_starting_balance_past_the_largest_is_refused(self, crypto: Ledger) -> None:
         """create_user with more than the largest ETH balance is a ValidationError on balance."""

@@ -376,7 +376,12 @@ def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:  # noqa
         return Verdict("account", user_id=change.user_id, account=change, user=user, raw=raw)
     _refuse_unreadable_accounts(ctx, cancelled)
     codes = [reason.code if reason else "None" for reason in every]
-    raise LedgerError(f"transaction cancelled for an unexpected reason: {codes}")
+    said = "; ".join(
+        f"{reason.code}: {reason.message}" for reason in every if reason and reason.message
+    )
+    raise LedgerError(
+        f"transaction cancelled for an unexpected reason: {codes}" + (f" ({said})" if said else "")
+    )
 
 
 def _refuse_unreadable_accounts(ctx: Context, cancelled: Cancellation) -> None:
