@@ -125,17 +125,20 @@ class MigrationContext:
         check_schema_of(model, description)
         self._ensure_indexes(model)
 
-    def check_table(self, model: type[Model]) -> None:
-        """Check the table of ``model``, which the applied revisions made, against it.
+    def check_table(self, model: type[Model], *, required: bool = True) -> None:
+        """Check the table of ``model`` against it; with ``required``, it must exist (the
+        revisions that make it are applied).
 
         Raises:
-            MigrationError: The table does not exist, though the revisions that make it are
-                recorded as applied (this ledger names other tables, or it was deleted).
+            MigrationError: ``required``, and the table does not exist (this ledger names
+                other tables than the migrated ones, or it was deleted).
             IncompatibleTable: The table has another key schema (such as another key
                 attribute than this ledger's layout names).
             IncompatibleIndex: One of its indexes has another key schema or projection.
         """
         description = self._describe(model)
+        if description is None and not required:
+            return
         if description is None:
             raise MigrationError(
                 f"table {model.Meta.table_name!r} does not exist, though the revisions that "
@@ -346,6 +349,8 @@ class Migrator:
     ) -> None:
         self._ctx = ctx
         self._revisions = load_revisions() if revisions is None else revisions
+        #: With every revision of the package applied, every table of the models must exist.
+        self._complete = revisions is None
         self._protection = protection or TableProtection()
         self._wait_seconds = wait_seconds
         self._schema = MigrationContext(ctx, wait_seconds)
@@ -405,7 +410,7 @@ class Migrator:
         for model in self._tables:
             # Revisions applied before (by a ledger of another layout, perhaps) created or
             # adopted the tables; this ledger's models must still fit them.
-            self._schema.check_table(model)
+            self._schema.check_table(model, required=self._complete)
             self._schema.protect(model, self._protection)
         return applied
 
