@@ -471,6 +471,17 @@ class TestReading:
         ]
 
 
+def _moved_on(timed: Ledger, clock: Clock, captured: str) -> str:
+    """A hold of 5 this ledger placed (and knows), of which another ledger captured some."""
+    player, house = _user(timed), _user(timed, "0")
+    hold_id = unique("h")
+    timed.hold(idempotency_key=hold_id, user_id=player, amount="5", to_user_id=house)
+    other = Ledger(timed.settings.endpoint_url, table_prefix=timed.settings.table_prefix,
+                   retry=FAST_RETRY, clock=clock)  # fmt: skip
+    other.capture(idempotency_key=unique("c"), hold_id=hold_id, amount=captured, final=False)
+    return hold_id
+
+
 class TestCost:
     def test_hold_capture_and_void_cost_their_requests(
         self, timed: Ledger, count_requests: Callable[[Ledger], RequestCounter]
@@ -534,12 +545,7 @@ class TestCost:
         """This ledger knows the hold at 5; another captures 4 of it. This ledger's capture
         of 2 is refused by the write's conditions, reads the hold (1 left) and raises
         HoldExceeded naming what is left: nothing is captured twice."""
-        player, house = _user(timed), _user(timed, "0")
-        hold_id = unique("h")
-        timed.hold(idempotency_key=hold_id, user_id=player, amount="5", to_user_id=house)
-        other = Ledger(timed.settings.endpoint_url, table_prefix=timed.settings.table_prefix,
-                       retry=FAST_RETRY, clock=clock)  # fmt: skip
-        other.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="4", final=False)
+        hold_id = _moved_on(timed, clock, captured="4")
         counter = count_requests(timed)
         with pytest.raises(HoldExceeded) as refused:
             timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="2", final=False)
@@ -556,12 +562,7 @@ class TestCost:
     ) -> None:
         """Another ledger captured 1 of the 5 this ledger knows: its capture of 2 is the
         refused write, the read, and the write again; 2 are captured, 2 remain."""
-        player, house = _user(timed), _user(timed, "0")
-        hold_id = unique("h")
-        timed.hold(idempotency_key=hold_id, user_id=player, amount="5", to_user_id=house)
-        other = Ledger(timed.settings.endpoint_url, table_prefix=timed.settings.table_prefix,
-                       retry=FAST_RETRY, clock=clock)  # fmt: skip
-        other.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="1", final=False)
+        hold_id = _moved_on(timed, clock, captured="1")
         counter = count_requests(timed)
         result = timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="2",
                                final=False)  # fmt: skip
