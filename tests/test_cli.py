@@ -342,7 +342,8 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
 
 def _named_before(text: str, marker: str) -> list[str]:
     """The backquoted names in the README sentence that ends with ``marker``."""
-    sentence = text[: text.index(marker)].rsplit(".", 1)[-1]
+    prose = " ".join(text.split())  # however its lines are wrapped
+    sentence = prose[: prose.index(marker)].rsplit(".", 1)[-1]
     return re.findall(r"`([a-z-]+)`", sentence)
 
 
