@@ -26,7 +26,6 @@ from dynaledger import values
 from dynaledger.errors import (
     IdempotencyConflict,
     LedgerError,
-    UnreadableRecord,
     UserNotFound,
     ValidationError,
 )
@@ -36,7 +35,12 @@ from dynaledger.services import deployment
 from dynaledger.services._core import Context, new_request_id, note_own_success, run
 from dynaledger.services.accounts import parse_limit, require_user
 from dynaledger.services.engine import AccountChange, Plan, read_cancellation, send
-from dynaledger.services.records import account_currency, load_transaction, read_transaction
+from dynaledger.services.records import (
+    account_currency,
+    applied_at,
+    load_transaction,
+    read_transaction,
+)
 
 
 @attrs.frozen
@@ -108,7 +112,7 @@ def set_credit_limit(
             user_id=record.user_id,
             credit_limit=present(record.amount, currency),
             currency=currency,
-            timestamp=_timestamp(record),
+            timestamp=applied_at(record),
             replayed=replayed,
         )
 
@@ -163,10 +167,3 @@ def _attempt(
     raise LedgerError(
         f"a change of credit limit cancelled for an unexpected reason: {verdict.kind}"
     )
-
-
-def _timestamp(record: Transaction) -> datetime:
-    if record.timestamp is None:
-        table = record.Meta.table_name
-        raise UnreadableRecord(table, record.idempotency_key, "an applied record with no timestamp")
-    return record.timestamp

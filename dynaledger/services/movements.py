@@ -29,7 +29,6 @@ from dynaledger.errors import (
     InsufficientFunds,
     LedgerError,
     TooManyHolds,
-    UnreadableRecord,
     ValidationError,
 )
 from dynaledger.models import build
@@ -68,6 +67,7 @@ from dynaledger.services.engine import (
 from dynaledger.services.expiry import expired_entries, with_releases
 from dynaledger.services.records import (
     account_currency,
+    applied_at,
     credit_limit,
     load_transaction,
     load_user,
@@ -207,7 +207,7 @@ def transact(
         amount=applied,
         type=entry_type,
         currency=outcome.currency,
-        timestamp=_timestamp(outcome.record),
+        timestamp=applied_at(outcome.record),
         replayed=outcome.replayed,
         metadata=stored.get("metadata") or {},
     )
@@ -250,7 +250,7 @@ def transfer(
         to_user_id=record.counterparty_id or "",
         amount=ctx.currencies.present(record.amount, outcome.currency),
         currency=outcome.currency,
-        timestamp=_timestamp(record),
+        timestamp=applied_at(record),
         replayed=outcome.replayed,
         metadata=record.metadata or {},
     )
@@ -280,14 +280,6 @@ def amount_and_currency(
     money.parse_amount(amount, None)
     held = account_currency(ctx, require_user(ctx, user_id))
     return money.parse_amount(amount, held), held, True
-
-
-def _timestamp(record: Transaction) -> datetime:
-    moment: datetime | None = record.attribute_values.get("timestamp")
-    if moment is None:  # only rejected records lack one, and those raise
-        table = record.Meta.table_name
-        raise UnreadableRecord(table, record.idempotency_key, "an applied record with no timestamp")
-    return moment
 
 
 def execute(ctx: Context, request: Request, raw_amount: object) -> _Outcome:

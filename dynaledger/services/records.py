@@ -180,6 +180,20 @@ def load_transaction(ctx: Context, raw: dict[str, Any]) -> Transaction:
     return record
 
 
+def applied_at(record: Transaction) -> datetime:
+    """When an applied record was applied: its ``timestamp``.
+
+    Raises:
+        UnreadableRecord: It has none (another client's record: outside the history
+            index, so replays and refunds refuse it as history cannot show it).
+    """
+    moment: datetime | None = record.attribute_values.get("timestamp")
+    if moment is None:
+        table = record.Meta.table_name
+        raise UnreadableRecord(table, record.idempotency_key, "an applied record with no timestamp")
+    return moment
+
+
 def _timestamp_problem(record: Transaction, raw: dict[str, Any]) -> str | None:
     """A ``timestamp`` that is not a UTC instant, or on a refusal (refusals are not history)."""
     if record.timestamp is None:

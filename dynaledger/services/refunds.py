@@ -27,7 +27,6 @@ from dynaledger.errors import (
     MovementNotFound,
     NotRefundable,
     RefundExceeded,
-    UnreadableRecord,
     UserNotFound,
     ValidationError,
 )
@@ -59,7 +58,7 @@ from dynaledger.services.postings import (
     refusal_figures,
     replay,
 )
-from dynaledger.services.records import load_transaction
+from dynaledger.services.records import applied_at, load_transaction
 
 #: The kinds a refund can give back.
 REFUNDABLE = frozenset({KIND_TRANSACT, KIND_TRANSFER, KIND_CAPTURE, KIND_POSTING})
@@ -130,9 +129,7 @@ def _refundable(record: Transaction, of: str) -> Transaction:
     kind = record.kind or KIND_TRANSACT
     if record.status == STATUS_REJECTED:
         raise NotRefundable(of, "it was refused")
-    if record.timestamp is None:
-        table = record.Meta.table_name
-        raise UnreadableRecord(table, of, "an applied record with no timestamp")
+    applied_at(record)  # none: refused, as a replay of its key refuses it
     if kind == KIND_REFUND:
         raise NotRefundable(of, "it is a refund")
     if kind not in REFUNDABLE:
