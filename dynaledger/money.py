@@ -325,9 +325,10 @@ def validate_metadata(value: object, field: str = "metadata") -> dict[str, str]:
             raise ValidationError(
                 field, f"{key}: at most {MAX_METADATA_VALUE} characters, got {len(text)}"
             )
-        if any(ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 for char in text):
-            raise ValidationError(field, f"{key}: must not contain control characters")
-        size += len(key.encode()) + len(text.encode("utf-8", "surrogatepass"))
+        problem = _forbidden_character(text)
+        if problem is not None:
+            raise ValidationError(field, f"{key}: {problem}")
+        size += len(key.encode()) + len(text.encode())
         checked[key] = text
     if size > MAX_METADATA_BYTES:
         raise ValidationError(field, f"at most {MAX_METADATA_BYTES} bytes in all, got {size}")
@@ -346,18 +347,25 @@ def validate_identifier(value: object, field: str) -> str:
         )
     if value.isspace():
         raise ValidationError(field, "must not be only whitespace")
-    if value.isprintable():  # no control character, no surrogate: the usual case, at once
-        return value
-    found = _FORBIDDEN_IN_IDENTIFIERS.search(value)
-    if found is not None:
-        code = ord(found.group())
-        if code < 0xD800:
-            raise ValidationError(
-                field, f"must not contain control characters (found U+{code:04X})"
-            )
-        raise ValidationError(field, f"must not contain lone surrogates (found U+{code:04X})")
+    problem = _forbidden_character(value)
+    if problem is not None:
+        raise ValidationError(field, problem)
     return value
 
 
-#: What an identifier must not hold: C0 and C1 control characters, lone surrogates.
-_FORBIDDEN_IN_IDENTIFIERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: What no identifier or metadata value may hold: C0 and C1 control characters, lone
+#: surrogates (not UTF-8, so DynamoDB could not store them).
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _forbidden_character(text: str) -> str | None:
+    """The rule ``text`` breaks by a character it holds, or None."""
+    if text.isprintable():  # no control character, no surrogate: the usual case, at once
+        return None
+    found = _FORBIDDEN.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if code < 0xD800:
+        return f"must not contain control characters (found U+{code:04X})"
+    return f"must not contain lone surrogates (found U+{code:04X})"

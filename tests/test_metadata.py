@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dynaledger import Ledger
+from dynaledger import Ledger, Leg
 from dynaledger.cli import main
 from dynaledger.errors import IdempotencyConflict, ValidationError
 from tests.conftest import unique
@@ -126,7 +126,8 @@ class TestBounds:
             ({"has space": "v"}, "key 'has space' must be 1 to 64 of A-Z a-z 0-9 _ . : -"),
             ({"n": 5}, "n: must be a str, not int"),
             ({"n": "x" * 257}, "n: at most 256 characters, got 257"),
-            ({"n": "line\nbreak"}, "n: must not contain control characters"),
+            ({"n": "line\nbreak"}, "n: must not contain control characters (found U+000A)"),
+            ({"n": "x\ud800"}, "n: must not contain lone surrogates (found U+D800)"),
             ({f"k{n}": "é" * 128 for n in range(9)}, "at most 2048 bytes in all, got 2322"),
             (["round", "r-81"], "must be a mapping of str to str, not list"),
         ],
@@ -140,6 +141,42 @@ class TestBounds:
             ledger.transact(idempotency_key=unique("k"), user_id="anyone", amount=1,
                             type="credit", metadata=metadata)  # type: ignore[arg-type]  # fmt: skip
         assert ("metadata", rule, 0) == (caught.value.field, caught.value.rule, counter.total)
+
+
+    def test_every_operation_refuses_bad_metadata_before_sending(
+        self, ledger: Ledger, count_requests: Any
+    ) -> None:
+        """Every operation taking metadata checks it first: a lone surrogate (which no
+        UTF-8 request can carry) is a ValidationError on metadata, with nothing sent."""
+        payer, payee = _funded(ledger), _funded(ledger)
+        held = ledger.hold(idempotency_key=unique("h"), user_id=payer, amount=5)
+        credited = ledger.transact(idempotency_key=unique("t"), user_id=payee, amount=1,
+                                   type="credit")  # fmt: skip
+        bad = {"note": "x\ud800"}
+        operations = {
+            "transact": lambda: ledger.transact(idempotency_key=unique("k"), user_id=payer,
+                                                amount=1, type="credit", metadata=bad),
+            "transfer": lambda: ledger.transfer(idempotency_key=unique("k"), from_user_id=payer,
+                                                to_user_id=payee, amount=1, metadata=bad),
+            "hold": lambda: ledger.hold(idempotency_key=unique("k"), user_id=payer, amount=1,
+                                        metadata=bad),
+            "capture": lambda: ledger.capture(idempotency_key=unique("k"), hold_id=held.hold_id,
+                                              metadata=bad),
+            "void": lambda: ledger.void(idempotency_key=unique("k"), hold_id=held.hold_id,
+                                        metadata=bad),
+            "refund": lambda: ledger.refund(idempotency_key=unique("k"),
+                                            of=credited.idempotency_key, metadata=bad),
+            "post": lambda: ledger.post(idempotency_key=unique("k"), metadata=bad, legs=[
+                Leg(payer, 1, "debit"), Leg(payee, 1, "credit")]),
+        }  # fmt: skip
+        refused = {}
+        counter = count_requests(ledger)
+        for name, operation in operations.items():
+            with pytest.raises(ValidationError) as caught:
+                operation()
+            refused[name] = (caught.value.field, caught.value.rule)
+        rule = ("metadata", "note: must not contain lone surrogates (found U+D800)")
+        assert ({name: rule for name in operations}, 0) == (refused, counter.total)
 
 
 def test_the_cli_takes_meta_options(ledger: Ledger, capsys: pytest.CaptureFixture[str]) -> None:
