@@ -10,7 +10,7 @@ import pytest
 
 from dynaledger import Ledger
 from dynaledger.cli import main
-from dynaledger.errors import LedgerError, ValidationError
+from dynaledger.errors import LedgerError, UserNotFound, ValidationError
 from dynaledger.money import EXACT, ISO, Currencies, parse_assets
 from tests.conftest import unique
 
@@ -125,6 +125,38 @@ class TestLimits:
         with pytest.raises(ValidationError) as caught:
             crypto.create_user(unique("eth"), currency="ETH", balance="100000000000000000000")
         assert "balance" == caught.value.field
+
+    @pytest.mark.parametrize(
+        ("opening", "currency", "rule"),
+        [
+            ("0.55", "CHIPS", "the opening balance 0.55 has more decimals than CHIPS allows (0)"),
+            ("0.55", "JPY", "the opening balance 0.55 has more decimals than JPY allows (0)"),
+            (
+                "1000000000000000000000",
+                "ETH",
+                "the opening balance must be at most 99999999999999999999.999999999999999999, "
+                "got 1000000000000000000000.00",
+            ),
+        ],
+    )
+    def test_an_account_on_an_opening_balance_its_currency_cannot_hold_is_refused(
+        self, make_ledger: Callable[..., Ledger], opening: str, currency: str, rule: str
+    ) -> None:
+        """The opening balance is held in the account's own currency: created without a
+        balance, an account whose currency cannot hold it is refused, nothing written;
+        given a balance, it is created."""
+        ledger = make_ledger(assets=ASSETS, opening_balance=opening)
+        ledger.migrate()
+        user_id = unique("opening")
+        with pytest.raises(ValidationError) as caught:
+            ledger.create_user(user_id, currency=currency)
+        assert ("balance", f"must be given for an account in {currency}: {rule}") == (
+            caught.value.field, caught.value.rule,
+        )  # fmt: skip
+        with pytest.raises(UserNotFound):
+            ledger.get_user_balance(user_id)
+        ledger.create_user(user_id, currency=currency, balance=5)
+        assert Decimal(5) == ledger.get_user_balance(user_id).amount
 
 
 class TestEighteenDecimals:

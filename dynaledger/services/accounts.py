@@ -109,9 +109,11 @@ def create_user(
     account_currency = (
         ctx.default_currency if currency is None else ctx.currencies.validate(currency)
     )
-    starting: Decimal | None = (
-        None if balance is None else ctx.currencies.parse_balance(balance, account_currency)
-    )
+    if balance is None:
+        _check_opening_fits(ctx, account_currency)
+        starting = None
+    else:
+        starting = ctx.currencies.parse_balance(balance, account_currency)
     limit = parse_limit(ctx, credit_limit, account_currency)
     now = ctx.now()
     with localcontext(EXACT):
@@ -160,6 +162,22 @@ def create_user(
     return values.User(
         user_id, account_currency, starting, ctx.currencies.present(limit, account_currency)
     )
+
+
+def _check_opening_fits(ctx: Context, currency: str) -> None:
+    """An account created on the opening balance holds it in its own currency: it must be
+    a balance of that currency (its decimals, at most its largest balance).
+
+    Raises:
+        ValidationError: On ``balance``, which must then be given.
+    """
+    try:
+        ctx.currencies.parse_balance(ctx.opening_balance, currency, "balance")
+    except ValidationError as error:
+        raise ValidationError(
+            "balance",
+            f"must be given for an account in {currency}: the opening balance {error.rule}",
+        ) from None
 
 
 def parse_limit(ctx: Context, value: object, currency: str, field: str = "credit_limit") -> Decimal:
