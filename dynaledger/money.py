@@ -194,6 +194,16 @@ class Currencies:
         """Like :meth:`parse_amount`, but zero is allowed and the bound is the largest balance."""
         return self._checked(_to_decimal(value, field), currency, field, allow_zero=True)
 
+    def parse_total(self, value: object, currency: str | None, field: str = "amount") -> Decimal:
+        """Like :meth:`parse_amount`, bounded by the largest balance, not the largest amount:
+        what several legs moved together (a posting's total) may pass 10**15.
+
+        With ``currency`` None, the bound is the largest a number of 38 whole digits holds.
+        """
+        largest = _LARGEST_NUMBER if currency is None else self.max_balance(currency)
+        amount = _to_decimal(value, field)
+        return self._checked(amount, currency, field, allow_zero=False, largest=largest)
+
     def present(self, amount: Decimal, currency: str) -> Decimal:
         """Show a stored number in the currency's smallest unit when that loses nothing."""
         if not self.known(currency) or not amount.is_finite():
@@ -205,7 +215,13 @@ class Currencies:
         return exact if exact == amount else amount
 
     def _checked(
-        self, amount: Decimal, currency: str | None, field: str, *, allow_zero: bool
+        self,
+        amount: Decimal,
+        currency: str | None,
+        field: str,
+        *,
+        allow_zero: bool,
+        largest: Decimal | None = None,
     ) -> Decimal:
         if not amount.is_finite():
             raise ValidationError(field, f"must be finite, not {amount}")
@@ -213,11 +229,12 @@ class Currencies:
             raise ValidationError(field, f"must not be negative, got {amount}")
         if amount == 0 and not allow_zero:
             raise ValidationError(field, "must be greater than zero")
-        largest = (
-            self.max_amount(currency or "")
-            if not allow_zero or currency is None
-            else self.max_balance(currency)
-        )
+        if largest is None:
+            largest = (
+                self.max_amount(currency or "")
+                if not allow_zero or currency is None
+                else self.max_balance(currency)
+            )
         if amount > largest:
             raise ValidationError(field, f"must be at most {largest}, got {amount}")
         places = self.most_decimals if currency is None else self.decimals(currency)
@@ -238,6 +255,8 @@ _PARSED_SIZE = 1024
 #: default context keeps 28 digits, which would round sums of 18-decimal amounts:
 #: every sum of stored numbers is computed in this one.
 EXACT = Context(prec=DYNAMODB_DIGITS + 2, traps=[InvalidOperation])
+#: The largest number of 38 whole digits: no balance of any currency passes it.
+_LARGEST_NUMBER = EXACT.subtract(EXACT.power(10, DYNAMODB_DIGITS), 1)
 #: ISO 4217 only: what a ledger knows when it declares no assets.
 ISO = Currencies()
 

@@ -71,6 +71,9 @@ class TestRefund:
         assert Decimal("95.00") == _balance(ledger, user)
         with pytest.raises(RefundExceeded):
             ledger.refund(idempotency_key=unique("rf"), of=bet, amount="5.01")
+        with pytest.raises(RefundExceeded) as past_largest:
+            ledger.refund(idempotency_key=unique("rf"), of=bet, amount="1000000000000001")
+        assert Decimal("1000000000000001.00") == past_largest.value.amount
 
     def test_a_replay_returns_the_stored_refund_and_moves_nothing(self, ledger: Ledger) -> None:
         """The same key twice: one credit of 10, the second result replayed."""
@@ -162,8 +165,16 @@ class TestRefund:
         with pytest.raises(NotRefundable, match="is a refund"):
             ledger.refund(idempotency_key=unique("rf"), of=first)
         ledger.hold(idempotency_key=hold, user_id=user, amount="1")
-        with pytest.raises(NotRefundable, match="hold"):
-            ledger.refund(idempotency_key=unique("rf"), of=hold)
+        limit = unique("lim")
+        ledger.set_credit_limit(idempotency_key=limit, user_id=user, limit="5")
+        reasons = []
+        for original in (hold, limit):
+            with pytest.raises(NotRefundable) as caught:
+                ledger.refund(idempotency_key=unique("rf"), of=original)
+            reasons.append(caught.value.reason)
+        assert ["a hold is not refundable (void it instead)", "a limit is not refundable"] == (
+            reasons
+        )
 
     def test_a_refund_in_another_currency_or_unit_is_refused_and_writes_nothing(
         self, ledger: Ledger
@@ -248,6 +259,22 @@ class TestRefundOfPosting:
         assert [(Decimal("20.00"), False), (Decimal("20.00"), True)] == [
             (result.amount, result.replayed) for result in results
         ]
+
+    def test_a_total_past_the_largest_amount_is_refunded_by_naming_it(
+        self, ledger: Ledger
+    ) -> None:
+        """Legs of 10**15 merge into net legs of 2 * 10**15 (each leg is at most the largest
+        amount, the total is not): refund(amount=<the total>) gives it all back."""
+        big = "1000000000000000"
+        payer, payee, key = _user(ledger, "2000000000000000"), _user(ledger, "0"), unique("p")
+        posted = ledger.post(idempotency_key=key, legs=[
+            Leg(payer, big, "debit"), Leg(payer, big, "debit"),
+            Leg(payee, big, "credit"), Leg(payee, big, "credit"),
+        ])  # fmt: skip
+        back = ledger.refund(idempotency_key=unique("rf"), of=key, amount=posted.amount)
+        assert (Decimal("2000000000000000.00"), Decimal("2000000000000000.00")) == (
+            back.amount, _balance(ledger, payer),
+        )  # fmt: skip
 
     def test_an_account_netting_0_is_given_back_a_credit_of_0(self, ledger: Ledger) -> None:
         """Its leg of 0 (a credit of 0, as merged) comes back as a credit of 0 in the refund,

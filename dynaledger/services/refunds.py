@@ -33,6 +33,7 @@ from dynaledger.errors import (
 from dynaledger.models import build
 from dynaledger.models.transaction import (
     KIND_CAPTURE,
+    KIND_HOLD,
     KIND_POSTING,
     KIND_REFUND,
     KIND_TRANSACT,
@@ -133,7 +134,8 @@ def _refundable(record: Transaction, of: str) -> Transaction:
     if kind == KIND_REFUND:
         raise NotRefundable(of, "it is a refund")
     if kind not in REFUNDABLE:
-        raise NotRefundable(of, f"a {kind} is not refundable (void a hold instead)")
+        advice = " (void it instead)" if kind == KIND_HOLD else ""
+        raise NotRefundable(of, f"a {kind} is not refundable{advice}")
     return record
 
 
@@ -149,7 +151,8 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
     if amount is None:
         take = left
     else:
-        take = ctx.currencies.parse_amount(amount, currency)
+        # A posting's total may pass the largest amount; anything else above it exceeds left.
+        take = ctx.currencies.parse_total(amount, currency)
         if posting and take != whole:
             raise ValidationError("amount", "a posting is refunded whole: give None")
     if take > left or take <= 0:
@@ -332,7 +335,7 @@ def refund(
     extra = tuple(validate_metadata(metadata).items())
     requested = "all"
     if amount is not None:
-        requested = format(ctx.currencies.parse_amount(amount, named).normalize(), "f")
+        requested = format(ctx.currencies.parse_total(amount, named).normalize(), "f")
     request = RefundRequest(key, original, requested, named, extra)
     record, kind, replayed = _apply(ctx, request, amount)
     money = record.currency or ctx.default_currency
