@@ -387,6 +387,9 @@ class TestUnreadableRecords:
             ({"timestamp": {"S": "2026-01-02T05:04:05+02:00"}},
              "timestamp '2026-01-02T05:04:05+02:00' is not an ISO-8601 UTC instant"),
             ({"status": {"S": "rejected"}}, "status 'rejected' carries a timestamp"),
+            ({"kind": {"S": "posting"}}, "a posting with no legs"),
+            ({"kind": {"S": "posting"}, "legs": {"S": "credit 10 u"}},
+             "legs 'credit 10 u' are not a posting's legs"),
         ],
     )  # fmt: skip
     def test_a_record_history_refuses_is_refused_by_replays_and_refunds_too(
@@ -422,6 +425,58 @@ class TestUnreadableRecords:
         assert (Decimal("4.00"), Decimal("6.00"), Decimal("0.00"), Decimal("100.00")) == (
             first.amount, rest.amount, caught.value.left, ledger.get_user_balance(user_id).amount,
         )  # fmt: skip
+
+
+class TestHoldEntriesEditedByHand:
+    """A hold's record and its account entry are written together; one without the other
+    (a hand edit) never comes right by sending again, so it is refused at once."""
+
+    def test_an_expired_entry_without_a_hold_record_is_refused_not_retried(
+        self, ledger: Ledger
+    ) -> None:
+        """expire_holds, and a debit that needs the entry's money, raise UnreadableRecord
+        naming the entry (they used to send again and again); nothing moves."""
+        user_id = unique("orphan")
+        put_user(ledger, user_id, balance={"N": "50"}, held={"N": "5"}, holdCount={"N": "1"},
+                 **{"hold:x": {"M": {"remaining": {"N": "5"},
+                                     "expiresAt": {"S": "2020-01-01T00:00:00.000Z"}}}})  # fmt: skip
+        calls = [
+            lambda: ledger.expire_holds([user_id]),
+            lambda: ledger.transact(idempotency_key=unique("d"), user_id=user_id, amount="52",
+                                    type="debit"),
+        ]  # fmt: skip
+        problems = []
+        for call in calls:
+            with pytest.raises(UnreadableRecord) as caught:
+                call()
+            problems.append((caught.value.key, caught.value.problem))
+        assert [(user_id, "hold:x is the entry of a hold that has no record")] * 2 == problems
+        assert Decimal("55.00") == ledger.get_user_balance(user_id).amount
+
+    def test_an_active_hold_whose_entry_was_removed_is_refused_not_retried(
+        self, ledger: Ledger, make_ledger: Any
+    ) -> None:
+        """Capture (by the ledger that knows the hold) and void (by one that reads it first)
+        raise UnreadableRecord naming the missing entry; the hold stays active."""
+        user_id, hold_id = unique("holder"), unique("h")
+        ledger.create_user(user_id, balance="100")
+        ledger.hold(idempotency_key=hold_id, user_id=user_id, amount="10")
+        ledger.botocore_client.update_item(
+            TableName=ledger.table_names[0], Key={"userId": {"S": user_id}},
+            UpdateExpression="REMOVE #e", ExpressionAttributeNames={"#e": f"hold:{hold_id}"},
+        )  # fmt: skip
+        other = make_ledger(table_prefix=ledger.settings.table_prefix)
+        calls = [
+            lambda: ledger.capture(idempotency_key=unique("c"), hold_id=hold_id),
+            lambda: other.void(idempotency_key=unique("v"), hold_id=hold_id),
+        ]
+        problems = []
+        for call in calls:
+            with pytest.raises(UnreadableRecord) as caught:
+                call()
+            problems.append((caught.value.key, caught.value.problem))
+        missing = (user_id, f"hold:{hold_id} is missing, its hold's record has 10.00 remaining")
+        assert ([missing] * 2, "active") == (problems, ledger.get_hold(hold_id).status)
 
 
 class TestReconcileArguments:

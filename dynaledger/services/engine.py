@@ -36,13 +36,13 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Value
 from pynamodb.expressions.update import Action
 
-from dynaledger.errors import LedgerError, UserNotFound
+from dynaledger.errors import LedgerError, UnreadableRecord, UserNotFound
 from dynaledger.models.transaction import HOLD_ACTIVE, STATUS_APPLIED, Transaction
-from dynaledger.models.user import User
+from dynaledger.models.user import HOLD_PREFIX, User
 from dynaledger.services import expressions
 from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry
 from dynaledger.services.expressions import LedgerWrite
-from dynaledger.services.records import account_currency, load_user, read_user_raw
+from dynaledger.services.records import account_currency, hold_entries, load_user, read_user_raw
 
 #: DynamoDB's limit on the actions of one transaction.
 MAX_ACTIONS = 100
@@ -367,12 +367,15 @@ def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:  # noqa
     for hold, reason in zip(plan.holds, cancelled.holds, strict=True):
         if _failed(reason):
             raw = reason.raw_item if reason is not None else None
+            if raw is None:
+                _refuse_entry_without_hold(ctx, plan, hold.hold_id)
             return Verdict("hold", raw=raw, hold_id=hold.hold_id)
     for tally, reason in zip(plan.tallies, cancelled.tallies, strict=True):
         if _failed(reason):
             raw = reason.raw_item if reason is not None else None
             return Verdict("tally", raw=raw, hold_id=tally.key)
     for change, user, raw in failed:
+        _refuse_entries_unlike_their_holds(ctx, plan, change, raw)
         return Verdict("account", user_id=change.user_id, account=change, user=user, raw=raw)
     _refuse_unreadable_accounts(ctx, cancelled)
     codes = [reason.code if reason else "None" for reason in every]
@@ -382,6 +385,48 @@ def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:  # noqa
     raise LedgerError(
         f"transaction cancelled for an unexpected reason: {codes}" + (f" ({said})" if said else "")
     )
+
+
+def _refuse_entry_without_hold(ctx: Context, plan: Plan, hold_id: str) -> None:
+    """Raise when an account's entry names a hold that has no record.
+
+    A hold's record and its entry are written and closed together, so an
+    entry without its record (a hand delete) stays so: sending again would
+    never succeed.
+
+    Raises:
+        UnreadableRecord: Naming the account and its entry.
+    """
+    for change in plan.accounts:
+        if any(entry.hold_id == hold_id for entry in change.entry_changes):
+            raise UnreadableRecord(
+                ctx.models.user.Meta.table_name, change.user_id,
+                f"{HOLD_PREFIX}{hold_id} is the entry of a hold that has no record",
+            )  # fmt: skip
+
+
+def _refuse_entries_unlike_their_holds(
+    ctx: Context, plan: Plan, change: AccountChange, raw: dict[str, Any]
+) -> None:
+    """Raise when an account's entry disagrees with its hold's record, read in the same
+    request: the hold's condition held, so the entry is missing or changed by hand, and
+    sending again would never succeed.
+
+    Raises:
+        UnreadableRecord: Naming the account, the entry and what the hold's record says.
+    """
+    checked = {hold.hold_id for hold in plan.holds}
+    for entry in change.entry_changes:
+        if entry.hold_id not in checked:
+            continue
+        name = HOLD_PREFIX + entry.hold_id
+        found = {e.hold_id: e.remaining for e in hold_entries(ctx, raw)}.get(entry.hold_id)
+        if found != entry.expected:
+            stored = "missing" if found is None else f"{found} remaining"
+            raise UnreadableRecord(
+                ctx.models.user.Meta.table_name, change.user_id,
+                f"{name} is {stored}, its hold's record has {entry.expected} remaining",
+            )  # fmt: skip
 
 
 def _refuse_unreadable_accounts(ctx: Context, cancelled: Cancellation) -> None:

@@ -42,10 +42,10 @@ from dynaledger.models.user import User
 from dynaledger.money import EXACT, validate_identifier
 from dynaledger.services._core import Context, run
 from dynaledger.services.accounts import require_user
-from dynaledger.services.postings import decode_legs
 from dynaledger.services.records import (
     SortKey,
     account_currency,
+    decode_legs,
     entry_order,
     hold_entries,
     load_transaction,

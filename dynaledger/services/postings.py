@@ -56,8 +56,12 @@ from dynaledger.services.engine import (
 )
 from dynaledger.services.expiry import expired_entries, releases_only, with_releases
 from dynaledger.services.records import (
+    LEG_FIELD,
+    Posted,
     account_currency,
     credit_limit,
+    decode_legs,
+    encode_legs,
     load_transaction,
     read_transaction,
 )
@@ -69,35 +73,11 @@ LEG_PREFIX = "\x1fleg:"
 MAX_ACCOUNTS = MAX_ACTIONS // 2
 #: Plans one posting may send: itself, and again with expired holds released.
 MAX_ROUNDS = 5
-_FIELD = "\x1f"
-
-
-@attrs.frozen
-class Posted:
-    """One account's net leg as stored: ``type`` is ``"credit"`` or ``"debit"``."""
-
-    user_id: str
-    amount: Decimal
-    type: str
 
 
 def leg_key(key: str, index: int) -> str:
     """The key of the record of a posting's (or refund's) ``index``-th account."""
     return key if index == 0 else f"{key}{LEG_PREFIX}{index}"
-
-
-def encode_legs(legs: Sequence[Posted]) -> str:
-    """The ``legs`` attribute: one ``type, amount, user`` line per account."""
-    return "\n".join(_FIELD.join((leg.type, format(leg.amount, "f"), leg.user_id)) for leg in legs)
-
-
-def decode_legs(text: str) -> list[Posted]:
-    """The legs an encoded ``legs`` attribute holds."""
-    legs = []
-    for line in text.split("\n") if text else []:
-        kind, amount, user_id = line.split(_FIELD, 2)
-        legs.append(Posted(user_id, Decimal(amount), kind))
-    return legs
 
 
 def credits(legs: Sequence[Posted], kind: str = "credit") -> Decimal:
@@ -132,7 +112,7 @@ class PostRequest:
     def fingerprint(self) -> str:
         """A digest of the legs as given (the currency is stored beside it)."""
         lines = [
-            _FIELD.join((leg.type, format(leg.amount.normalize(), "f"), leg.user_id))
+            LEG_FIELD.join((leg.type, format(leg.amount.normalize(), "f"), leg.user_id))
             for leg in self.legs
         ]
         return hashlib.sha256("\n".join(["v1", KIND_POSTING, *lines]).encode()).hexdigest()

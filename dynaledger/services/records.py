@@ -10,6 +10,7 @@ rule, never a PynamoDB or ``KeyError`` traceback, and is never miscounted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -239,6 +240,10 @@ def _record_problem(ctx: Context, record: Transaction) -> str | None:  # noqa: P
         return f"type {record.type!r} is not 'credit' or 'debit'"
     if record.currency is not None and (problem := _currency_problem(ctx, record.currency)):
         return problem
+    if (record.kind == KIND_POSTING or record.legs is not None) and (
+        problem := _legs_problem(record.legs)
+    ):
+        return problem
     if record.status not in (None, STATUS_APPLIED, STATUS_REJECTED):
         return f"status {record.status!r} is not 'applied' or 'rejected'"
     if record.kind is not None and record.kind not in KINDS:
@@ -297,3 +302,48 @@ def read_transaction(ctx: Context, key: str) -> Transaction:
     if item is None:
         raise UnreadableRecord(table, key, "the record vanished while it was being read")
     return load_transaction(ctx, item)
+
+
+# A posting's legs ------------------------------------------------------------------------
+
+#: Separates the fields of one leg in a record's ``legs`` attribute.
+LEG_FIELD = "\x1f"
+
+
+@attrs.frozen
+class Posted:
+    """One account's net leg as stored: ``type`` is ``"credit"`` or ``"debit"``."""
+
+    user_id: str
+    amount: Decimal
+    type: str
+
+
+def encode_legs(legs: Sequence[Posted]) -> str:
+    """The ``legs`` attribute: one ``type, amount, user`` line per account."""
+    lines = (LEG_FIELD.join((leg.type, format(leg.amount, "f"), leg.user_id)) for leg in legs)
+    return "\n".join(lines)
+
+
+def decode_legs(text: str) -> list[Posted]:
+    """The legs an encoded ``legs`` attribute holds (checked when the record was loaded)."""
+    legs = []
+    for line in text.split("\n") if text else []:
+        kind, amount, user_id = line.split(LEG_FIELD, 2)
+        legs.append(Posted(user_id, Decimal(amount), kind))
+    return legs
+
+
+def _legs_problem(text: str | None) -> str | None:
+    """Why a posting's (or its refund's) ``legs`` cannot be read, or None: lines of
+    ``type, amount, user``, each amount a finite number of 0 or more."""
+    if not text:
+        return "a posting with no legs"
+    try:
+        legs = decode_legs(text)
+    except (ValueError, ArithmeticError):
+        return f"legs {text[:80]!r} are not a posting's legs"
+    for leg in legs:
+        if leg.type not in ENTRY_TYPES or not leg.amount.is_finite() or leg.amount < 0:
+            return f"legs {text[:80]!r} are not a posting's legs"
+    return None

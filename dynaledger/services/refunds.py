@@ -49,17 +49,20 @@ from dynaledger.services.engine import AccountChange, Plan, TallyChange, read_ca
 from dynaledger.services.expiry import releases_only, with_releases
 from dynaledger.services.holds import read_pair
 from dynaledger.services.postings import (
-    Posted,
     ceiling,
     credits,
-    decode_legs,
-    encode_legs,
     leg_key,
     refusal,
     refusal_figures,
     replay,
 )
-from dynaledger.services.records import applied_at, load_transaction
+from dynaledger.services.records import (
+    Posted,
+    applied_at,
+    decode_legs,
+    encode_legs,
+    load_transaction,
+)
 
 #: The kinds a refund can give back.
 REFUNDABLE = frozenset({KIND_TRANSACT, KIND_TRANSFER, KIND_CAPTURE, KIND_POSTING})
