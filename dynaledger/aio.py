@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from dynaledger import values
 from dynaledger.errors import ConfigurationError, ValidationError
 from dynaledger.ledger import Amount, EntryTypeLike, Ledger
+from dynaledger.money import validate_user_ids
 
 _T = TypeVar("_T")
 
@@ -211,7 +212,8 @@ class AsyncLedger:
 
     async def reconcile(self, user_ids: Iterable[str] | None = None) -> values.ReconcileReport:
         """See :meth:`Ledger.reconcile`."""
-        ids = None if user_ids is None else list(user_ids)
+        # Read here, in the loop's thread: an iterator is not to be consumed in a worker.
+        ids = None if user_ids is None else validate_user_ids(user_ids)
         return await self._run(self.ledger.reconcile, ids)
 
     # Holds -------------------------------------------------------------------
@@ -276,7 +278,8 @@ class AsyncLedger:
 
     async def expire_holds(self, user_ids: Iterable[str] | None = None) -> values.ExpiryReport:
         """See :meth:`Ledger.expire_holds`."""
-        ids = None if user_ids is None else list(user_ids)
+        # Read here, in the loop's thread: an iterator is not to be consumed in a worker.
+        ids = None if user_ids is None else validate_user_ids(user_ids)
         return await self._run(self.ledger.expire_holds, ids)
 
     async def refund(

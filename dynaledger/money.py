@@ -11,7 +11,7 @@ same amount; signs, spaces, separators and other digits are refused.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Context, Decimal, InvalidOperation
 
 import attrs
@@ -370,6 +370,16 @@ def validate_identifier(value: object, field: str) -> str:
     if problem is not None:
         raise ValidationError(field, problem)
     return value
+
+
+def validate_user_ids(value: object, field: str = "user_ids") -> list[str]:
+    """The users a maintenance call names: a str is one user, else an iterable of str
+    (not bytes); each a valid identifier, each once, in the order first named."""
+    if isinstance(value, str):  # one user, not its characters
+        value = [value]
+    elif isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
+        raise ValidationError(field, "must be a str or an iterable of str")
+    return list(dict.fromkeys(validate_identifier(user_id, field) for user_id in value))
 
 
 #: What no identifier or metadata value may hold: C0 and C1 control characters, lone

@@ -3,17 +3,19 @@ right or refused with a clear error: never a traceback, never a miscount."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from dynaledger import Ledger
+from dynaledger import AsyncLedger, Ledger
 from dynaledger.errors import (
     CurrencyMismatch,
     InsufficientFunds,
@@ -491,6 +493,32 @@ class TestReconcileArguments:
         with pytest.raises(ValidationError) as caught:
             fresh_ledger.reconcile(b"alice")  # type: ignore[arg-type]
         assert "user_ids" == caught.value.field
+
+    def test_sync_and_async_reconcile_and_expire_holds_read_user_ids_alike(
+        self, fresh_ledger: Ledger
+    ) -> None:
+        """A str is one user, a user named twice is checked once, and anything but a str or
+        an iterable of str is a ValidationError on user_ids: for reconcile and expire_holds,
+        on the Ledger and the AsyncLedger alike (expire_holds('alice') once released the
+        holds of users 'a', 'l', ...)."""
+        fresh_ledger.seed()
+        aledger = AsyncLedger(fresh_ledger)
+        operations: dict[str, Callable[[object], Any]] = {
+            "reconcile": fresh_ledger.reconcile,
+            "expire_holds": fresh_ledger.expire_holds,
+            "async reconcile": lambda ids: asyncio.run(aledger.reconcile(ids)),  # type: ignore[arg-type]
+            "async expire_holds": lambda ids: asyncio.run(aledger.expire_holds(ids)),  # type: ignore[arg-type]
+        }
+        seen = {}
+        for name, operation in operations.items():
+            checked = [operation(ids).checked for ids in ("alice", ["alice", "bob", "alice"])]
+            fields = []
+            for bad in (5, b"alice", [5]):
+                with pytest.raises(ValidationError) as caught:
+                    operation(bad)
+                fields.append(caught.value.field)
+            seen[name] = (checked, fields)
+        assert {name: ([1, 2], ["user_ids"] * 3) for name in operations} == seen
 
 
 def _forge(*fields: object) -> str:

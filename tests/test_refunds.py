@@ -260,9 +260,7 @@ class TestRefundOfPosting:
             (result.amount, result.replayed) for result in results
         ]
 
-    def test_a_total_past_the_largest_amount_is_refunded_by_naming_it(
-        self, ledger: Ledger
-    ) -> None:
+    def test_a_total_past_the_largest_amount_is_refunded_by_naming_it(self, ledger: Ledger) -> None:
         """Legs of 10**15 merge into net legs of 2 * 10**15 (each leg is at most the largest
         amount, the total is not): refund(amount=<the total>) gives it all back."""
         big = "1000000000000000"

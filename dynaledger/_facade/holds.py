@@ -82,4 +82,4 @@ class HoldOperations(Facade):
     def expire_holds(self, user_ids: Iterable[str] | None = None) -> values.ExpiryReport:
         """Release expired holds into history (all accounts, by a Scan, or those named)."""
         with self._call("expire_holds", write=True, bounded=False):
-            return services.expire_holds(self._ctx, None if user_ids is None else list(user_ids))
+            return services.expire_holds(self._ctx, user_ids)

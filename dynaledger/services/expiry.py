@@ -9,6 +9,7 @@ the releasing call's now, so concurrent and repeated releases are harmless.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Any
@@ -23,7 +24,7 @@ from dynaledger.models.transaction import (
     STATUS_REJECTED,
     Transaction,
 )
-from dynaledger.money import EXACT, validate_identifier
+from dynaledger.money import EXACT, validate_user_ids
 from dynaledger.services import deployment
 from dynaledger.services._core import Context, new_request_id, run
 from dynaledger.services.engine import (
@@ -196,19 +197,17 @@ def release_expired(ctx: Context, user_id: str, now: datetime) -> int:
             released += len(batch)
 
 
-def expire_holds(ctx: Context, user_ids: list[str] | None = None) -> values.ExpiryReport:
+def expire_holds(ctx: Context, user_ids: Iterable[str] | None = None) -> values.ExpiryReport:
     """Release every hold expired at the ledger's now, writing each release into history.
 
     With no ``user_ids``, finds the accounts with holds by a Scan of the
     accounts table filtered on ``held > 0`` (a maintenance command: it reads
     the whole table).
     """
+    named = None if user_ids is None else validate_user_ids(user_ids)
     deployment.ensure(ctx)
     now = ctx.now()
-    if user_ids is None:
-        targets = _accounts_with_holds(ctx)
-    else:
-        targets = [validate_identifier(u, "user_ids") for u in user_ids]
+    targets = _accounts_with_holds(ctx) if named is None else named
     accounts = released = 0
     for user_id in targets:
         count = release_expired(ctx, user_id, now)

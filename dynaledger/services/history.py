@@ -39,7 +39,7 @@ from dynaledger.models.transaction import (
     Transaction,
 )
 from dynaledger.models.user import User
-from dynaledger.money import EXACT, validate_identifier
+from dynaledger.money import EXACT, validate_identifier, validate_user_ids
 from dynaledger.services._core import Context, run
 from dynaledger.services.accounts import require_user
 from dynaledger.services.records import (
@@ -372,14 +372,10 @@ def _replay_entries(
 def _named(
     ctx: Context, user_ids: Iterable[str], problems: list[values.RecordProblem]
 ) -> list[User]:
-    if isinstance(user_ids, str):  # one user, not its characters
-        user_ids = [user_ids]
-    elif isinstance(user_ids, (bytes, bytearray)) or not isinstance(user_ids, Iterable):
-        raise ValidationError("user_ids", "must be a str or an iterable of str")
     users = []
-    for user_id in user_ids:
+    for user_id in validate_user_ids(user_ids):
         try:
-            users.append(require_user(ctx, validate_identifier(user_id, "user_ids")))
+            users.append(require_user(ctx, user_id))
         except UnreadableRecord as error:
             problems.append(
                 values.RecordProblem(error.key, error.table_name, error.key, error.problem)
