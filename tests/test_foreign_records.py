@@ -294,6 +294,9 @@ class TestUnreadableRecords:
         ("attributes", "problem"),
         [
             ({"balance": {"S": "100"}}, "balance is stored as S, not N"),
+            ({"balance": {"BOOL": True}}, "balance is stored as BOOL, not N"),
+            ({"balance": {"NULL": True}}, "balance is stored as NULL"),
+            ({"balance": {"N": "100"}, "currency": {"NULL": True}}, "currency is stored as NULL"),
             ({"balance": {"N": "1e40"}}, "balance 1E+40 is past the largest USD balance"),
             ({"balance": {"N": "100"}, "creditLimit": {"N": "50"}},
              "creditLimit without available"),

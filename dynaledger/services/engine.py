@@ -40,7 +40,7 @@ from dynaledger.errors import LedgerError, UnreadableRecord, UserNotFound
 from dynaledger.models.transaction import HOLD_ACTIVE, STATUS_APPLIED, Transaction
 from dynaledger.models.user import HOLD_PREFIX, User
 from dynaledger.services import expressions
-from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry
+from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry, error_code
 from dynaledger.services.expressions import LedgerWrite
 from dynaledger.services.records import account_currency, hold_entries, load_user, read_user_raw
 
@@ -283,6 +283,9 @@ def send(ctx: Context, plan: Plan, now: datetime) -> Cancellation | None:
                 )  # fmt: skip
     except TransactWriteError as error:
         reasons = list(error.cancellation_reasons or [])
+        if not reasons and error_code(error) == "ValidationException":
+            # Refused whole for an item's values (moto: a balance stored as a BOOL).
+            _refuse_unreadable(ctx, [change.user_id for change in plan.accounts])
         if not reasons:
             raise
         reasons += [None] * (plan.actions - len(reasons))
@@ -440,11 +443,23 @@ def _refuse_unreadable_accounts(ctx: Context, cancelled: Cancellation) -> None:
     Raises:
         UnreadableRecord: Such an account breaks the ledger's rules.
     """
-    for change, reason in zip(cancelled.plan.accounts, cancelled.accounts, strict=True):
-        if reason is not None and reason.code != CONDITION_FAILED:
-            raw = read_user_raw(ctx, change.user_id)
-            if raw is not None:
-                load_user(ctx, raw)
+    _refuse_unreadable(ctx, [
+        change.user_id
+        for change, reason in zip(cancelled.plan.accounts, cancelled.accounts, strict=True)
+        if reason is not None and reason.code != CONDITION_FAILED
+    ])  # fmt: skip
+
+
+def _refuse_unreadable(ctx: Context, user_ids: list[str]) -> None:
+    """Read each account (on a failure path only); raise for one the ledger cannot read.
+
+    Raises:
+        UnreadableRecord: Such an account breaks the ledger's rules.
+    """
+    for user_id in user_ids:
+        raw = read_user_raw(ctx, user_id)
+        if raw is not None:
+            load_user(ctx, raw)
 
 
 def raise_unknown(verdict: Verdict) -> None:

@@ -71,7 +71,8 @@ def _raw_key(raw: dict[str, Any], attribute: str) -> str:
 
 
 def load_user(ctx: Context, raw: dict[str, Any]) -> User:
-    """A stored account, checked: a known currency if any, a finite ``balance`` within the
+    """A stored account, checked: no attribute the ledger's conditions read stored as
+    NULL, a known currency if any, a finite ``balance`` within the
     currency's largest if any, and a credit limit (if any) that is not negative and has the
     ``available`` every debit's condition reads.
 
@@ -80,6 +81,11 @@ def load_user(ctx: Context, raw: dict[str, Any]) -> User:
     """
     model = ctx.models.user
     key = _raw_key(raw, ctx.wire.user_key)
+    for name in ctx.wire.user_names.values():
+        # DynamoDB's conditions see a NULL as a value that is not a number: read as
+        # absent, it would be the opening balance to reads and refused by every write.
+        if NULL in raw.get(name, ()):
+            raise UnreadableRecord(model.Meta.table_name, key, f"{name} is stored as NULL")
     user = _instantiate(model, raw, key)
     problem = _account_problem(ctx, user.attribute_values)  # as load wrote them
     if problem is not None:
