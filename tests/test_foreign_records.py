@@ -159,6 +159,23 @@ class TestRecordsWithoutCurrency:
         )  # fmt: skip
         assert (True, "EUR") == (result.replayed, result.currency)
 
+    def test_a_refund_is_in_the_accounts_currency(self, ledger: Ledger) -> None:
+        """A foreign JPY credit of 500 naming no currency is refunded in JPY: in part with
+        currency='JPY' named, then the rest; 1.5 is refused for JPY's 0 decimals (it was
+        CurrencyMismatch, judged in USD)."""
+        user_id = unique("jpy")
+        ledger.create_user(user_id, currency="JPY", balance=1000)
+        put_record(ledger, f"{user_id}-k", user_id, "500")
+        with pytest.raises(ValidationError, match=r"more decimals than JPY allows"):
+            ledger.refund(idempotency_key=unique("r"), of=f"{user_id}-k", amount="1.5")
+        first = ledger.refund(idempotency_key=unique("r"), of=f"{user_id}-k", amount=200,
+                              currency="JPY")  # fmt: skip
+        rest = ledger.refund(idempotency_key=unique("r"), of=f"{user_id}-k")
+        assert [(Decimal(200), "JPY"), (Decimal(300), "JPY"), Decimal(500)] == [
+            (first.amount, first.currency), (rest.amount, rest.currency),
+            ledger.get_user_balance(user_id).amount,
+        ]  # fmt: skip
+
 
 class TestCurrencyLearntFromTheAccount:
     def test_a_replayed_refusal_reports_the_accounts_currency(self, ledger: Ledger) -> None:

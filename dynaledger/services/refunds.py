@@ -45,6 +45,7 @@ from dynaledger.models.transaction import (
 from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
 from dynaledger.services._core import CONTENTION, Context, Retry, new_request_id, run
+from dynaledger.services.accounts import require_user
 from dynaledger.services.engine import AccountChange, Plan, TallyChange, read_cancellation, send
 from dynaledger.services.expiry import releases_only, with_releases
 from dynaledger.services.holds import read_pair
@@ -58,6 +59,7 @@ from dynaledger.services.postings import (
 )
 from dynaledger.services.records import (
     Posted,
+    account_currency,
     applied_at,
     decode_legs,
     encode_legs,
@@ -112,14 +114,19 @@ def total(record: Transaction) -> Decimal:
 
 
 def _original(ctx: Context, raw: dict[str, Any] | None, of: str) -> Transaction:
-    """The original, checked to be refundable.
+    """The original, checked to be refundable; one with no currency (another client's)
+    in its account's, read for it.
 
     Raises:
         MovementNotFound, NotRefundable.
     """
     if raw is None:
         raise MovementNotFound(of)
-    return _refundable(load_transaction(ctx, raw), of)
+    record = _refundable(load_transaction(ctx, raw), of)
+    if record.currency is None:  # another client's record: in its account's currency
+        held = account_currency(ctx, require_user(ctx, record.user_id))
+        record = build(ctx.models.transaction, {**record.attribute_values, "currency": held})
+    return record
 
 
 def _refundable(record: Transaction, of: str) -> Transaction:
