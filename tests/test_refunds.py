@@ -389,6 +389,30 @@ class TestKnownOriginals:
         assert Decimal("10.00") == refunded.amount
         assert [Decimal("10.00"), Decimal("0.00")] == [_balance(ledger, u) for u in (alice, bob)]
 
+    def test_another_clients_original_edited_by_hand_is_read_again_not_trusted(
+        self, ledger: Ledger
+    ) -> None:
+        """Another client's debit of 10 (no request id) is known to this ledger after a
+        refund of 1. By hand its amount becomes 2: a refund of 5 is RefundExceeded with 1
+        left (it was applied, past the original). Rewritten for bob: the next refund
+        credits bob, not alice."""
+        alice, bob, key = _user(ledger, "90"), _user(ledger, "90"), unique("svc")
+        table, client = ledger.table_names[1], operator_client(ledger)
+        item = {"idempotencyKey": {"S": key}, "userId": {"S": alice}, "amount": {"N": "10"},
+                "type": {"S": "debit"}, "timestamp": {"S": "2026-01-02T03:04:05.123Z"}}  # fmt: skip
+        client.put_item(TableName=table, Item=item)
+        ledger.refund(idempotency_key=unique("rf"), of=key, amount="1")
+        client.put_item(TableName=table, Item={**item, "amount": {"N": "2"},
+                                               "refunded": {"N": "1"}})  # fmt: skip
+        with pytest.raises(RefundExceeded) as caught:
+            ledger.refund(idempotency_key=unique("rf"), of=key, amount="5")
+        client.put_item(TableName=table, Item={**item, "userId": {"S": bob},
+                                               "refunded": {"N": "1"}})  # fmt: skip
+        ledger.refund(idempotency_key=unique("rf"), of=key, amount="1")
+        assert (Decimal("1.00"), [Decimal("91.00"), Decimal("91.00")]) == (
+            caught.value.left, [_balance(ledger, u) for u in (alice, bob)],
+        )  # fmt: skip
+
     def test_a_replay_on_a_server_that_returns_no_old_item_reads_the_key(
         self, ledger: Ledger, dynamodb_endpoint: str
     ) -> None:

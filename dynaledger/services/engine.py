@@ -150,7 +150,10 @@ class TallyChange:
     The record must be applied (or have no status); its total (absent: 0) must be at most
     ``limit - delta`` before the change. A refund adds to its original's
     ``refunded`` this way, so concurrent refunds never exceed the original.
-    With ``request_id``, it must still be the record written by that request.
+    With ``request_id``, it must still be the record written by that request; each of
+    ``unchanged`` (a model attribute's name and the value the plan was made from, None
+    for absent) must still hold, which also guards records no request id names (another
+    client's) against a hand edit.
     """
 
     key: str
@@ -158,6 +161,7 @@ class TallyChange:
     limit: Decimal
     field: str = "refunded"
     request_id: str | None = None
+    unchanged: tuple[tuple[str, object], ...] = ()
 
 
 @attrs.frozen
@@ -230,6 +234,9 @@ def _tally_update(ctx: Context, change: TallyChange) -> tuple[list[Action], Cond
     condition = applied & (attribute.does_not_exist() | (attribute <= bound))
     if change.request_id is not None:
         condition &= model.request_id == change.request_id
+    for name, value in change.unchanged:
+        stored = getattr(model, name)
+        condition &= stored.does_not_exist() if value is None else stored == value
     return actions, condition
 
 

@@ -198,7 +198,14 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
             floor=leg.amount if debit else None, role=leg.type,
             ceiling=None if debit else ceiling(ctx, currency, leg.amount),
         ))  # fmt: skip
-    tally = TallyChange(request.of, take, whole, request_id=original.request_id)
+    # What this plan was made from: a hand edit of any of it sends the refund back to read.
+    unchanged = tuple(
+        (name, original.attribute_values.get(name))
+        for name in ("user_id", "amount", "counterparty_id", "legs")
+    )
+    tally = TallyChange(
+        request.of, take, whole, request_id=original.request_id, unchanged=unchanged
+    )
     return Plan(records=tuple(records), accounts=tuple(accounts), tallies=(tally,))
 
 
