@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -122,6 +123,17 @@ def _iam_policy(args: argparse.Namespace) -> int:
 
 
 # Output -----------------------------------------------------------------------
+
+
+#: What may not reach a line of text as it is: control characters, line and paragraph
+#: separators, lone surrogates (in ids and keys other clients wrote).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _shown(text: str | None) -> str:
+    """An id or key for a line of text, its unsafe characters escaped (``\\u000a``): an
+    entry is one line, whatever another client stored."""
+    return _UNSAFE.sub(lambda found: f"\\u{ord(found.group()):04x}", text or "")
 
 
 def _emit(args: argparse.Namespace, result: Any, line: str) -> None:
@@ -322,7 +334,7 @@ def _history(args: argparse.Namespace, ledger: Ledger) -> int:
         return 0
     for item in page.items:
         other = (
-            f"  ({'from' if item.type == 'credit' else 'to'} {item.counterparty_id})"
+            f"  ({'from' if item.type == 'credit' else 'to'} {_shown(item.counterparty_id)})"
             if (item.counterparty_id)
             else ""
         )
@@ -331,7 +343,7 @@ def _history(args: argparse.Namespace, ledger: Ledger) -> int:
             other, sign = "  (credit limit set)", "="
         print(
             f"{item.timestamp:%Y-%m-%d %H:%M:%S}  {sign}{item.amount:>14f} {item.currency}  "
-            f"{item.idempotency_key}{other}"
+            f"{_shown(item.idempotency_key)}{other}"
         )
     if not page.items:
         print("no entries")
@@ -347,12 +359,12 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
     else:
         for mismatch in report.mismatches:
             print(
-                f"MISMATCH {mismatch.user_id}: history says {mismatch.expected:f}, "
+                f"MISMATCH {_shown(mismatch.user_id)}: history says {mismatch.expected:f}, "
                 f"balance is {mismatch.actual:f}"
             )
         for problem in report.problems:
             print(
-                f"UNREADABLE {problem.user_id}: item {problem.key!r} of {problem.table}: "
+                f"UNREADABLE {_shown(problem.user_id)}: item {problem.key!r} of {problem.table}: "
                 f"{problem.problem}"
             )
         verdict = (

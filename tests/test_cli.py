@@ -134,6 +134,31 @@ class TestCommands:
         _, rest, _ = cli("history", "bob", "--limit", "2", "--cursor", cursor)
         assert rest.splitlines()[0].endswith("h0")
 
+    def test_text_shows_another_clients_ids_and_keys_one_entry_per_line(
+        self, cli: Run, fresh_ledger: Ledger
+    ) -> None:
+        """A key and a user id holding a newline (written by another client) are escaped in
+        history and reconcile text, so no stored value can forge a line of its own."""
+        forged = "evil\n2099-01-01 00:00:00  +    1000000.00 USD  fake"
+        users, records = fresh_ledger.table_names[:2]
+        client = fresh_ledger.botocore_client
+        client.put_item(TableName=users, Item={"userId": {"S": "x\ny"}, "balance": {"N": "1"}})
+        client.put_item(TableName=users, Item={"userId": {"S": "plain"}, "balance": {"N": "105"}})
+        client.put_item(TableName=records, Item={
+            "idempotencyKey": {"S": forged}, "userId": {"S": "plain"}, "amount": {"N": "5"},
+            "type": {"S": "credit"}, "timestamp": {"S": "2026-01-02T03:04:05Z"},
+        })  # fmt: skip
+        _, history, _ = cli("history", "plain")
+        _, reconciled, _ = cli("reconcile")
+        assert [
+            "2026-01-02 03:04:05  +          5.00 USD  "
+            "evil\\u000a2099-01-01 00:00:00  +    1000000.00 USD  fake",
+        ] == history.splitlines()
+        assert [
+            "MISMATCH x\\u000ay: history says 100.00, balance is 1.00",
+            "reconciled 2 accounts: 1 mismatches, 0 unreadable items",
+        ] == reconciled.splitlines()
+
     def test_reconcile_exits_non_zero_on_a_mismatch(self, cli: Run, fresh_ledger: Ledger) -> None:
         """A tampered balance makes reconcile print the mismatch and exit 1."""
         cli("seed")
