@@ -38,9 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "iam-policy":
         return _guarded(lambda: _iam_policy(args))
     if args.command == "demo":
-        from dynaledger.demo import run_demo
-
-        return _guarded(lambda: run_demo(_endpoint(args), args.table_prefix, out=print))
+        return _guarded(lambda: _demo(args))
     handler: Handler = args.handler
     return _guarded(lambda: handler(args, _ledger(args)))
 
@@ -70,7 +68,27 @@ def _endpoint(args: argparse.Namespace) -> str | None:
     )
 
 
-def _ledger(args: argparse.Namespace) -> Ledger:
+def _demo(args: argparse.Namespace) -> int:
+    """The demo, on ledgers of this command's settings, with the asset it shows (BTC) added."""
+    from dynaledger.demo import DEMO_ASSETS, run_demo
+
+    if args.assets is not None:
+        given = parse_assets(args.assets, "--assets")
+    else:
+        given = parse_assets(os.environ.get("DYNALEDGER_ASSETS", ""), "DYNALEDGER_ASSETS")
+    prefix = args.table_prefix
+    if prefix is None:
+        prefix = os.environ.get("DYNALEDGER_TABLE_PREFIX") or None
+
+    def make(url: str, table_prefix: str, **more: Any) -> Ledger:
+        assets = {**DEMO_ASSETS, **given}
+        return _ledger(args, endpoint_url=url, table_prefix=table_prefix, assets=assets, **more)
+
+    return run_demo(_endpoint(args), prefix, out=print, make=make)
+
+
+def _ledger(args: argparse.Namespace, **fixed: Any) -> Ledger:
+    """A ledger of the command's options, else the environment; ``fixed`` wins over both."""
     overrides: dict[str, Any] = {}
     if args.endpoint:
         overrides["endpoint_url"] = args.endpoint
@@ -82,7 +100,7 @@ def _ledger(args: argparse.Namespace) -> Ledger:
         overrides["layout"] = _layout(args)  # else from_env reads the layout variables
     if getattr(args, "assets", None) is not None:
         overrides["assets"] = parse_assets(args.assets, "--assets")
-    return Ledger.from_env(**overrides)
+    return Ledger.from_env(**{**overrides, **fixed})
 
 
 def _layout(args: argparse.Namespace) -> TableLayout:

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any, Protocol
 
 from dynaledger import local
 from dynaledger.errors import (
@@ -39,12 +40,32 @@ def _endpoint(endpoint_url: str | None, out: Out) -> Iterator[str]:
         yield url
 
 
-def run_demo(endpoint_url: str | None, table_prefix: str | None, *, out: Out = print) -> int:
-    """Migrate, seed, and walk through every guarantee; return 0 when all held."""
+class MakeLedger(Protocol):
+    """Builds each ledger the demo uses, on its endpoint and tables."""
+
+    def __call__(self, url: str, table_prefix: str, **more: Any) -> Ledger: ...
+
+
+def _plain(url: str, table_prefix: str, **more: Any) -> Ledger:
+    return Ledger(url, table_prefix=table_prefix, assets=DEMO_ASSETS, **more)
+
+
+def run_demo(
+    endpoint_url: str | None,
+    table_prefix: str | None,
+    *,
+    out: Out = print,
+    make: MakeLedger = _plain,
+) -> int:
+    """Migrate, seed, and walk through every guarantee; return 0 when all held.
+
+    ``make`` builds each ledger (the command line's has its settings); they
+    must declare :data:`DEMO_ASSETS`.
+    """
     run = uuid.uuid4().hex[:6]
     prefix = table_prefix if table_prefix is not None else ("" if not endpoint_url else "demo-")
     with _endpoint(endpoint_url, out) as url:
-        ledger = Ledger(url, table_prefix=prefix, assets=DEMO_ASSETS)
+        ledger = make(url, prefix)
         _step(out, "Migrate: create the tables from the models")
         applied = ledger.migrate()
         out(f"  applied revisions: {', '.join(applied) or 'none (already up to date)'}")
@@ -90,7 +111,7 @@ def run_demo(endpoint_url: str | None, table_prefix: str | None, *, out: Out = p
         _show(ledger, "carol", out)
 
         ok = _race(ledger, run, out)
-        ok = _bet(url, prefix, run, out) and ok
+        ok = _bet(make, url, prefix, run, out) and ok
         ok = _credit(ledger, run, out) and ok
         ok = _settle(ledger, run, out) and ok
 
@@ -147,10 +168,10 @@ class _DemoClock:
         return self.now
 
 
-def _bet(url: str, prefix: str, run: str, out: Out) -> bool:
+def _bet(make: MakeLedger, url: str, prefix: str, run: str, out: Out) -> bool:
     """Stakes held to the house: a loss captured, a win voided and paid, a round abandoned."""
     clock = _DemoClock()
-    ledger = Ledger(url, table_prefix=prefix, clock=clock, assets=DEMO_ASSETS)
+    ledger = make(url, prefix, clock=clock)
     player, house = f"player-{run}", f"house-{run}"
     ledger.create_user(player, balance="50")
     ledger.create_user(house, balance="1000")

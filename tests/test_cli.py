@@ -261,6 +261,29 @@ class TestConsoleScript:
         assert "RefundExceeded: movement" in done.stdout
         assert done.stdout.rstrip().endswith("checked 11 accounts: OK")
 
+    def test_demo_takes_the_commands_settings(
+        self, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        """The layout, opening balance and prefix from the environment apply to the demo's
+        ledgers (they were ignored); a bad setting is an error line naming its variable."""
+        prefix = f"{unique('demo')}-"
+        monkeypatch.setenv("DYNALEDGER_TABLE_PREFIX", prefix)
+        monkeypatch.setenv("DYNALEDGER_USERS_TABLE", "Accounts")
+        monkeypatch.setenv("DYNALEDGER_OPENING_BALANCE", "50")
+        code = main(["--endpoint", dynamodb_endpoint, "demo"])
+        out = capsys.readouterr().out
+        probe = Ledger(dynamodb_endpoint, region="us-east-1").botocore_client
+        users = probe.describe_table(TableName=f"{prefix}Accounts")["Table"]["ItemCount"]
+        assert (0, True, True) == (
+            code, "carol         50.00 USD  (opening balance)" in out, users > 0,
+        )  # fmt: skip
+        monkeypatch.setenv("DYNALEDGER_DEADLINE", "soon")
+        assert 1 == main(["--endpoint", dynamodb_endpoint, "demo"])
+        assert "error: DYNALEDGER_DEADLINE: must be a number of seconds, not 'soon'\n" == (
+            capsys.readouterr().err
+        )
+
 
 class TestHoldCommands:
     def test_hold_capture_void_holds_and_expire_holds(self, cli: Run) -> None:
