@@ -89,7 +89,7 @@ class Ledger(
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         region = region or None  # "" (an unset variable passed on) is botocore's own lookup
-        currencies = Currencies(dict(assets or {}))
+        currencies = Currencies(assets)  # checked there: a mapping of codes to decimals
         currency = currencies.validate(default_currency, "default_currency")
         settings.check_endpoint(endpoint_url)
         settings.check_arguments(

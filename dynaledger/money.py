@@ -82,13 +82,16 @@ def _checked_assets(assets: object) -> dict[str, int]:
 
 
 def parse_assets(text: str, field: str = "assets") -> dict[str, int]:
-    """Read ``"BTC:8,ETH:18"`` (the form of ``DYNALEDGER_ASSETS``) into codes and decimals."""
+    """Read ``"BTC:8,ETH:18"`` (the form of ``DYNALEDGER_ASSETS``) into codes and decimals:
+    each code once, no empty entry; empty text declares none."""
     assets: dict[str, int] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        code, sep, places = part.partition(":")
-        if not sep or not places.strip().isdigit():
+    for part in (p.strip() for p in text.split(",")) if text.strip() else ():
+        code, sep, places = (side.strip() for side in part.partition(":"))
+        if not sep or not places.isdigit():
             raise ValidationError(field, f"{part!r} is not CODE:DECIMALS, such as BTC:8")
-        assets[code.strip()] = int(places)
+        if code in assets:
+            raise ValidationError(field, f"{code} is declared twice")
+        assets[code] = int(places)
     try:
         return _checked_assets(assets)
     except ValidationError as error:

@@ -49,6 +49,7 @@ class TestDeclaringAssets:
             ({"ETH": -1}, "ETH: decimals must be 0 to 18"),
             ({"ETH": True}, "ETH: decimals must be an int, not True"),
             ({"JPY": 2}, "JPY is ISO 4217 with 0 decimals, not 2"),
+            ("BTC:8", "must map codes to decimals, not str"),
         ],
     )  # fmt: skip
     def test_bad_declarations_are_refused(self, assets: dict[str, int], rule: str) -> None:
@@ -61,12 +62,23 @@ class TestDeclaringAssets:
         """Declaring USD with 2 decimals changes nothing and is not an error."""
         assert 2 == Currencies({"USD": 2}).decimals("USD")
 
-    @pytest.mark.parametrize("text", ["BTC", "BTC:x", "BTC:8,:2", "BTC:-1"])
-    def test_a_malformed_variable_names_the_variable(self, text: str) -> None:
-        """A value of DYNALEDGER_ASSETS that is not CODE:DECIMALS is a ValidationError naming it."""
+    @pytest.mark.parametrize(
+        ("text", "rule"),
+        [
+            ("BTC", "'BTC' is not CODE:DECIMALS, such as BTC:8"),
+            ("BTC:x", "'BTC:x' is not CODE:DECIMALS, such as BTC:8"),
+            ("BTC:8,:2", "'' is not an asset code (2 to 12 of A-Z and 0-9, one letter)"),
+            ("BTC:-1", "'BTC:-1' is not CODE:DECIMALS, such as BTC:8"),
+            ("BTC:8,BTC:9", "BTC is declared twice"),
+            ("BTC:8,,ETH:18", "'' is not CODE:DECIMALS, such as BTC:8"),
+        ],
+    )
+    def test_a_malformed_variable_names_the_variable(self, text: str, rule: str) -> None:
+        """A value of DYNALEDGER_ASSETS that is not CODE:DECIMALS entries, each code once, is a
+        ValidationError naming the variable and the rule."""
         with pytest.raises(ValidationError) as caught:
             parse_assets(text, "DYNALEDGER_ASSETS")
-        assert "DYNALEDGER_ASSETS" == caught.value.field
+        assert ("DYNALEDGER_ASSETS", rule) == (caught.value.field, caught.value.rule)
 
     def test_an_undeclared_asset_is_refused_before_anything_is_sent(self, ledger: Ledger) -> None:
         """A ledger without BTC declared refuses currency='BTC' with a ValidationError."""
