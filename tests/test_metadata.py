@@ -9,7 +9,7 @@ import pytest
 
 from dynaledger import Ledger, Leg
 from dynaledger.cli import main
-from dynaledger.errors import IdempotencyConflict, ValidationError
+from dynaledger.errors import IdempotencyConflict, InsufficientFunds, ValidationError
 from tests.conftest import unique
 
 ROUND = {"round": "r-81", "provider_tx": "pp:551"}
@@ -114,6 +114,31 @@ class TestPartOfTheKey:
         with pytest.raises(IdempotencyConflict) as caught:
             ledger.capture(idempotency_key=key, hold_id=held.hold_id, metadata={"x": "2"})
         assert ("metadata",) == caught.value.fields
+
+    def test_a_refusal_for_funds_stands_for_its_metadata_too(self, ledger: Ledger) -> None:
+        """A debit, transfer and hold refused for funds with metadata replay as the same
+        refusal (they were a conflict on metadata), and the key without it is a conflict."""
+        payer, payee = _funded(ledger, "0"), _funded(ledger)
+        keys = {name: unique(name) for name in ("debit", "transfer", "hold")}
+        calls = {
+            "debit": lambda **meta: ledger.transact(idempotency_key=keys["debit"],
+                                                    user_id=payer, amount=5, type="debit", **meta),
+            "transfer": lambda **meta: ledger.transfer(idempotency_key=keys["transfer"],
+                                                       from_user_id=payer, to_user_id=payee,
+                                                       amount=5, **meta),
+            "hold": lambda **meta: ledger.hold(idempotency_key=keys["hold"], user_id=payer,
+                                               amount=5, **meta),
+        }  # fmt: skip
+        outcomes = {}
+        for name, call in calls.items():
+            seen: list[object] = []
+            for meta in ({"metadata": ROUND}, {"metadata": ROUND}, {}):
+                with pytest.raises((InsufficientFunds, IdempotencyConflict)) as caught:
+                    call(**meta)
+                error = caught.value
+                seen.append(error.fields if isinstance(error, IdempotencyConflict) else "funds")
+            outcomes[name] = seen
+        assert {name: ["funds", "funds", ("metadata",)] for name in calls} == outcomes
 
 
 class TestBounds:

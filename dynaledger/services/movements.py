@@ -535,6 +535,7 @@ class _Movement:
             rejected_at=self.now,
             rejected_balance=balance,
             rejected_limit=limit or None,
+            metadata=dict(request.metadata) or None,  # what the key stands for, as applied
         )
         key_is_new = ctx.models.transaction.idempotency_key.does_not_exist()
 
