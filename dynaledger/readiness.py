@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from typing import Any
 
-from pynamodb.exceptions import QueryError, TableDoesNotExist
+from pynamodb.exceptions import GetError, QueryError, TableDoesNotExist
 from pynamodb.models import Model
 
 from dynaledger.errors import ConfigurationError, IncompatibleTable
@@ -19,18 +18,16 @@ PING_KEY = "\x1fdynaledger-ping"
 
 
 def ping(ctx: Context) -> Readiness:
-    """Read a key no one can have from ``Users`` and from the history index: two requests.
+    """Read a key no one can have from ``Users``, ``Transactions`` and the history index:
+    three requests.
 
     Raises:
         TableNotFound: A table is missing.
-        ConfigurationError: The history index is missing.
+        ConfigurationError: The history index is missing, or a table is keyed by another
+            attribute than this ledger's layout names.
     """
     users, transactions = ctx.models.user, ctx.models.transaction
     index = transactions.user_index.Meta.index_name
-
-    def users_table() -> None:
-        with contextlib.suppress(users.DoesNotExist):
-            users.get(PING_KEY)
 
     def history_index() -> None:
         try:
@@ -49,9 +46,31 @@ def ping(ctx: Context) -> Readiness:
                 cause=error,
             ) from error
 
-    run(ctx, users_table)
+    for model in (users, transactions):
+        run(ctx, functools.partial(_read_nothing, model))
     run(ctx, history_index)
     return Readiness((users.Meta.table_name, f"{transactions.Meta.table_name} ({index})"))
+
+
+def _read_nothing(model: type[Model]) -> None:
+    """Read the ping key from ``model``'s table, which proves the table keyed as the model is.
+
+    Raises:
+        ConfigurationError: DynamoDB says the key is not the table's.
+    """
+    try:
+        model.get(PING_KEY)
+    except model.DoesNotExist:
+        pass
+    except GetError as error:
+        if error_code(error) != "ValidationException" or "does not match" not in str(error):
+            raise
+        (key,) = (a.attr_name for a in model.get_attributes().values() if a.is_hash_key)
+        raise ConfigurationError(
+            f"table {model.Meta.table_name!r} is not keyed by {key!r}, as this ledger's layout "
+            "says; `dynaledger migrate --check` shows its keys",
+            cause=error,
+        ) from error
 
 
 def check_schema(ctx: Context) -> SchemaCheck:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dynaledger import Ledger, Readiness, SchemaCheck
+from dynaledger import Ledger, Readiness, SchemaCheck, TableLayout
 from dynaledger.cli import main
 from dynaledger.errors import ConfigurationError, TableNotFound
 from dynaledger.migrations import Migrator, load_revisions
@@ -107,12 +107,29 @@ class TestPing:
     def test_ping_costs_one_request_per_table(
         self, ledger: Ledger, count_requests: Callable[[Ledger], RequestCounter]
     ) -> None:
-        """A GetItem on Users and a Query of the history index; it names both."""
+        """A GetItem on Users and on Transactions and a Query of the history index."""
         counter = count_requests(ledger)
         readiness = ledger.ping()
         p = ledger.settings.table_prefix
         assert Readiness((f"{p}Users", f"{p}Transactions (userId-timestamp-index)")) == readiness
-        assert {"GetItem": 1, "Query": 1} == dict(counter.by_operation)
+        assert {"GetItem": 2, "Query": 1} == dict(counter.by_operation)
+
+    def test_ping_names_a_table_keyed_by_another_attribute(
+        self, ledger: Ledger, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """A ledger whose layout keys the records by idempotentKey, on tables keyed by
+        idempotencyKey: ping raises ConfigurationError naming the table and the key (it
+        answered ok, and movements then failed with the server's internal error)."""
+        p = ledger.settings.table_prefix
+        other = make_ledger(
+            table_prefix=p, layout=TableLayout(idempotency_key_attribute="idempotentKey")
+        )
+        with pytest.raises(ConfigurationError) as caught:
+            other.ping()
+        assert (
+            f"table '{p}Transactions' is not keyed by 'idempotentKey', as this ledger's layout "
+            "says; `dynaledger migrate --check` shows its keys"
+        ) == str(caught.value)
 
     def test_ping_names_a_missing_table(self, make_ledger: Callable[..., Ledger]) -> None:
         """With only Users migrated, ping raises TableNotFound for Transactions."""
