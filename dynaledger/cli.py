@@ -115,12 +115,12 @@ def _layout(args: argparse.Namespace) -> TableLayout:
 
 def _serve(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
+        # Ctrl-C and SIGTERM stop the server even when this process was started with
+        # SIGINT ignored (as background jobs of a non-interactive shell are).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         print(f"DynamoDB endpoint (in memory) listening on {url}; Ctrl-C stops it", flush=True)
 
-    # Ctrl-C and SIGTERM stop the server even when this process was started with
-    # SIGINT ignored (as background jobs of a non-interactive shell are).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     local.serve(args.host, args.port, ready=ready)
     return 0
 

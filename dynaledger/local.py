@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from decimal import localcontext
 from typing import Any
 
-from dynaledger.errors import LedgerError
+from dynaledger.errors import ConfigurationError, LedgerError, ValidationError
 from dynaledger.money import EXACT
 
 #: One lock for the whole process: moto's backends are process-wide.
 _BACKEND_LOCK = threading.Lock()
 
 _WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+#: The largest TCP port number.
+_LAST_PORT = 65535
 
 
 def _serialized(app: _WSGIApp, forget: Callable[[], None]) -> _WSGIApp:
@@ -106,7 +109,32 @@ def _quiet_handler() -> type[Any]:
     return QuietHandler
 
 
+def _check_address(host: str, port: int) -> None:
+    """Refuse a port out of range, a host that does not resolve, an address in use.
+
+    werkzeug would print its own lines and exit the process instead.
+
+    Raises:
+        ValidationError: ``port`` is not 0 to 65535.
+        ConfigurationError: The address cannot be listened on, and why.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= _LAST_PORT:
+        raise ValidationError("port", f"must be an int from 0 to {_LAST_PORT}, not {port!r}")
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds
+            probe.bind(address)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        message = f"cannot listen on {host}:{port}: {reason}"
+        raise ConfigurationError(message, cause=error) from error
+
+
 def _make_server(host: str, port: int) -> Any:
+    _check_address(host, port)
     try:
         from moto.core.model_instances import reset_model_data
         from werkzeug.serving import make_server

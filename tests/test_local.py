@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from dynaledger import Ledger
+from dynaledger.cli import main
 from dynaledger.local import embedded_dynamodb
 from tests.conftest import FAST_RETRY
 
@@ -177,6 +178,22 @@ class TestServeCommand:
             process.wait()
             if process.stdout is not None:
                 process.stdout.close()
+
+    def test_an_address_that_cannot_be_served_is_one_error_line(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A port out of range, and a port in use, end with one ``error:`` line and exit 1
+        (werkzeug printed its own lines, or listened on another port)."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            used = taken.getsockname()[1]
+            codes = [main(["serve", "--port", port]) for port in ("65536", "-1", str(used))]
+        assert ([1, 1, 1], [
+            "error: port: must be an int from 0 to 65535, not 65536",
+            "error: port: must be an int from 0 to 65535, not -1",
+            f"error: cannot listen on 127.0.0.1:{used}: Address already in use",
+        ]) == (codes, capsys.readouterr().err.splitlines())  # fmt: skip
 
 
 class TestConfiguration:
