@@ -97,11 +97,13 @@ def policy(
     tables carry the names of ``layout`` (dynaledger's own by default).
 
     Raises:
-        ValidationError: ``region`` is in no AWS partition, or ``account`` is not 12 digits.
+        ValidationError: ``region`` is in no AWS partition, ``account`` is not 12 digits,
+            or the prefix and names make no DynamoDB table name (as a ``Ledger`` checks).
     """
     if not (len(account) == 12 and account.isascii() and account.isdigit()):
         raise ValidationError("account", f"must be a 12-digit AWS account id, not {account!r}")
     names = layout or TableLayout()
+    names.check_prefix(table_prefix)
     users, transactions, migrations = (
         table_arn(region, account, table_prefix + name)
         for name in (names.users_table, names.transactions_table, names.migrations_table)

@@ -78,7 +78,12 @@ class TestFromEnv:
             ("DYNALEDGER_DEFAULT_CURRENCY", "usd", "'usd' is not a known ISO 4217 currency code"),
             ("AWS_REGION", "bad region!", "must be a region name such as eu-west-1 (letters, "
                                           "digits, '-'), not 'bad region!'"),
-            ("DYNALEDGER_USERS_TABLE", "U", "'U' (with the prefix) must be 3 to 255 characters"),
+            ("DYNALEDGER_USERS_TABLE", "U",
+             "U (1 characters with the prefix) must be 3 to 255 characters"),
+            ("DYNALEDGER_TABLE_PREFIX", "p" * 250,
+             f"{'p' * 40}… (262 characters with the prefix) must be 3 to 255 characters"),
+            ("DYNALEDGER_TABLE_PREFIX", "p" * 256,
+             f"{'p' * 40}… (261 characters with the prefix) must be 3 to 255 characters"),
             ("DYNALEDGER_TABLE_PREFIX", "my env",
              "must be letters, digits, '_', '-' or '.', not 'my env'"),
         ],

@@ -102,16 +102,27 @@ class TestPartitions:
              "error: region: 'local' is not a region of any AWS partition (such as eu-west-1)\n"),
             (["--region", REGION, "--account", "12345"],
              "error: account: must be a 12-digit AWS account id, not '12345'\n"),
+            (["--region", REGION, "--account", ACCOUNT, "--table-prefix", "bad prefix"],
+             "error: table_prefix: must be letters, digits, '_', '-' or '.', not 'bad prefix'\n"),
+            (["--region", REGION, "--account", ACCOUNT, "--users-table", "x"],
+             "error: users_table: x (1 characters with the prefix) must be 3 to 255 "
+             "characters\n"),
         ],
     )  # fmt: skip
-    def test_a_region_outside_every_partition_or_a_bad_account_is_refused(
+    def test_a_region_outside_every_partition_a_bad_account_or_table_name_is_refused(
         self, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """No policy with a made-up partition or account: one error line, exit 1."""
+        """No policy with a made-up partition, account or table name (which a Ledger would
+        refuse): one error line, exit 1."""
         assert 1 == main(["iam-policy", *args])
         assert ("", message) == capsys.readouterr()
+        prefix, layout = "", TableLayout()
+        if "--table-prefix" in args:
+            prefix = args[5]
+        elif "--users-table" in args:
+            layout = TableLayout(users_table=args[5])
         with pytest.raises(ValidationError):
-            iam.policy(region=args[1], account=args[3])
+            iam.policy(region=args[1], account=args[3], table_prefix=prefix, layout=layout)
 
 
 class TestLayout:

@@ -17,6 +17,7 @@ from dynaledger.errors import ValidationError
 
 #: DynamoDB's rule for table names (the prefix adds to the length).
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+_TABLE_CHARACTERS = re.compile(r"[A-Za-z0-9_.-]+")
 #: DynamoDB's bounds on a whole table name, prefix included.
 MIN_TABLE_NAME, MAX_TABLE_NAME = 3, 255
 #: Attributes of the Transactions table the key attribute must not be named after.
@@ -84,13 +85,19 @@ class TableLayout:
             ValidationError: On ``table_prefix``, or on the table a name is too short or
                 too long for.
         """
-        if not isinstance(prefix, str) or (prefix and not _TABLE_NAME.fullmatch(prefix)):
+        if not isinstance(prefix, str) or (prefix and not _TABLE_CHARACTERS.fullmatch(prefix)):
             raise ValidationError(
                 "table_prefix", f"must be letters, digits, '_', '-' or '.', not {prefix!r}"
             )
         for field in ("users_table", "transactions_table", "migrations_table"):
             name = prefix + getattr(self, field)
             if not MIN_TABLE_NAME <= len(name) <= MAX_TABLE_NAME:
+                # Past the bound with a table's default name: the prefix's fault.
+                default = getattr(attrs.fields(TableLayout), field).default
+                too_long = len(name) > MAX_TABLE_NAME and getattr(self, field) == default
+                blamed = "table_prefix" if too_long else field
                 raise ValidationError(
-                    field, f"{name!r} (with the prefix) must be 3 to 255 characters"
+                    blamed,
+                    f"{name[:40]}{'…' if len(name) > 40 else ''} ({len(name)} characters "
+                    "with the prefix) must be 3 to 255 characters",
                 )
