@@ -189,6 +189,23 @@ class TestAdoption:
         )
         assert [False, False] == [s.applied for s in ledger.migration_status()]
 
+    def test_a_records_table_that_does_not_fit_stops_the_run_before_any_write(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """Users fits, Transactions is keyed by another attribute: migrate raises
+        IncompatibleTable naming Transactions and writes nothing: no migrations table, no
+        revision recorded (it used to record 0001, adopting Users, then stop)."""
+        ledger = make_ledger()
+        users, records, migrations = ledger.table_names
+        _create_raw_table(ledger, users, "userId")
+        _create_raw_table(ledger, records, "idempotentKey")
+        with pytest.raises(IncompatibleTable) as caught:
+            ledger.migrate()
+        client = ledger.botocore_client
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.describe_table(TableName=migrations)
+        assert records == caught.value.table_name
+
     def test_a_later_migrate_with_another_key_attribute_stops_naming_both(
         self, make_ledger: Callable[..., Ledger]
     ) -> None:

@@ -404,7 +404,13 @@ class Migrator:
         return self._schema.call(attempt)
 
     def upgrade(self) -> list[str]:
-        """Apply every pending revision in order; return the ids this call applied."""
+        """Apply every pending revision in order; return the ids this call applied.
+
+        Every table that exists is checked first, so that a ledger of another layout
+        (or a hand-made table that does not fit) is stopped before anything is written.
+        """
+        for model in self._tables:
+            self._schema.check_table(model, required=False)
         self._schema.ensure_table(self._record)
         applied = [r.revision for r in self._revisions if self._apply(r)]
         for model in self._tables:
