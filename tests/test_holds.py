@@ -139,6 +139,7 @@ class TestHold:
         ("arguments", "field"),
         [
             ({"timeout": 0}, "timeout"),
+            ({"timeout": 4e-7}, "timeout"),  # below a microsecond: expired at birth
             ({"timeout": -5}, "timeout"),
             ({"timeout": float("nan")}, "timeout"),
             ({"timeout": True}, "timeout"),

@@ -75,6 +75,8 @@ from dynaledger.values import EntryType
 RELEASE_SUFFIX = "\x1frelease"
 #: The longest timeout accepted: 100 years, in seconds.
 MAX_TIMEOUT = 100 * 365 * 86400
+#: The shortest timeout: expiry instants are kept to the microsecond.
+MIN_TIMEOUT = Decimal("0.000001")
 
 
 def parse_timeout(timeout: object) -> str | None:
@@ -89,9 +91,11 @@ def parse_timeout(timeout: object) -> str | None:
         )
     else:
         seconds = Decimal(repr(timeout)) if isinstance(timeout, float) else Decimal(timeout)
-    if not seconds.is_finite() or not 0 < seconds <= MAX_TIMEOUT:
-        raise ValidationError("timeout", f"must be more than 0 and at most {MAX_TIMEOUT} seconds")
-    return format(seconds.quantize(Decimal("0.000001")).normalize(), "f")
+    if not seconds.is_finite() or not MIN_TIMEOUT <= seconds <= MAX_TIMEOUT:
+        raise ValidationError(
+            "timeout", f"must be {MIN_TIMEOUT} to {MAX_TIMEOUT} seconds (times are to the µs)"
+        )
+    return format(seconds.quantize(MIN_TIMEOUT).normalize(), "f")
 
 
 def hold(
