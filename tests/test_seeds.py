@@ -58,6 +58,17 @@ class TestGenerate:
         fresh_ledger.generate_users(30)
         assert SeedReport(created=10, skipped=30) == fresh_ledger.generate_users(40)
 
+    def test_a_progress_that_is_not_callable_is_refused_before_any_write(
+        self, fresh_ledger: Ledger
+    ) -> None:
+        """progress=5 is a ValidationError on progress and no user is written (three were,
+        then a TypeError came)."""
+        with pytest.raises(ValidationError) as caught:
+            fresh_ledger.generate_users(3, progress=5)  # type: ignore[arg-type]
+        table = fresh_ledger.table_names[0]
+        written = fresh_ledger.botocore_client.scan(TableName=table)["Items"]
+        assert ("progress", []) == (caught.value.field, written)
+
     @pytest.mark.parametrize("count", [0, -1, True, "10"])
     def test_count_must_be_a_positive_int(self, fresh_ledger: Ledger, count: object) -> None:
         """A count that is not a positive int is a ValidationError on count."""

@@ -80,6 +80,8 @@ def generate(
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValidationError("count", f"must be a positive int, not {count!r}")
+    if progress is not None and not callable(progress):
+        raise ValidationError("progress", f"must be a callable or None, not {progress!r}")
     deployment.ensure(ctx)
     account_currency = (
         ctx.default_currency if currency is None else ctx.currencies.validate(currency)
