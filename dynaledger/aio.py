@@ -37,6 +37,8 @@ class AsyncLedger:
     """
 
     def __init__(self, ledger: Ledger, *, max_concurrency: int | None = None) -> None:
+        if not isinstance(ledger, Ledger):
+            raise ValidationError("ledger", f"must be a Ledger, not {type(ledger).__name__}")
         limit = ledger.settings.max_pool_connections if max_concurrency is None else max_concurrency
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError("max_concurrency", f"must be an int of at least 1, not {limit!r}")
@@ -46,9 +48,15 @@ class AsyncLedger:
         self._closed = False
 
     @classmethod
-    def from_env(cls, *, max_concurrency: int | None = None, **overrides: Any) -> AsyncLedger:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        max_concurrency: int | None = None,
+        **overrides: Any,
+    ) -> AsyncLedger:
         """An async ledger on :meth:`Ledger.from_env` (same variables and overrides)."""
-        return cls(Ledger.from_env(**overrides), max_concurrency=max_concurrency)
+        return cls(Ledger.from_env(environ, **overrides), max_concurrency=max_concurrency)
 
     def __repr__(self) -> str:
         return f"AsyncLedger({self.ledger!r}, max_concurrency={self.max_concurrency})"

@@ -115,6 +115,30 @@ class TestAsyncLedger:
         with pytest.raises(ValidationError, match=r"^max_concurrency: "):
             AsyncLedger(make_ledger(), max_concurrency=0)
 
+    def test_construction_takes_what_the_ledger_takes_and_refuses_the_rest(self) -> None:
+        """from_env takes the environment as Ledger.from_env does (positionally too); a
+        non-Ledger is a ValidationError on ledger (it was an AttributeError)."""
+        env = {"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9", "DYNALEDGER_TABLE_PREFIX": "e-"}
+        built = AsyncLedger.from_env(env, max_concurrency=2)
+        with pytest.raises(ValidationError) as caught:
+            AsyncLedger("http://127.0.0.1:9")  # type: ignore[arg-type]
+        assert ("e-", 2, "ledger", "must be a Ledger, not str") == (
+            built.ledger.settings.table_prefix, built.max_concurrency,
+            caught.value.field, caught.value.rule,
+        )  # fmt: skip
+
+    def test_migrate_flags_must_be_bools(self, make_ledger: Callable[..., Ledger]) -> None:
+        """point_in_time_recovery='yes' is a ValidationError naming it, nothing created (it
+        was taken as true)."""
+        ledger = make_ledger()
+        with pytest.raises(ValidationError) as caught:
+            asyncio.run(AsyncLedger(ledger).migrate(point_in_time_recovery="yes"))  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            ledger.migrate(deletion_protection=1)  # type: ignore[arg-type]
+        assert ("point_in_time_recovery", []) == (caught.value.field, [
+            status.revision for status in ledger.migration_status() if status.applied
+        ])  # fmt: skip
+
     def test_async_with_closes_the_ledger(
         self, ledger: Ledger, make_ledger: Callable[..., Ledger]
     ) -> None:

@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 from dynaledger import readiness, seeds, values
 from dynaledger._facade.base import Facade
+from dynaledger.errors import ValidationError
 from dynaledger.migrations import Migrator, TableProtection
 from dynaledger.services import deployment
 
@@ -41,6 +42,12 @@ class SchemaOperations(Facade):
             SettingsMismatch: The deployment's stored settings are other than
                 this ledger's (see :meth:`apply_settings`).
         """
+        for name, flag in (
+            ("point_in_time_recovery", point_in_time_recovery),
+            ("deletion_protection", deletion_protection),
+        ):
+            if flag is not None and not isinstance(flag, bool):
+                raise ValidationError(name, f"must be True, False or None, not {flag!r}")
         protection = TableProtection(
             point_in_time_recovery=self.is_aws if point_in_time_recovery is None
             else point_in_time_recovery,
