@@ -403,6 +403,18 @@ class TestUnreadableRecords:
         with pytest.raises(UnreadableRecord, match="creditLimit -5 is negative"):
             ledger.get_user_balance(user_id)
 
+    def test_an_opening_balance_without_a_balance_is_refused_by_reads(
+        self, ledger: Ledger
+    ) -> None:
+        """openingBalance 70 and no balance: the read said 100 (the ledger's opening) while
+        reconcile started from 70; both refuse it now, naming the rule."""
+        user_id = unique("open")
+        put_user(ledger, user_id, openingBalance={"N": "70"})
+        with pytest.raises(UnreadableRecord) as caught:
+            ledger.get_user_balance(user_id)
+        problems = [problem.problem for problem in ledger.reconcile([user_id]).problems]
+        assert ["openingBalance without balance"] * 2 == [caught.value.problem, *problems]
+
     @pytest.mark.parametrize(
         ("attributes", "problem"),
         [

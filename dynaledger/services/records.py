@@ -107,6 +107,10 @@ def _account_problem(ctx: Context, stored: dict[str, Any]) -> str | None:
     largest = ctx.currencies.max_balance(currency or ctx.default_currency)
     if balance is not None and balance > largest:
         return f"balance {balance} is past the largest {currency or ctx.default_currency} balance"
+    if balance is None and stored.get("opening_balance") is not None:
+        # Writes start an account with no balance from the ledger's opening balance;
+        # reconcile would start it from this one.
+        return "openingBalance without balance"
     if limit is not None and limit < 0:
         return f"creditLimit {limit} is negative"
     if limit is not None and stored.get("available") is None:
