@@ -269,12 +269,14 @@ class TestConsoleScript:
         ledgers (they were ignored); a bad setting is an error line naming its variable."""
         prefix = f"{unique('demo')}-"
         monkeypatch.setenv("DYNALEDGER_TABLE_PREFIX", prefix)
-        monkeypatch.setenv("DYNALEDGER_USERS_TABLE", "Accounts")
+        # The TypeScript service's names, which the IAM coverage check knows.
+        monkeypatch.setenv("DYNALEDGER_USERS_TABLE", "UserTable")
+        monkeypatch.setenv("DYNALEDGER_TRANSACTIONS_TABLE", "TransactionTable")
         monkeypatch.setenv("DYNALEDGER_OPENING_BALANCE", "50")
         code = main(["--endpoint", dynamodb_endpoint, "demo"])
         out = capsys.readouterr().out
         probe = Ledger(dynamodb_endpoint, region="us-east-1").botocore_client
-        users = probe.describe_table(TableName=f"{prefix}Accounts")["Table"]["ItemCount"]
+        users = probe.describe_table(TableName=f"{prefix}UserTable")["Table"]["ItemCount"]
         assert (0, True, True) == (
             code, "carol         50.00 USD  (opening balance)" in out, users > 0,
         )  # fmt: skip
