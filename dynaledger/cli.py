@@ -307,6 +307,8 @@ def _metadata(args: argparse.Namespace) -> dict[str, str] | None:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValidationError("--meta", f"{item!r} is not KEY=VALUE")
+        if key in found:
+            raise ValidationError("--meta", f"{key!r} is given twice")
         found[key] = value
     return found
 
@@ -457,8 +459,10 @@ def _holds(args: argparse.Namespace, ledger: Ledger) -> int:
 
 def _expire_holds(args: argparse.Namespace, ledger: Ledger) -> int:
     report = ledger.expire_holds(args.users or None)
-    _emit(args, report, f"released {report.released} expired holds of {report.accounts} "
-                        f"accounts ({report.checked} checked)")  # fmt: skip
+    holds = "hold" if report.released == 1 else "holds"
+    accounts = "account" if report.accounts == 1 else "accounts"
+    _emit(args, report, f"released {report.released} expired {holds} of {report.accounts} "
+                        f"{accounts} ({report.checked} checked)")  # fmt: skip
     return 0
 
 

@@ -506,10 +506,11 @@ class RefundExceeded(Refused):
         self.left = left
         self.amount = amount
         self.currency = currency
-        super().__init__(
-            f"movement {key!r} has {left:f} {currency} left to refund, "
-            f"{amount:f} {currency} requested"
-        )
+        asked = "" if not amount else f", {amount:f} {currency} requested"
+        if not left:
+            super().__init__(f"movement {key!r} has nothing left to refund{asked}")
+        else:
+            super().__init__(f"movement {key!r} has {left:f} {currency} left to refund{asked}")
 
 
 __all__ = [

@@ -308,6 +308,10 @@ class TestHoldCommands:
         assert (0, "released 0 expired holds of 0 accounts (1 checked)\n", "") == cli(
             "expire-holds", "pl"
         )
+        cli("hold", "--key", "bet2", "--user", "pl", "--amount", "1", "--timeout", "0.000001")
+        assert (0, "released 1 expired hold of 1 account (1 checked)\n", "") == cli(
+            "expire-holds", "pl"
+        )
         code, _, err = cli("capture", "--key", "c2", "--hold", "bet1")
         assert (1, "error: hold 'bet1' is closed: already voided\n") == (code, err)
 
@@ -353,6 +357,11 @@ class TestRefundAndPostCommands:
         code, _, err = cli("refund", "--key", "rf3", "--of", "bet", "--amount", "7")
         line = "error: movement 'bet' has 6.00 USD left to refund, 7.00 USD requested\n"
         assert (1, line) == (code, err)
+        code, _, err = cli("refund", "--key", "rf4", "--of", "r1")
+        assert (1, "error: movement 'r1' has nothing left to refund\n") == (code, err)
+        code, _, err = cli("refund", "--key", "rf5", "--of", "bet", "--meta", "a=1", "--meta",
+                           "a=2")  # fmt: skip
+        assert (1, "error: --meta: 'a' is given twice\n") == (code, err)
         code, _, err = cli("post", "--key", "r2", "--leg", "ho-20-debit", "--leg", "pl:20:credit")
         assert (1, "error: --leg 1: must be USER:AMOUNT:TYPE, not 'ho-20-debit'\n") == (code, err)
         code, _, err = cli("post", "--key", "r2", "--leg", "ho:20:debit", "--leg", "pl:20:crdit")

@@ -403,9 +403,7 @@ class TestUnreadableRecords:
         with pytest.raises(UnreadableRecord, match="creditLimit -5 is negative"):
             ledger.get_user_balance(user_id)
 
-    def test_an_opening_balance_without_a_balance_is_refused_by_reads(
-        self, ledger: Ledger
-    ) -> None:
+    def test_an_opening_balance_without_a_balance_is_refused_by_reads(self, ledger: Ledger) -> None:
         """openingBalance 70 and no balance: the read said 100 (the ledger's opening) while
         reconcile started from 70; both refuse it now, naming the rule."""
         user_id = unique("open")

@@ -93,7 +93,7 @@ def load_user(ctx: Context, raw: dict[str, Any]) -> User:
     return user
 
 
-def _account_problem(ctx: Context, stored: dict[str, Any]) -> str | None:
+def _account_problem(ctx: Context, stored: dict[str, Any]) -> str | None:  # noqa: PLR0911 - one return per rule
     balance, limit = stored.get("balance"), stored.get("credit_limit")
     for name, value in (
         ("balance", balance), ("openingBalance", stored.get("opening_balance")),

@@ -164,7 +164,7 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
         # A posting's total may pass the largest amount; anything else above it exceeds left.
         take = ctx.currencies.parse_total(amount, currency)
         if posting and take != whole:
-            raise ValidationError("amount", "a posting is refunded whole: give None")
+            raise ValidationError("amount", "a posting is refunded whole: give no amount")
     if take > left or take <= 0:
         present = ctx.currencies.present
         raise RefundExceeded(request.of, present(left, currency), present(take, currency),
