@@ -13,6 +13,7 @@ import pytest
 from dynaledger import Ledger
 from dynaledger.cli import main
 from dynaledger.errors import (
+    ConfigurationError,
     IncompatibleIndex,
     IncompatibleTable,
     MigrationError,
@@ -205,6 +206,27 @@ class TestAdoption:
         with pytest.raises(client.exceptions.ResourceNotFoundException):
             client.describe_table(TableName=migrations)
         assert records == caught.value.table_name
+
+    def test_reads_of_tables_keyed_otherwise_are_configuration_errors(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """Tables made by hand with other keys, never migrated: a balance read and the
+        settings read are ConfigurationErrors pointing at migrate --check (they were
+        DynamoDB's bare ValidationException)."""
+        ledger = make_ledger()
+        users, records, migrations = ledger.table_names
+        for name, key in ((users, "id"), (records, "idempotencyKey"), (migrations, "rev")):
+            _create_raw_table(ledger, name, key)
+        messages = []
+        for read in (lambda: ledger.get_user_balance("alice"), ledger.deployment_settings):
+            with pytest.raises(ConfigurationError) as caught:
+                read()
+            messages.append(str(caught.value))
+        tail = (
+            " is not keyed as this ledger's layout says (ValidationException: The provided key "
+            "element does not match the schema); `dynaledger migrate --check` shows its keys"
+        )
+        assert [f"a table{tail}", f"table {migrations!r}{tail}"] == messages
 
     def test_a_later_migrate_with_another_key_attribute_stops_naming_both(
         self, make_ledger: Callable[..., Ledger]

@@ -353,7 +353,19 @@ def _refusal(error: Exception, cause: ClientError) -> LedgerError:
             f"access denied ({detail}); `dynaledger iam-policy` prints what the ledger needs",
             cause=error,
         )
+    if code == "ValidationException" and _KEY_MISMATCH in detail:
+        table = _table_from_message(str(getattr(error, "msg", error)))
+        named = "a table" if table == "?" else f"table {table!r}"
+        return ConfigurationError(
+            f"{named} is not keyed as this ledger's layout says ({detail}); "
+            "`dynaledger migrate --check` shows its keys",
+            cause=error,
+        )
     return LedgerError(f"DynamoDB refused the request ({detail})", cause=error)
+
+
+#: DynamoDB's message for a key that names other attributes than the table's key.
+_KEY_MISMATCH = "provided key element does not match the schema"
 
 
 def _table_from_message(message: str) -> str:
