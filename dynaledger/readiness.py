@@ -10,6 +10,7 @@ from pynamodb.models import Model
 
 from dynaledger.errors import ConfigurationError, IncompatibleTable
 from dynaledger.migrations import Migrator, check_schema_of
+from dynaledger.services import deployment
 from dynaledger.services._core import Context, error_code, run
 from dynaledger.values import Readiness, SchemaCheck
 
@@ -74,13 +75,21 @@ def _read_nothing(model: type[Model]) -> None:
 
 
 def check_schema(ctx: Context) -> SchemaCheck:
-    """Pending revisions, and every table or index that is missing or has other keys."""
+    """Pending revisions, every table or index that is missing or has other keys, and each
+    setting of this ledger's that is not the deployment's (its writes would be refused)."""
     pending = tuple(status.revision for status in Migrator(ctx).status() if not status.applied)
     problems: list[str] = []
     models = ctx.models
     for model in (models.user, models.transaction, models.schema_migration):
         description = run(ctx, functools.partial(_describe, model))
         problems.extend(_table_problems(model, description))
+    if not pending and not problems:
+        current = deployment.stored(ctx)
+        if current is None:
+            problems.append("settings: none are stored; run `dynaledger migrate`")
+        else:
+            found = deployment.differences(current, deployment.configured(ctx))
+            problems.extend(f"settings: {difference}" for difference in found)
     return SchemaCheck(pending, tuple(problems))
 
 

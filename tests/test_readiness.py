@@ -50,6 +50,19 @@ class TestMigrateCheck:
                    f"not ready: table '{p}Transactions' does not exist\n", "") == _cli(
             ledger, capsys, "migrate", "--check")  # fmt: skip
 
+    def test_settings_other_than_the_deployments_fail_the_check(
+        self, ledger: Ledger, make_ledger: Callable[..., Ledger],
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    ) -> None:  # fmt: skip
+        """On migrated tables, a ledger with another opening balance fails the check naming
+        it, as its writes would be refused (it said up to date)."""
+        other = make_ledger(table_prefix=ledger.settings.table_prefix, opening_balance="50")
+        problem = "settings: opening_balance is 100.00 for the deployment, 50.00 here"
+        monkeypatch.setenv("DYNALEDGER_OPENING_BALANCE", "50")
+        assert (SchemaCheck((), (problem,)), (1, f"not ready: {problem}\n", "")) == (
+            other.check_schema(), _cli(other, capsys, "migrate", "--check"),
+        )  # fmt: skip
+
     def test_a_table_with_another_key_schema_fails_the_check(
         self, make_ledger: Callable[..., Ledger]
     ) -> None:
