@@ -49,6 +49,9 @@ differences are computed as exact decimals, written in plain digits
 (``0.00000000``), and refused as DynamoDB refuses them (a ``ValidationError``
 cancellation reason in a transaction). The one class-level change this needs
 (``DynamoType.__add__``, ``__sub__``) runs moto's own methods in any other thread.
+Likewise a comparison of a string with a number (``held > :zero`` on an item an
+operator wrote ``held`` into as a string) is false here, as in DynamoDB, where
+moto fails with a 500.
 
 ``tests/test_moto_fidelity.py`` proves all of this against stock moto, and
 fails if a moto upgrade brings table copies back.
@@ -65,6 +68,7 @@ from decimal import Context, Decimal
 from typing import Any
 
 from moto.core.utils import convert_to_flask_response
+from moto.dynamodb import comparisons
 from moto.dynamodb.exceptions import MockValidationException
 from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
@@ -400,6 +404,34 @@ def _decimal_arithmetic(
 
 for _name, _operation in (("__add__", Context.add), ("__sub__", Context.subtract)):
     setattr(DynamoType, _name, _decimal_arithmetic(getattr(DynamoType, _name), _operation))
+
+
+def _typed_comparison(
+    original: Callable[[Any, Item | None], bool],
+) -> Callable[[Any, Item | None], bool]:
+    """moto's ``<``, ``<=``, ``>``, ``>=`` of a condition, false for values of two types
+    while serving here.
+
+    DynamoDB's comparisons between a string and a number are false (a filter
+    skips the item); moto compares the Python values and fails with a 500.
+    """
+
+    def expr(self: Any, item: Item | None) -> bool:
+        try:
+            return original(self, item)
+        except TypeError:
+            if getattr(_THREAD, "action", None) is None:
+                raise
+            return False
+
+    return expr
+
+
+for _operator in (
+    comparisons.OpLessThan, comparisons.OpLessThanOrEqual,
+    comparisons.OpGreaterThan, comparisons.OpGreaterThanOrEqual,
+):  # fmt: skip
+    _operator.expr = _typed_comparison(_operator.expr)  # type: ignore[method-assign,assignment]
 
 
 # The handler -------------------------------------------------------------------------

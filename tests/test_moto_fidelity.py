@@ -476,6 +476,29 @@ class TestNumbers:
         unchanged = {"hashed": [KEEP], "ranged": [ROW], "index x": [KEEP], "stream records": 1}
         assert (400, unchanged) == (answer["status"], _seen(dynamodb, tables))
 
+    def test_a_string_compared_with_a_number_is_false_not_a_server_error(
+        self, seeded: tuple[Any, dict[str, str]]
+    ) -> None:
+        """A Scan filtered on ``n > :zero`` over an item whose ``n`` is a string skips that
+        item, as DynamoDB does (stock moto answers 500); moto's own comparison elsewhere
+        is unchanged."""
+        from moto.dynamodb.comparisons import AttributeValue, OpGreaterThan
+
+        dynamodb, tables = seeded
+        for pk, value in (("text", {"S": "5"}), ("number", {"N": "5"})):
+            call(dynamodb, "put_item", named({"TableName": "hashed", "Item": {
+                "pk": {"S": pk}, "n": value}}, tables))  # fmt: skip
+        found = call(dynamodb, "scan", named({
+            "TableName": "hashed", "FilterExpression": "n > :zero",
+            "ExpressionAttributeValues": {":zero": {"N": "0"}},
+        }, tables))  # fmt: skip
+        assert (200, ["number"]) == (
+            found.get("status", 200),
+            [i["pk"]["S"] for i in found["Items"] if i["pk"]["S"] in ("text", "number")],
+        )
+        with pytest.raises(TypeError):
+            OpGreaterThan(AttributeValue({"S": "5"}), AttributeValue({"N": "0"})).expr(None)
+
 
 # The guard against table copies -------------------------------------------------------
 
