@@ -194,7 +194,7 @@ class TestBotocoreConfig:
 
         through.botocore_client.meta.events.register("before-send.dynamodb", record)
         through.ping()
-        assert [True, True] == ["casino/1.0" in agent for agent in agents]
+        assert [True, True, True] == ["casino/1.0" in agent for agent in agents]
 
 
 class TestClose:
