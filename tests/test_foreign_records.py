@@ -420,6 +420,7 @@ class TestUnreadableRecords:
              "timestamp '2026-01-02T05:04:05+02:00' is not an ISO-8601 UTC instant"),
             ({"status": {"S": "rejected"}}, "status 'rejected' carries a timestamp"),
             ({"kind": {"S": "posting"}}, "a posting with no legs"),
+            ({"refunded": {"N": "20"}}, "refunded 20 is not a total given back of 10"),
             ({"kind": {"S": "posting"}, "legs": {"S": "credit 10 u"}},
              "legs 'credit 10 u' are not a posting's legs"),
         ],

@@ -235,17 +235,8 @@ def entry_order(ctx: Context, raw: dict[str, Any]) -> SortKey:
 def _record_problem(ctx: Context, record: Transaction) -> str | None:  # noqa: PLR0911 - one return per rule
     if not record.user_id:
         return "no userId"
-    if record.amount is None:
-        return "no amount"
-    if record.kind == KIND_LIMIT:  # the new limit, which may be 0
-        if not record.amount.is_finite() or record.amount < 0:
-            return f"amount {record.amount} is not a credit limit"
-    elif record.legs is not None and record.kind in (KIND_POSTING, KIND_REFUND):
-        # A leg of a posting (or of its refund): 0 for an account whose legs cancel out.
-        if not record.amount.is_finite() or record.amount < 0:
-            return f"amount {record.amount} is not a posting's net leg"
-    elif not record.amount.is_finite() or record.amount <= 0:
-        return f"amount {record.amount} is not a positive number"
+    if (problem := _amount_problem(record)) is not None:
+        return problem
     if record.type not in ENTRY_TYPES:
         return f"type {record.type!r} is not 'credit' or 'debit'"
     if record.currency is not None and (problem := _currency_problem(ctx, record.currency)):
@@ -258,6 +249,30 @@ def _record_problem(ctx: Context, record: Transaction) -> str | None:  # noqa: P
         return f"status {record.status!r} is not 'applied' or 'rejected'"
     if record.kind is not None and record.kind not in KINDS:
         return f"kind {record.kind!r} is not one dynaledger writes"
+    return None
+
+
+def _amount_problem(record: Transaction) -> str | None:
+    """Why a record's ``amount`` (or the ``refunded`` total of it) cannot be read, or None."""
+    amount = record.amount
+    if amount is None:
+        return "no amount"
+    if record.kind == KIND_LIMIT:  # the new limit, which may be 0
+        if not amount.is_finite() or amount < 0:
+            return f"amount {amount} is not a credit limit"
+    elif record.legs is not None and record.kind in (KIND_POSTING, KIND_REFUND):
+        # A leg of a posting (or of its refund): 0 for an account whose legs cancel out.
+        if not amount.is_finite() or amount < 0:
+            return f"amount {amount} is not a posting's net leg"
+    elif not amount.is_finite() or amount <= 0:
+        return f"amount {amount} is not a positive number"
+    refunded = record.refunded
+    if refunded is not None and (
+        not refunded.is_finite()
+        or refunded < 0
+        or (record.kind != KIND_POSTING and refunded > amount)
+    ):
+        return f"refunded {refunded} is not a total given back of {amount}"
     return None
 
 
