@@ -81,7 +81,7 @@ def _demo(args: argparse.Namespace) -> int:
         prefix = os.environ.get("DYNALEDGER_TABLE_PREFIX") or None
 
     def make(url: str, table_prefix: str, **more: Any) -> Ledger:
-        assets = {**DEMO_ASSETS, **given}
+        assets = {**given, **DEMO_ASSETS}  # its BTC steps need BTC:8
         return _ledger(args, endpoint_url=url, table_prefix=table_prefix, assets=assets, **more)
 
     return run_demo(_endpoint(args), prefix, out=print, make=make)
@@ -448,10 +448,10 @@ def _holds(args: argparse.Namespace, ledger: Ledger) -> int:
         _emit(args, found, "")
         return 0
     for hold in found:
-        payee = f" for {hold.to_user_id}" if hold.to_user_id else ""
+        payee = f" for {_shown(hold.to_user_id)}" if hold.to_user_id else ""
         until = hold.expires_at.isoformat() if hold.expires_at else "no expiry"
-        print(f"{hold.hold_id}  {hold.remaining:f} of {hold.amount:f} {hold.currency}{payee}  "
-              f"({until})")  # fmt: skip
+        left = f"{hold.remaining:f} of {hold.amount:f} {hold.currency}"
+        print(f"{_shown(hold.hold_id)}  {left}{payee}  ({until})")
     if not found:
         print("no active holds")
     return 0

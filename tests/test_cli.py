@@ -137,8 +137,8 @@ class TestCommands:
     def test_text_shows_another_clients_ids_and_keys_one_entry_per_line(
         self, cli: Run, fresh_ledger: Ledger
     ) -> None:
-        """A key and a user id holding a newline (written by another client) are escaped in
-        history and reconcile text, so no stored value can forge a line of its own."""
+        """A key, a hold id and a user id holding a newline (written by another client) are
+        escaped in history, holds and reconcile text: no stored value forges a line."""
         forged = "evil\n2099-01-01 00:00:00  +    1000000.00 USD  fake"
         users, records = fresh_ledger.table_names[:2]
         client = fresh_ledger.botocore_client
@@ -148,6 +148,23 @@ class TestCommands:
             "idempotencyKey": {"S": forged}, "userId": {"S": "plain"}, "amount": {"N": "5"},
             "type": {"S": "credit"}, "timestamp": {"S": "2026-01-02T03:04:05Z"},
         })  # fmt: skip
+        hold = "h\n2099-01-01  +1000000.00 USD  forged"
+        client.put_item(TableName=users, Item={
+            "userId": {"S": "holder"}, "balance": {"N": "95"}, "held": {"N": "5"},
+            "holdCount": {"N": "1"}, f"hold:{hold}": {"M": {"remaining": {"N": "5"}}},
+        })  # fmt: skip
+        client.put_item(TableName=records, Item={
+            "idempotencyKey": {"S": hold}, "userId": {"S": "holder"}, "amount": {"N": "5"},
+            "type": {"S": "debit"}, "timestamp": {"S": "2026-01-02T03:04:06Z"},
+            "kind": {"S": "hold"}, "status": {"S": "applied"}, "holdId": {"S": hold},
+            "holdStatus": {"S": "active"}, "remaining": {"N": "5"}, "currency": {"S": "USD"},
+            "counterpartyId": {"S": "x\ny"},
+        })  # fmt: skip
+        _, holds, _ = cli("holds", "holder")
+        assert [
+            "h\\u000a2099-01-01  +1000000.00 USD  forged  5.00 of 5.00 USD for x\\u000ay  "
+            "(no expiry)"
+        ] == holds.splitlines()
         _, history, _ = cli("history", "plain")
         _, reconciled, _ = cli("reconcile")
         assert [
@@ -156,7 +173,7 @@ class TestCommands:
         ] == history.splitlines()
         assert [
             "MISMATCH x\\u000ay: history says 100.00, balance is 1.00",
-            "reconciled 2 accounts: 1 mismatches, 0 unreadable items",
+            "reconciled 3 accounts: 1 mismatches, 0 unreadable items",
         ] == reconciled.splitlines()
 
     def test_reconcile_exits_non_zero_on_a_mismatch(self, cli: Run, fresh_ledger: Ledger) -> None:

@@ -176,6 +176,24 @@ class TestRecordsWithoutCurrency:
             ledger.get_user_balance(user_id).amount,
         ]  # fmt: skip
 
+    def test_a_known_record_without_currency_is_read_not_sent_in_the_default(
+        self, ledger: Ledger, count_requests: Any
+    ) -> None:
+        """Replayed (so known to this ledger), a foreign EUR debit naming no currency is
+        refunded with one read of it and its account and one write, not first a write in
+        USD that the account refuses."""
+        user_id = unique("eur")
+        ledger.create_user(user_id, currency="EUR", balance=50)
+        put_record(ledger, f"{user_id}-k", user_id, "10", type_="debit")
+        ledger.transact(idempotency_key=f"{user_id}-k", user_id=user_id, amount="10",
+                        type="debit")  # fmt: skip
+        counter = count_requests(ledger)
+        back = ledger.refund(idempotency_key=unique("r"), of=f"{user_id}-k")
+        assert ((Decimal("10.00"), "EUR"), {"BatchGetItem": 1, "GetItem": 1,
+                                            "TransactWriteItems": 1}) == (
+            (back.amount, back.currency), dict(counter.by_operation),
+        )  # fmt: skip
+
 
 class TestCurrencyLearntFromTheAccount:
     def test_a_replayed_refusal_reports_the_accounts_currency(self, ledger: Ledger) -> None:

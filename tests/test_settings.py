@@ -79,7 +79,7 @@ class TestFromEnv:
             ("AWS_REGION", "bad region!", "must be a region name such as eu-west-1 (letters, "
                                           "digits, '-'), not 'bad region!'"),
             ("DYNALEDGER_USERS_TABLE", "U",
-             "U (1 characters with the prefix) must be 3 to 255 characters"),
+             "U (1 character with the prefix) must be 3 to 255 characters"),
             ("DYNALEDGER_TABLE_PREFIX", "p" * 250,
              f"{'p' * 40}… (262 characters with the prefix) must be 3 to 255 characters"),
             ("DYNALEDGER_TABLE_PREFIX", "p" * 256,

@@ -105,7 +105,7 @@ class TestPartitions:
             (["--region", REGION, "--account", ACCOUNT, "--table-prefix", "bad prefix"],
              "error: table_prefix: must be letters, digits, '_', '-' or '.', not 'bad prefix'\n"),
             (["--region", REGION, "--account", ACCOUNT, "--users-table", "x"],
-             "error: users_table: x (1 characters with the prefix) must be 3 to 255 "
+             "error: users_table: x (1 character with the prefix) must be 3 to 255 "
              "characters\n"),
         ],
     )  # fmt: skip

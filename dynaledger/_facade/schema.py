@@ -91,14 +91,16 @@ class SchemaOperations(Facade):
             return readiness.check_schema(self._ctx)
 
     def ping(self) -> values.Readiness:
-        """Prove the runtime tables exist and answer: one read request per table.
+        """Prove the runtime tables exist, answer and are keyed as the layout says.
 
-        A GetItem of a key no user can have on ``Users``, a one-item Query of
-        the history index on ``Transactions`` (which proves the index too);
-        the same permissions as the operations need, no more.
+        A GetItem of a key no one can have on ``Users`` and on ``Transactions``,
+        and a one-item Query of the history index (which proves it exists): three
+        requests, with the permissions the operations need, no more.
 
         Raises:
-            TableNotFound: A table (or the history index) is missing.
+            TableNotFound: A table is missing.
+            ConfigurationError: The history index is missing, or a table is keyed by
+                another attribute than the layout names.
             ServiceUnavailable: DynamoDB did not answer (within the deadline).
         """
         with self._call("ping"):

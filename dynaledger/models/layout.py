@@ -98,6 +98,7 @@ class TableLayout:
                 blamed = "table_prefix" if too_long else field
                 raise ValidationError(
                     blamed,
-                    f"{name[:40]}{'…' if len(name) > 40 else ''} ({len(name)} characters "
-                    "with the prefix) must be 3 to 255 characters",
+                    f"{name[:40]}{'…' if len(name) > 40 else ''} ({len(name)} "
+                    f"character{'' if len(name) == 1 else 's'} with the prefix) must be 3 to "
+                    "255 characters",
                 )

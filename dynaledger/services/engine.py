@@ -290,7 +290,11 @@ def send(ctx: Context, plan: Plan, now: datetime) -> Cancellation | None:
                 )  # fmt: skip
     except TransactWriteError as error:
         reasons = list(error.cancellation_reasons or [])
-        if not reasons and error_code(error) == "ValidationException":
+        if (
+            not reasons
+            and error_code(error) == "ValidationException"
+            and "key element does not match" not in str(error)
+        ):
             # Refused whole for an item's values (moto: a balance stored as a BOOL).
             _refuse_unreadable(ctx, [change.user_id for change in plan.accounts])
         if not reasons:
@@ -377,7 +381,7 @@ def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:  # noqa
     for hold, reason in zip(plan.holds, cancelled.holds, strict=True):
         if _failed(reason):
             raw = reason.raw_item if reason is not None else None
-            if raw is None:
+            if raw is None and hold.expired_at is not None:  # a release: nothing reads first
                 _refuse_entry_without_hold(ctx, plan, hold.hold_id)
             return Verdict("hold", raw=raw, hold_id=hold.hold_id)
     for tally, reason in zip(plan.tallies, cancelled.tallies, strict=True):

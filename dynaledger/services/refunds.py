@@ -241,7 +241,7 @@ def _apply(ctx: Context, request: RefundRequest, amount: object) -> tuple[Transa
 
     def attempt() -> tuple[Transaction, str, bool]:
         known = ctx.known.get(request.of)
-        if known is not None:
+        if known is not None and known.currency is not None:  # else its account's: read it
             try:
                 original = _refundable(known, request.of)
                 base = planned(original)
