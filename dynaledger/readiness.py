@@ -11,7 +11,7 @@ from pynamodb.models import Model
 from dynaledger.errors import ConfigurationError, IncompatibleTable
 from dynaledger.migrations import Migrator, check_schema_of
 from dynaledger.services import deployment
-from dynaledger.services._core import Context, error_code, run
+from dynaledger.services._core import Context, error_code, key_mismatch, run
 from dynaledger.values import Readiness, SchemaCheck
 
 #: The key ping reads: no user id or idempotency key can hold a control character.
@@ -64,7 +64,7 @@ def _read_nothing(model: type[Model]) -> None:
     except model.DoesNotExist:
         pass
     except GetError as error:
-        if error_code(error) != "ValidationException" or "does not match" not in str(error):
+        if not key_mismatch(error):
             raise
         (key,) = (a.attr_name for a in model.get_attributes().values() if a.is_hash_key)
         raise ConfigurationError(

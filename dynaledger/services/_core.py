@@ -353,7 +353,7 @@ def _refusal(error: Exception, cause: ClientError) -> LedgerError:
             f"access denied ({detail}); `dynaledger iam-policy` prints what the ledger needs",
             cause=error,
         )
-    if code == "ValidationException" and _KEY_MISMATCH in detail:
+    if key_mismatch(error):
         table = _table_from_message(str(getattr(error, "msg", error)))
         named = "a table" if table == "?" else f"table {table!r}"
         return ConfigurationError(
@@ -366,6 +366,15 @@ def _refusal(error: Exception, cause: ClientError) -> LedgerError:
 
 #: DynamoDB's message for a key that names other attributes than the table's key.
 _KEY_MISMATCH = "provided key element does not match the schema"
+
+
+def key_mismatch(error: BaseException) -> bool:
+    """True when DynamoDB refused a request for a key naming other attributes than the
+    table's key (a table keyed otherwise than this ledger's layout says)."""
+    cause = _cause(error)
+    if error_code(error) != "ValidationException" or not isinstance(cause, ClientError):
+        return False
+    return _KEY_MISMATCH in str(cause.response.get("Error", {}).get("Message", ""))
 
 
 def _table_from_message(message: str) -> str:

@@ -40,7 +40,14 @@ from dynaledger.errors import LedgerError, UnreadableRecord, UserNotFound
 from dynaledger.models.transaction import HOLD_ACTIVE, STATUS_APPLIED, Transaction
 from dynaledger.models.user import HOLD_PREFIX, User
 from dynaledger.services import expressions
-from dynaledger.services._core import CONTENTION, CONTENTION_CODES, Context, Retry, error_code
+from dynaledger.services._core import (
+    CONTENTION,
+    CONTENTION_CODES,
+    Context,
+    Retry,
+    error_code,
+    key_mismatch,
+)
 from dynaledger.services.expressions import LedgerWrite
 from dynaledger.services.records import account_currency, hold_entries, load_user, read_user_raw
 
@@ -290,11 +297,7 @@ def send(ctx: Context, plan: Plan, now: datetime) -> Cancellation | None:
                 )  # fmt: skip
     except TransactWriteError as error:
         reasons = list(error.cancellation_reasons or [])
-        if (
-            not reasons
-            and error_code(error) == "ValidationException"
-            and "key element does not match" not in str(error)
-        ):
+        if not reasons and error_code(error) == "ValidationException" and not key_mismatch(error):
             # Refused whole for an item's values (moto: a balance stored as a BOOL).
             _refuse_unreadable(ctx, [change.user_id for change in plan.accounts])
         if not reasons:
@@ -430,16 +433,16 @@ def _refuse_entries_unlike_their_holds(
         UnreadableRecord: Naming the account, the entry and what the hold's record says.
     """
     checked = {hold.hold_id for hold in plan.holds}
-    for entry in change.entry_changes:
-        if entry.hold_id not in checked:
-            continue
+    wanted = [entry for entry in change.entry_changes if entry.hold_id in checked]
+    stored = {e.hold_id: e.remaining for e in hold_entries(ctx, raw)} if wanted else {}
+    for entry in wanted:
         name = HOLD_PREFIX + entry.hold_id
-        found = {e.hold_id: e.remaining for e in hold_entries(ctx, raw)}.get(entry.hold_id)
+        found = stored.get(entry.hold_id)
         if found != entry.expected:
-            stored = "missing" if found is None else f"{found} remaining"
+            shown = "missing" if found is None else f"{found} remaining"
             raise UnreadableRecord(
                 ctx.models.user.Meta.table_name, change.user_id,
-                f"{name} is {stored}, its hold's record has {entry.expected} remaining",
+                f"{name} is {shown}, its hold's record has {entry.expected} remaining",
             )  # fmt: skip
 
 
