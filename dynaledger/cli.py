@@ -76,15 +76,20 @@ def _demo(args: argparse.Namespace) -> int:
         given = parse_assets(args.assets, "--assets")
     else:
         given = parse_assets(os.environ.get("DYNALEDGER_ASSETS", ""), "DYNALEDGER_ASSETS")
-    prefix = args.table_prefix
-    if prefix is None:
-        prefix = os.environ.get("DYNALEDGER_TABLE_PREFIX") or None
+    prefix = _table_prefix(args)
 
     def make(url: str, table_prefix: str, **more: Any) -> Ledger:
         assets = {**given, **DEMO_ASSETS}  # its BTC steps need BTC:8
         return _ledger(args, endpoint_url=url, table_prefix=table_prefix, assets=assets, **more)
 
     return run_demo(_endpoint(args), prefix, out=print, make=make)
+
+
+def _table_prefix(args: argparse.Namespace) -> str | None:
+    """``--table-prefix``, else ``$DYNALEDGER_TABLE_PREFIX``; None when neither names one."""
+    if args.table_prefix is not None:
+        return str(args.table_prefix)
+    return os.environ.get("DYNALEDGER_TABLE_PREFIX") or None
 
 
 def _ledger(args: argparse.Namespace, **fixed: Any) -> Ledger:
@@ -130,12 +135,10 @@ def _iam_policy(args: argparse.Namespace) -> int:
     if not region:
         print("error: --region (or $AWS_REGION) is required", file=sys.stderr)
         return 1
-    prefix = args.table_prefix
-    if prefix is None:
-        prefix = os.environ.get("DYNALEDGER_TABLE_PREFIX", "")
     document = iam.policy(
-        region=region, account=args.account, table_prefix=prefix, layout=_layout(args)
-    )
+        region=region, account=args.account, table_prefix=_table_prefix(args) or "",
+        layout=_layout(args),
+    )  # fmt: skip
     print(json.dumps(document, indent=2))
     return 0
 
