@@ -336,6 +336,70 @@ class TestFundsInExpiredHolds:
         )
         assert () == timed.reconcile([user, other]).mismatches
 
+    def test_two_accounts_each_paying_from_expired_holds_are_released_in_one_request(
+        self, ledger: Ledger, dynamodb_endpoint: str,
+        count_requests: Callable[[Ledger], RequestCounter],
+    ) -> None:  # fmt: skip
+        """A posting credits a and b 1 each; each holds its 1 for 10 s. 10 s later the
+        refund of the posting needs both holds released: its second request releases
+        both and applies (2 requests, not a ConcurrencyError from releasing one account
+        per request in turns). A posting debiting two such accounts does the same."""
+        clock = _Clock()
+        timed = Ledger(dynamodb_endpoint, table_prefix=ledger.settings.table_prefix,
+                       retry=FAST_RETRY, clock=clock)  # fmt: skip
+        counter = count_requests(timed)
+        house, a, b, c, d, sink = (_user(timed, x) for x in ("10", "0", "0", "5", "5", "0"))
+        settle = unique("p")
+        timed.post(idempotency_key=settle, legs=[Leg(house, "2", "debit"), Leg(a, "1", "credit"),
+                                                 Leg(b, "1", "credit")])  # fmt: skip
+        for holder, amount in ((a, "1"), (b, "1"), (c, "5"), (d, "5")):
+            timed.hold(idempotency_key=unique("h"), user_id=holder, amount=amount, timeout=10)
+        clock.now += timedelta(seconds=10)
+        counter.reset()
+        refunded = timed.refund(idempotency_key=unique("rf"), of=settle)
+        refund_requests = dict(counter.by_operation)
+        counter.reset()
+        posted = timed.post(idempotency_key=unique("p"), legs=[
+            Leg(c, "5", "debit"), Leg(d, "5", "debit"), Leg(sink, "10", "credit"),
+        ])  # fmt: skip
+        assert (
+            {"TransactWriteItems": 2}, {"TransactWriteItems": 2}, Decimal("2.00"),
+            Decimal("10.00"),
+        ) == (refund_requests, dict(counter.by_operation), refunded.amount, posted.amount)
+        everyone = [house, a, b, c, d, sink]
+        assert [Decimal("10.00"), *[Decimal("0.00")] * 4, Decimal("10.00")] == [
+            _balance(timed, u) for u in everyone
+        ]
+        assert () == timed.reconcile(everyone).mismatches
+
+    def test_two_accounts_needing_more_releases_than_fit_release_in_a_request_first(
+        self, ledger: Ledger, dynamodb_endpoint: str,
+        count_requests: Callable[[Ledger], RequestCounter],
+    ) -> None:  # fmt: skip
+        """Two accounts whose money sits in 30 expired holds of 1 each: a posting debiting
+        30 from both needs 60 releases, more than fit beside its 4 actions. The first
+        account's 30 are released in a request of their own, then the posting goes with
+        the second's 30: 3 requests, balances and reconcile agree."""
+        clock = _Clock()
+        timed = Ledger(dynamodb_endpoint, table_prefix=ledger.settings.table_prefix,
+                       retry=FAST_RETRY, clock=clock)  # fmt: skip
+        counter = count_requests(timed)
+        a, b, sink = (_user(timed, x) for x in ("30", "30", "0"))
+        for holder in (a, b):
+            for _ in range(30):
+                timed.hold(idempotency_key=unique("h"), user_id=holder, amount="1", timeout=10)
+        clock.now += timedelta(seconds=10)
+        counter.reset()
+        timed.post(idempotency_key=unique("p"), legs=[
+            Leg(a, "30", "debit"), Leg(b, "30", "debit"), Leg(sink, "60", "credit"),
+        ])  # fmt: skip
+        assert ({"TransactWriteItems": 3}, [Decimal("0.00"), Decimal("0.00"), Decimal("60.00")]
+                ) == (dict(counter.by_operation), [_balance(timed, u) for u in (a, b, sink)])  # fmt: skip
+        assert ((), Decimal(0)) == (
+            timed.reconcile([a, b, sink]).mismatches,
+            timed.get_user_balance(a).held + timed.get_user_balance(b).held,
+        )
+
     def test_more_expired_holds_than_one_request_holds_are_released_before_the_refund(
         self, ledger: Ledger, dynamodb_endpoint: str
     ) -> None:

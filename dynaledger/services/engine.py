@@ -333,7 +333,9 @@ class Verdict:
     - ``tally``: a record's tally condition failed (``hold_id`` names the record's
       key); ``raw`` is the record as it is, or None;
     - ``account``: an account's other conditions failed (funds, hold entries,
-      the bound on holds); ``user`` and ``raw`` are the account as it is.
+      the bound on holds); ``user`` and ``raw`` are the account as it is, and
+      ``failures`` holds an ``account`` verdict for every account that failed so,
+      in the plan's order (this one first).
     """
 
     kind: str
@@ -343,6 +345,7 @@ class Verdict:
     user: User | None = None
     raw: dict[str, Any] | None = None
     hold_id: str = ""
+    failures: tuple[Verdict, ...] = ()
 
 
 def _failed(reason: CancellationReason | None) -> bool:
@@ -391,9 +394,14 @@ def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:  # noqa
         if _failed(reason):
             raw = reason.raw_item if reason is not None else None
             return Verdict("tally", raw=raw, hold_id=tally.key)
-    for change, user, raw in failed:
-        _refuse_entries_unlike_their_holds(ctx, plan, change, raw)
-        return Verdict("account", user_id=change.user_id, account=change, user=user, raw=raw)
+    if failed:
+        failures = []
+        for change, user, raw in failed:
+            _refuse_entries_unlike_their_holds(ctx, plan, change, raw)
+            failures.append(
+                Verdict("account", user_id=change.user_id, account=change, user=user, raw=raw)
+            )
+        return attrs.evolve(failures[0], failures=tuple(failures))
     _refuse_unreadable_accounts(ctx, cancelled)
     codes = [reason.code if reason else "None" for reason in every]
     said = "; ".join(

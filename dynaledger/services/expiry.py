@@ -9,7 +9,7 @@ the releasing call's now, so concurrent and repeated releases are harmless.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Any
@@ -33,6 +33,7 @@ from dynaledger.services.engine import (
     EntryChange,
     HoldChange,
     Plan,
+    Verdict,
     read_cancellation,
     send,
 )
@@ -108,23 +109,87 @@ def expiry_record(
     )
 
 
-def with_releases(  # noqa: PLR0917 - the plan, its account, and what the call shares
-    ctx: Context,
-    plan: Plan,
-    index: int,
-    raw: dict[str, Any],
-    now: datetime,
-    request_id: str,
-) -> Plan | None:
-    """The plan to send next so that account ``plan.accounts[index]`` can pay from expired holds.
+@attrs.define
+class Releases:
+    """The expired holds a plan releases so that its short accounts can pay, per account.
 
-    ``raw`` is the account as the cancellation returned it. None when even
-    every expired hold released would not cover the floor. The plan returned
-    is ``plan`` with the oldest expired holds that cover it released in the
-    same request, or, when those are more than fit one transaction, a
-    release-only plan of the oldest ones (send it, then ``plan`` again).
+    Made from the plan as the call built it (``base``). Each cancellation for funds
+    adds, for every account it found short, the oldest expired holds that cover
+    it, and keeps those chosen before for the other accounts: a plan whose
+    accounts each need their expired holds gets them all in one request.
     """
-    change = plan.accounts[index]
+
+    ctx: Context
+    base: Plan
+    now: datetime
+    request_id: str
+    chosen: dict[int, list[HoldEntry]] = attrs.Factory(dict)
+
+    def after(self, sent: Plan, short: Sequence[Verdict]) -> Plan | Verdict:
+        """The plan to send next now that ``sent`` was refused for the accounts of ``short``
+        (``account`` verdicts, each with the account as the cancellation returned it).
+
+        That is ``base`` with every chosen hold released in the same request; or, when
+        they are more than fit one transaction, a release-only plan of the oldest
+        (send it, then :meth:`plan`). The verdict of the first account that even
+        every expired hold released would not cover, when there is one.
+        """
+        for verdict in short:
+            assert verdict.account is not None
+            assert verdict.raw is not None
+            index = sent.accounts.index(verdict.account)
+            entries = _covering(self.ctx, self.base.accounts[index], verdict.raw, self.now)
+            if entries is None:
+                return verdict
+            self.chosen[index] = entries
+        room = (MAX_ACTIONS - self.base.actions) // 2
+        if sum(len(entries) for entries in self.chosen.values()) <= room:
+            return self.plan()
+        return self._release_only()
+
+    def plan(self) -> Plan:
+        """``base`` with every chosen hold released into its account, in the same request."""
+        plan = self.base
+        for index, entries in self.chosen.items():
+            change = self.base.accounts[index]
+            added = release_plan(self.ctx, change, entries, self.now, self.request_id)
+            accounts = list(plan.accounts)
+            accounts[index] = added.accounts[0]
+            plan = attrs.evolve(
+                plan,
+                records=plan.records + added.records,
+                accounts=tuple(accounts),
+                holds=plan.holds + added.holds,
+            )
+        return plan
+
+    def _release_only(self) -> Plan:
+        """A plan releasing only the chosen holds of as many accounts as fit (at least
+        the oldest :data:`RELEASES_PER_PLAN` of the first); they leave the choice."""
+        records: tuple[Transaction, ...] = ()
+        accounts: tuple[AccountChange, ...] = ()
+        holds: tuple[HoldChange, ...] = ()
+        actions = 0
+        for index in sorted(self.chosen):
+            entries = self.chosen[index][:RELEASES_PER_PLAN]
+            if accounts and actions + 1 + 2 * len(entries) > MAX_ACTIONS:
+                break
+            del self.chosen[index]
+            change = self.base.accounts[index]
+            bare = AccountChange(change.user_id, change.currency, touch_balance=True,
+                                 role="holder")  # fmt: skip
+            added = release_plan(self.ctx, bare, entries, self.now, self.request_id)
+            records, accounts = records + added.records, accounts + added.accounts
+            holds += added.holds
+            actions += 1 + 2 * len(entries)
+        return Plan(records=records, accounts=accounts, holds=holds)
+
+
+def _covering(
+    ctx: Context, change: AccountChange, raw: dict[str, Any], now: datetime
+) -> list[HoldEntry] | None:
+    """The oldest holds of account ``raw`` expired at ``now`` that cover what ``change``
+    lacks; None when nothing is lacking, ``change`` has no floor, or even all would not."""
     if change.floor is None:
         return None
     user = load_user(ctx, raw)
@@ -141,23 +206,11 @@ def with_releases(  # noqa: PLR0917 - the plan, its account, and what the call s
                 break
             chosen.append(entry)
             covered += entry.remaining
-    room = (MAX_ACTIONS - plan.actions) // 2
-    if len(chosen) <= room:
-        added = release_plan(ctx, change, chosen, now, request_id)
-        accounts = list(plan.accounts)
-        accounts[index] = added.accounts[0]
-        return attrs.evolve(
-            plan,
-            records=plan.records + added.records,
-            accounts=tuple(accounts),
-            holds=plan.holds + added.holds,
-        )
-    bare = AccountChange(change.user_id, change.currency, touch_balance=True, role="holder")
-    return release_plan(ctx, bare, chosen[:RELEASES_PER_PLAN], now, request_id)
+    return chosen
 
 
 def releases_only(plan: Plan, base: Plan) -> bool:
-    """True when ``plan`` is a release-only plan :func:`with_releases` returned for ``base``
+    """True when ``plan`` is a release-only plan :class:`Releases` made for ``base``
     (not ``base`` itself, with or without releases, nor its recorded refusal)."""
     first = plan.records[0]
     return first is not base.records[0] and first.status != STATUS_REJECTED

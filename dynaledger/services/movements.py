@@ -64,7 +64,7 @@ from dynaledger.services.engine import (
     read_cancellation,
     send,
 )
-from dynaledger.services.expiry import expired_entries, with_releases
+from dynaledger.services.expiry import Releases, expired_entries
 from dynaledger.services.records import (
     account_currency,
     applied_at,
@@ -433,9 +433,10 @@ class _Movement:
                 raise TooManyHolds(verdict.user_id, MAX_HOLDS)
             self._refuse_past_largest(verdict)
             if verdict.kind == "account" and verdict.raw is not None and verdict.user:
-                index = plan.accounts.index(verdict.account) if verdict.account else 0
-                nxt = with_releases(self.ctx, base, index, verdict.raw, self.now, self.request_id)
-                if nxt is not None:
+                # One account pays: the first refused (another's is its largest balance).
+                releases = Releases(self.ctx, base, self.now, self.request_id)
+                nxt = releases.after(plan, (verdict,))
+                if isinstance(nxt, Plan):
                     plan = nxt
                     continue
                 stored = verdict.user.balance

@@ -54,7 +54,7 @@ from dynaledger.services.engine import (
     read_cancellation,
     send,
 )
-from dynaledger.services.expiry import expired_entries, releases_only, with_releases
+from dynaledger.services.expiry import Releases, expired_entries, releases_only
 from dynaledger.services.records import (
     LEG_FIELD,
     Posted,
@@ -288,7 +288,7 @@ def _apply(ctx: Context, request: PostRequest, now: datetime, request_id: str
            ) -> tuple[Transaction, bool]:  # fmt: skip
     def attempt() -> tuple[Transaction, bool]:
         base = _plan(ctx, request, now, request_id)
-        plan = base
+        plan, releases = base, Releases(ctx, base, now, request_id)
         for _ in range(MAX_ROUNDS):
             cancelled = send(ctx, plan, now)
             released_only = releases_only(plan, base)
@@ -296,11 +296,11 @@ def _apply(ctx: Context, request: PostRequest, now: datetime, request_id: str
                 if plan.records[0].status == STATUS_REJECTED:
                     raise refusal(ctx, plan.records[0])
                 if released_only:  # expired holds released: now the posting itself
-                    plan = base
+                    plan = releases.plan()
                     continue
                 return base.records[0], False
             if released_only:  # another call released them first: look again
-                plan = base
+                plan, releases = base, Releases(ctx, base, now, request_id)
                 continue
             verdict = read_cancellation(ctx, cancelled)
             if verdict.kind == "stored":
@@ -314,13 +314,13 @@ def _apply(ctx: Context, request: PostRequest, now: datetime, request_id: str
                     raise _CurrencyLearned(verdict.currency)
                 raise CurrencyMismatch(verdict.user_id, expected=request.currency,
                                        actual=verdict.currency)  # fmt: skip
-            if verdict.kind == "account" and verdict.raw is not None and verdict.user is not None:
-                index = plan.accounts.index(verdict.account) if verdict.account else 0
-                released = with_releases(ctx, base, index, verdict.raw, now, request_id)
-                if released is not None:
-                    plan = released
+            if verdict.kind == "account":
+                after = releases.after(plan, verdict.failures)
+                if isinstance(after, Plan):
+                    plan = after
                     continue
-                balance, limit = refusal_figures(ctx, verdict, request.currency, now, "legs")
+                index = plan.accounts.index(after.account)
+                balance, limit = refusal_figures(ctx, after, request.currency, now, "legs")
                 plan = _refuse(ctx, base, index, balance, limit)
                 continue
             raise Retry(CONTENTION)

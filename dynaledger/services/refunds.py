@@ -47,7 +47,7 @@ from dynaledger.services import deployment
 from dynaledger.services._core import CONTENTION, Context, Retry, new_request_id, run
 from dynaledger.services.accounts import require_user
 from dynaledger.services.engine import AccountChange, Plan, TallyChange, read_cancellation, send
-from dynaledger.services.expiry import releases_only, with_releases
+from dynaledger.services.expiry import Releases, releases_only
 from dynaledger.services.holds import read_pair
 from dynaledger.services.postings import (
     ceiling,
@@ -279,7 +279,7 @@ def _send(  # noqa: PLR0917 - the request, the original, its plan, and what the 
     """
     currency = original.currency or ctx.default_currency
     kind = original.kind or KIND_TRANSACT
-    plan = base
+    plan, releases = base, Releases(ctx, base, now, request_id)
     for _ in range(MAX_ROUNDS):
         cancelled = send(ctx, plan, now)
         released_only = releases_only(plan, base)
@@ -287,25 +287,24 @@ def _send(  # noqa: PLR0917 - the request, the original, its plan, and what the 
             if plan.records[0].status == STATUS_REJECTED:
                 raise refusal(ctx, plan.records[0])
             if released_only:  # expired holds released: now the refund itself
-                plan = base
+                plan = releases.plan()
                 continue
             _remember(ctx, original, base.tallies[0].delta)
             return base.records[0], kind, False
         if released_only:  # another call released them first: look again
-            plan = base
+            plan, releases = base, Releases(ctx, base, now, request_id)
             continue
         verdict = read_cancellation(ctx, cancelled)
         if verdict.kind == "stored" and verdict.raw is not None:
             stored = replay(ctx, request, verdict.raw, request_id)
             return stored, kind, stored.request_id != request_id
-        if verdict.kind == "account" and verdict.raw is not None and verdict.user is not None:
-            index = plan.accounts.index(verdict.account) if verdict.account else 0
-            released = with_releases(ctx, base, index, verdict.raw, now, request_id)
-            if released is not None:
-                plan = released
+        if verdict.kind == "account":
+            after = releases.after(plan, verdict.failures)
+            if isinstance(after, Plan):
+                plan = after
                 continue
-            balance, limit = refusal_figures(ctx, verdict, currency, now, "amount")
-            plan = _refuse(ctx, base, verdict.user_id, balance, limit)
+            balance, limit = refusal_figures(ctx, after, currency, now, "amount")
+            plan = _refuse(ctx, base, after.user_id, balance, limit)
             continue
         ctx.known.forget(request.of)
         if known or verdict.kind == "stored":  # no stored item came back: read it
