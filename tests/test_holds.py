@@ -312,6 +312,26 @@ class TestCapture:
         assert (Decimal("90.00"), Decimal("10.00")) == _figures(timed, player)
 
 
+    def test_a_hold_edited_in_place_is_captured_as_read_not_as_remembered(
+        self, timed: Ledger
+    ) -> None:
+        """The ledger placed a hold of 10 to the house; by hand the hold's currency becomes
+        EUR in place (its requestId kept). This ledger's capture reads it, as a ledger that
+        never saw it would: CurrencyMismatch, nothing moves; not a capture in USD."""
+        player, house, hold_id = _user(timed), _user(timed, "0"), unique("hold")
+        timed.hold(idempotency_key=hold_id, user_id=player, amount="10", to_user_id=house)
+        operator_client(timed).update_item(
+            TableName=timed.table_names[1], Key={"idempotencyKey": {"S": hold_id}},
+            UpdateExpression="SET currency = :eur", ExpressionAttributeValues={
+                ":eur": {"S": "EUR"}},
+        )  # fmt: skip
+        with pytest.raises(CurrencyMismatch):
+            timed.capture(idempotency_key=unique("c"), hold_id=hold_id)
+        assert [(Decimal("90.00"), Decimal("10.00")), (Decimal("0.00"), Decimal("0.00"))] == [
+            _figures(timed, user) for user in (player, house)
+        ]
+
+
 class TestExpiry:
     def test_from_the_expiry_instant_the_money_is_spendable_and_captures_are_refused(
         self, timed: Ledger, clock: Clock

@@ -453,6 +453,36 @@ class TestKnownOriginals:
         assert Decimal("10.00") == refunded.amount
         assert [Decimal("10.00"), Decimal("0.00")] == [_balance(ledger, u) for u in (alice, bob)]
 
+    @pytest.mark.parametrize(
+        ("attribute", "value", "outcome", "balance"),
+        [
+            ("type", "debit", None, "111.00"),  # now a debit: its refund credits
+            ("currency", "EUR", CurrencyMismatch, "110.00"),
+            ("kind", "refund", NotRefundable, "110.00"),
+        ],
+    )
+    def test_an_original_edited_in_place_is_refunded_as_read_not_as_remembered(
+        self, ledger: Ledger, attribute: str, value: str, outcome: type[Exception] | None,
+        balance: str,
+    ) -> None:  # fmt: skip
+        """The ledger credited 10; by hand one attribute of the record changes in place
+        (its requestId kept). The refund of 1 by this ledger ends as the read decides:
+        as a debit's refund, CurrencyMismatch, NotRefundable; not by what it remembered."""
+        user, key = _user(ledger), unique("win")
+        ledger.transact(idempotency_key=key, user_id=user, amount="10", type="credit")
+        operator_client(ledger).update_item(
+            TableName=ledger.table_names[1], Key={"idempotencyKey": {"S": key}},
+            UpdateExpression="SET #a = :v", ExpressionAttributeNames={"#a": attribute},
+            ExpressionAttributeValues={":v": {"S": value}},
+        )  # fmt: skip
+        refund = {"idempotency_key": unique("rf"), "of": key, "amount": "1"}
+        if outcome is None:
+            ledger.refund(**refund)
+        else:
+            with pytest.raises(outcome):
+                ledger.refund(**refund)
+        assert Decimal(balance) == _balance(ledger, user)
+
     def test_another_clients_original_edited_by_hand_is_read_again_not_trusted(
         self, ledger: Ledger
     ) -> None:

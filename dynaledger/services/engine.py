@@ -136,7 +136,9 @@ class HoldChange:
     record must be active with ``expected`` remaining and, with
     ``live_at``, not expired at that instant; with ``expired_at``, expired at it.
     With ``request_id``, it must still be the record written by that request (one
-    deleted and written again under its key by hand is another).
+    deleted and written again under its key by hand is another); each of
+    ``unchanged`` (as for :class:`TallyChange`) must still hold, so a hold edited in
+    place by hand is read again.
     """
 
     hold_id: str
@@ -148,6 +150,7 @@ class HoldChange:
     live_at: datetime | None = None
     expired_at: datetime | None = None
     request_id: str | None = None
+    unchanged: tuple[tuple[str, object], ...] = ()
 
 
 @attrs.frozen
@@ -160,7 +163,8 @@ class TallyChange:
     With ``request_id``, it must still be the record written by that request; each of
     ``unchanged`` (a model attribute's name and the value the plan was made from, None
     for absent) must still hold, which also guards records no request id names (another
-    client's) against a hand edit.
+    client's) against a hand edit. With ``currency``, the record must name it or none
+    (another client's: in its account's, which the plan's account conditions check).
     """
 
     key: str
@@ -169,6 +173,7 @@ class TallyChange:
     field: str = "refunded"
     request_id: str | None = None
     unchanged: tuple[tuple[str, object], ...] = ()
+    currency: str | None = None
 
 
 @attrs.frozen
@@ -224,9 +229,23 @@ def _hold_update(ctx: Context, change: HoldChange) -> tuple[list[Action], Condit
         condition &= model.expires_at.does_not_exist() | (model.expires_at > change.live_at)
     if change.expired_at is not None:
         condition &= model.expires_at <= change.expired_at
-    if change.request_id is not None:
-        condition &= model.request_id == change.request_id
-    return actions, condition
+    return actions, _same_record(model, condition, change.request_id, change.unchanged)
+
+
+def _same_record(
+    model: type[Transaction],
+    condition: Condition,
+    request_id: str | None,
+    unchanged: tuple[tuple[str, object], ...],
+) -> Condition:
+    """``condition``, and the record still written by ``request_id`` (when given) with
+    each attribute of ``unchanged`` still the value the plan was made from (None: absent)."""
+    if request_id is not None:
+        condition &= model.request_id == request_id
+    for name, value in unchanged:
+        stored = getattr(model, name)
+        condition &= stored.does_not_exist() if value is None else stored == value
+    return condition
 
 
 def _tally_update(ctx: Context, change: TallyChange) -> tuple[list[Action], Condition]:
@@ -239,12 +258,9 @@ def _tally_update(ctx: Context, change: TallyChange) -> tuple[list[Action], Cond
     # Applied: as dynaledger writes it, or with no status, as other clients write theirs.
     applied = model.status.does_not_exist() | (model.status == STATUS_APPLIED)
     condition = applied & (attribute.does_not_exist() | (attribute <= bound))
-    if change.request_id is not None:
-        condition &= model.request_id == change.request_id
-    for name, value in change.unchanged:
-        stored = getattr(model, name)
-        condition &= stored.does_not_exist() if value is None else stored == value
-    return actions, condition
+    if change.currency is not None:
+        condition &= model.currency.does_not_exist() | (model.currency == change.currency)
+    return actions, _same_record(model, condition, change.request_id, change.unchanged)
 
 
 # Sending ------------------------------------------------------------------------------

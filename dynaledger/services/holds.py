@@ -77,6 +77,8 @@ RELEASE_SUFFIX = "\x1frelease"
 MAX_TIMEOUT = 100 * 365 * 86400
 #: The shortest timeout: expiry instants are kept to the microsecond.
 MIN_TIMEOUT = Decimal("0.000001")
+#: A hold's facts, which no capture or void changes: each a condition of theirs.
+_HOLD_FACTS = ("user_id", "counterparty_id", "currency", "amount", "expires_at", "kind")
 
 
 def parse_timeout(timeout: object) -> str | None:
@@ -354,8 +356,10 @@ def _close_plan(  # noqa: PLR0917 - the request, the hold as read, and what the 
     accounts = [holder]
     if payee is not None and take:
         accounts.append(AccountChange(payee, currency, balance_delta=take, role="payee"))
+    # What this plan was made from: a hold edited in place by hand is read again.
+    unchanged = tuple((name, held.attribute_values.get(name)) for name in _HOLD_FACTS)
     change = HoldChange(close.hold_id, remaining, left, take, release, status, live_at=now,
-                        request_id=held.request_id)  # fmt: skip
+                        request_id=held.request_id, unchanged=unchanged)  # fmt: skip
     return Plan(records=tuple(records), accounts=tuple(accounts), holds=(change,))
 
 

@@ -201,11 +201,10 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
     # What this plan was made from: a hand edit of any of it sends the refund back to read.
     unchanged = tuple(
         (name, original.attribute_values.get(name))
-        for name in ("user_id", "amount", "counterparty_id", "legs")
+        for name in ("user_id", "amount", "type", "kind", "counterparty_id", "legs")
     )
-    tally = TallyChange(
-        request.of, take, whole, request_id=original.request_id, unchanged=unchanged
-    )
+    tally = TallyChange(request.of, take, whole, request_id=original.request_id,
+                        unchanged=unchanged, currency=currency)  # fmt: skip
     return Plan(records=tuple(records), accounts=tuple(accounts), tallies=(tally,))
 
 
