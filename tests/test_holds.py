@@ -311,7 +311,6 @@ class TestCapture:
             timed.capture(idempotency_key=unique("c"), hold_id=hold_id)
         assert (Decimal("90.00"), Decimal("10.00")) == _figures(timed, player)
 
-
     def test_a_hold_edited_in_place_is_captured_as_read_not_as_remembered(
         self, timed: Ledger
     ) -> None:

@@ -12,11 +12,13 @@ from dynaledger.errors import (
     CurrencyMismatch,
     IdempotencyConflict,
     InsufficientFunds,
+    NotRefundable,
     UserNotFound,
     ValidationError,
 )
+from dynaledger.services import postings
 from dynaledger.services.postings import MAX_ACCOUNTS
-from tests.conftest import unique
+from tests.conftest import scan_tables, unique
 
 
 def _user(ledger: Ledger, balance: str = "100", currency: str | None = None) -> str:
@@ -220,13 +222,36 @@ class TestPost:
         assert [Decimal("100.00"), Decimal("0.00")] == _balances(ledger, house, player)
 
     def test_the_most_accounts_one_posting_may_name_apply_together(self, ledger: Ledger) -> None:
-        """50 accounts (49 players +1 each from the house): one posting, every balance moved."""
-        assert 50 == MAX_ACCOUNTS
+        """49 accounts (48 players +1 each from the house): one posting, every balance moved;
+        its refund (one action more: the posting's total) moves every one back."""
+        assert 49 == MAX_ACCOUNTS
         house = _user(ledger)
         players = [_user(ledger, "0") for _ in range(MAX_ACCOUNTS - 1)]
         legs = [Leg(house, str(len(players)), "debit")] + [Leg(p, "1", "credit") for p in players]
-        ledger.post(idempotency_key=unique(), legs=legs)
-        assert [Decimal("51.00"), Decimal("1.00")] == _balances(ledger, house, players[-1])
+        key = unique()
+        ledger.post(idempotency_key=key, legs=legs)
+        moved = _balances(ledger, house, players[-1])
+        ledger.refund(idempotency_key=unique("rf"), of=key)
+        assert [Decimal("52.00"), Decimal("1.00"), Decimal("100.00"), Decimal("0.00")] == [
+            *moved,
+            *_balances(ledger, house, players[-1]),
+        ]
+
+    def test_a_stored_posting_of_50_accounts_is_not_refundable_and_nothing_is_written(
+        self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A posting of 50 accounts, as an earlier version wrote them (bound 50): its refund
+        would need 101 actions, so it is NotRefundable saying so, and writes nothing."""
+        monkeypatch.setattr(postings, "MAX_ACCOUNTS", 50)
+        house = _user(ledger)
+        players = [_user(ledger, "0") for _ in range(49)]
+        legs = [Leg(house, "49", "debit")] + [Leg(p, "1", "credit") for p in players]
+        key = unique()
+        ledger.post(idempotency_key=key, legs=legs)
+        before = scan_tables(ledger)
+        with pytest.raises(NotRefundable, match="on 50 accounts would need 101 actions"):
+            ledger.refund(idempotency_key=unique("rf"), of=key)
+        assert before == scan_tables(ledger)
 
 
 class TestMetadata:

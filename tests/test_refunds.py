@@ -363,7 +363,9 @@ class TestFundsInExpiredHolds:
             Leg(c, "5", "debit"), Leg(d, "5", "debit"), Leg(sink, "10", "credit"),
         ])  # fmt: skip
         assert (
-            {"TransactWriteItems": 2}, {"TransactWriteItems": 2}, Decimal("2.00"),
+            {"TransactWriteItems": 2},
+            {"TransactWriteItems": 2},
+            Decimal("2.00"),
             Decimal("10.00"),
         ) == (refund_requests, dict(counter.by_operation), refunded.amount, posted.amount)
         everyone = [house, a, b, c, d, sink]
@@ -393,8 +395,9 @@ class TestFundsInExpiredHolds:
         timed.post(idempotency_key=unique("p"), legs=[
             Leg(a, "30", "debit"), Leg(b, "30", "debit"), Leg(sink, "60", "credit"),
         ])  # fmt: skip
-        assert ({"TransactWriteItems": 3}, [Decimal("0.00"), Decimal("0.00"), Decimal("60.00")]
-                ) == (dict(counter.by_operation), [_balance(timed, u) for u in (a, b, sink)])  # fmt: skip
+        requests, balances = dict(counter.by_operation), [_balance(timed, u) for u in (a, b, sink)]
+        assert {"TransactWriteItems": 3} == requests
+        assert [Decimal("0.00"), Decimal("0.00"), Decimal("60.00")] == balances
         assert ((), Decimal(0)) == (
             timed.reconcile([a, b, sink]).mismatches,
             timed.get_user_balance(a).held + timed.get_user_balance(b).held,

@@ -40,7 +40,7 @@ class RefundOperations(Facade):
         currency: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> values.PostResult:
-        """Apply balanced legs on up to 50 accounts together (legs on one account merged)."""
+        """Apply balanced legs on up to 49 accounts together (legs on one account merged)."""
         with self._call("post", idempotency_key=idempotency_key, write=True):
             return services.post(
                 self._ctx, idempotency_key=idempotency_key, legs=legs, currency=currency,

@@ -7,7 +7,8 @@ and the account's change (it exists, holds the currency and, when its net leg
 is a debit, keeps at least that much). Legs must balance: credits equal
 debits, so a posting only moves money between its accounts. DynamoDB allows
 100 actions per transaction and each account costs two (its record and its
-update), so a posting names at most :data:`MAX_ACCOUNTS` accounts.
+update); its refund costs the same and one more (the posting's ``refunded``
+total), so a posting names at most :data:`MAX_ACCOUNTS` accounts.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ from dynaledger.values import EntryType, Leg
 #: Joins a posting's (or a refund's) key to the key of its n-th account's record.
 LEG_PREFIX = "\x1fleg:"
 #: Distinct accounts one posting may name: a record and an update each, 100 actions in all.
-MAX_ACCOUNTS = MAX_ACTIONS // 2
+MAX_ACCOUNTS = (MAX_ACTIONS - 1) // 2
 #: Plans one posting may send: itself, and again with expired holds released.
 MAX_ROUNDS = 5
 

@@ -46,7 +46,14 @@ from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
 from dynaledger.services._core import CONTENTION, Context, Retry, new_request_id, run
 from dynaledger.services.accounts import require_user
-from dynaledger.services.engine import AccountChange, Plan, TallyChange, read_cancellation, send
+from dynaledger.services.engine import (
+    MAX_ACTIONS,
+    AccountChange,
+    Plan,
+    TallyChange,
+    read_cancellation,
+    send,
+)
 from dynaledger.services.expiry import Releases, releases_only
 from dynaledger.services.holds import read_pair
 from dynaledger.services.postings import (
@@ -154,6 +161,11 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
     now: datetime, request_id: str,
 ) -> Plan:  # fmt: skip
     currency = original.currency or ctx.default_currency
+    legs = original_legs(original)
+    if 2 * len(legs) + 1 > MAX_ACTIONS:  # a posting of 50 accounts (this ledger writes 49)
+        raise NotRefundable(request.of, f"its refund on {len(legs)} accounts would need "
+                                        f"{2 * len(legs) + 1} actions; a transaction allows "
+                                        f"{MAX_ACTIONS}")  # fmt: skip
     whole = total(original)
     done = original.refunded or Decimal(0)
     left = EXACT.subtract(whole, done)
@@ -169,7 +181,6 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
         present = ctx.currencies.present
         raise RefundExceeded(request.of, present(left, currency), present(take, currency),
                              currency)  # fmt: skip
-    legs = original_legs(original)
     back = [  # a posting's leg of 0 (its legs cancelled out) stays a credit of 0, as merged
         Posted(leg.user_id, leg.amount if posting else take,
                "debit" if leg.type == "credit" and leg.amount else "credit")
