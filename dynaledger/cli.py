@@ -146,6 +146,11 @@ def _iam_policy(args: argparse.Namespace) -> int:
 # Output -----------------------------------------------------------------------
 
 
+def _counted(count: int, noun: str, nouns: str | None = None) -> str:
+    """``count`` and the noun, singular for 1: "1 account", "2 accounts"."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 #: What may not reach a line of text as it is: control characters, line and paragraph
 #: separators, lone surrogates (in ids and keys other clients wrote).
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
@@ -393,9 +398,10 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
         verdict = (
             "OK"
             if report.ok
-            else f"{len(report.mismatches)} mismatches, {len(report.problems)} unreadable items"
+            else f"{_counted(len(report.mismatches), 'mismatch', 'mismatches')}, "
+            f"{_counted(len(report.problems), 'unreadable item')}"
         )
-        print(f"reconciled {report.checked} accounts: {verdict}")
+        print(f"reconciled {_counted(report.checked, 'account')}: {verdict}")
     return 0 if report.ok else 1
 
 
@@ -462,10 +468,9 @@ def _holds(args: argparse.Namespace, ledger: Ledger) -> int:
 
 def _expire_holds(args: argparse.Namespace, ledger: Ledger) -> int:
     report = ledger.expire_holds(args.users or None)
-    holds = "hold" if report.released == 1 else "holds"
-    accounts = "account" if report.accounts == 1 else "accounts"
-    _emit(args, report, f"released {report.released} expired {holds} of {report.accounts} "
-                        f"{accounts} ({report.checked} checked)")  # fmt: skip
+    released = _counted(report.released, "expired hold")
+    _emit(args, report, f"released {released} of {_counted(report.accounts, 'account')} "
+                        f"({report.checked} checked)")  # fmt: skip
     return 0
 
 

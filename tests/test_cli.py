@@ -173,7 +173,7 @@ class TestCommands:
         ] == history.splitlines()
         assert [
             "MISMATCH x\\u000ay: history says 100.00, balance is 1.00",
-            "reconciled 3 accounts: 1 mismatches, 0 unreadable items",
+            "reconciled 3 accounts: 1 mismatch, 0 unreadable items",
         ] == reconciled.splitlines()
 
     def test_reconcile_exits_non_zero_on_a_mismatch(self, cli: Run, fresh_ledger: Ledger) -> None:
@@ -185,7 +185,7 @@ class TestCommands:
         )  # fmt: skip
         expected = (
             "MISMATCH bob: history says 40.00, balance is 1.00\n"
-            "reconciled 5 accounts: 1 mismatches, 0 unreadable items\n"
+            "reconciled 5 accounts: 1 mismatch, 0 unreadable items\n"
         )
         assert (1, expected, "") == cli("reconcile")
 

@@ -176,7 +176,10 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
         # A posting's total may pass the largest amount; anything else above it exceeds left.
         take = ctx.currencies.parse_total(amount, currency)
         if posting and take != whole:
-            raise ValidationError("amount", "a posting is refunded whole: give no amount")
+            shown = ctx.currencies.present(whole, currency)
+            raise ValidationError(
+                "amount", f"a posting is refunded whole: give no amount or its total, {shown}"
+            )
     if take > left or take <= 0:
         present = ctx.currencies.present
         raise RefundExceeded(request.of, present(left, currency), present(take, currency),
