@@ -90,8 +90,9 @@ def reference_actions(ctx: Context, change: AccountChange) -> list[Action]:
     model = ctx.models.user
     actions: list[Action] = [model.updated_at.set(NOW)]
     if change.touch_balance:
-        for attribute in (model.balance, model.available):
-            start = attribute | ctx.opening_balance
+        # ``available`` where new starts from 0: only a limit makes it read.
+        for attribute, begin in ((model.balance, ctx.opening_balance), (model.available, 0)):
+            start = attribute | Decimal(begin)
             actions.append(_plus_or_minus(attribute, start, change.balance_delta))
     elif change.credit_limit is not None:
         limit = Value(change.credit_limit, attribute=model.credit_limit)

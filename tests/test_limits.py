@@ -307,6 +307,25 @@ class TestLargestBalance:
         )
         assert largest == ledger.get_user_balance(user).amount
 
+    def test_an_account_without_a_limit_started_below_the_opening_balance_takes_credits(
+        self, ledger_factory: Callable[..., Ledger]
+    ) -> None:
+        """With the opening balance at USD's largest, an account created at 0 (no limit)
+        takes three credits of 0.01: its ``available``, which only a limit makes read, never
+        passes 38 digits (it did, from the opening balance, and DynamoDB refused the write).
+        A limit of 10 set then makes 10.03 spendable, to the cent."""
+        largest = Currencies().max_balance("USD")
+        rich = ledger_factory(opening_balance=largest)
+        user = unique("low")
+        rich.create_user(user, balance="0")
+        for _ in range(3):
+            _credit(rich, user, "0.01")
+        rich.set_credit_limit(idempotency_key=unique("l"), user_id=user, limit="10")
+        _debit(rich, user, "10.03")
+        with pytest.raises(InsufficientFunds):
+            _debit(rich, user, "0.01")
+        assert Decimal("-10.00") == rich.get_user_balance(user).amount
+
     def test_a_transfer_past_the_payees_largest_balance_is_refused(self, ledger: Ledger) -> None:
         """The payee's ceiling is checked in the same write; the payer keeps its money."""
         largest = Currencies().max_balance("USD")

@@ -204,6 +204,7 @@ def _account_values(
         values[":opening"] = number(opening)
     if change.touch_balance:
         values[":delta"] = number(change.balance_delta.copy_abs())
+        values[":zero"] = {"N": "0"}
     elif change.credit_limit is not None:
         values[":limit"] = number(change.credit_limit)
     if change.held_delta:
@@ -285,9 +286,12 @@ def _update(expr: _Expression, change: AccountChange) -> str:
     removes: list[str] = []
     if change.touch_balance:
         # ``available`` follows ``balance``; it is read only where ``creditLimit`` is
-        # stored, and setting a limit derives it from the balance afresh.
+        # stored, and setting a limit derives it from the balance afresh. Where it is
+        # new it starts from 0: on an account without a limit it is then the balance
+        # less the balance it started from, within the largest balance either way,
+        # so never past DynamoDB's 38 digits.
         sets.append(_add(expr, "#bal", ":opening", change.balance_delta, ":delta"))
-        sets.append(_add(expr, "#avail", ":opening", change.balance_delta, ":delta"))
+        sets.append(_add(expr, "#avail", ":zero", change.balance_delta, ":delta"))
     elif change.credit_limit is not None:
         sets.append(f"{expr.name('#lim')} = :limit")
         start = f"if_not_exists({expr.name('#bal')}, :opening)"
