@@ -442,7 +442,8 @@ class HoldExceeded(Refused):
         self.amount = amount
         self.currency = currency
         super().__init__(
-            f"hold {hold_id!r} has {remaining} {currency} remaining, {amount} {currency} requested"
+            f"hold {hold_id!r} has {remaining:f} {currency} remaining, "
+            f"{amount:f} {currency} requested"
         )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from dynaledger import Ledger
 from dynaledger.cli import main
-from dynaledger.errors import LedgerError, UserNotFound, ValidationError
+from dynaledger.errors import HoldExceeded, LedgerError, UserNotFound, ValidationError
 from dynaledger.money import EXACT, ISO, Currencies, parse_assets
 from tests.conftest import unique
 
@@ -194,6 +194,20 @@ class TestEighteenDecimals:
         )  # fmt: skip
         assert [Decimal(WEI), Decimal(BIG_ETH)] == [e.amount for e in crypto.history(alice).items]
         assert crypto.reconcile([alice, bob]).ok
+
+    def test_refusals_print_wei_as_digits_not_exponents(self, crypto: Ledger) -> None:
+        """A capture of 5 wei from a hold of 2: HoldExceeded's message shows both amounts
+        in plain digits (it printed 2E-18), as every other refusal does."""
+        user, hold_id = unique("eth"), unique("h")
+        crypto.create_user(user, currency="ETH", balance="1")
+        crypto.hold(idempotency_key=hold_id, user_id=user, amount="0.000000000000000002")
+        with pytest.raises(HoldExceeded) as caught:
+            crypto.capture(idempotency_key=unique("c"), hold_id=hold_id,
+                           amount="0.000000000000000005")  # fmt: skip
+        assert (
+            f"hold {hold_id!r} has 0.000000000000000002 ETH remaining, "
+            "0.000000000000000005 ETH requested"
+        ) == str(caught.value)
 
     def test_a_btc_account_takes_eight_decimals_without_naming_the_currency(
         self, crypto: Ledger
