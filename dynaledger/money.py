@@ -87,7 +87,7 @@ def parse_assets(text: str, field: str = "assets") -> dict[str, int]:
     assets: dict[str, int] = {}
     for part in (p.strip() for p in text.split(",")) if text.strip() else ():
         code, sep, places = (side.strip() for side in part.partition(":"))
-        if not sep or not places.isdigit():
+        if not sep or not (places.isascii() and places.isdigit()):
             raise ValidationError(field, f"{part!r} is not CODE:DECIMALS, such as BTC:8")
         if code in assets:
             raise ValidationError(field, f"{code} is declared twice")

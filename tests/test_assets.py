@@ -69,6 +69,7 @@ class TestDeclaringAssets:
             ("BTC:x", "'BTC:x' is not CODE:DECIMALS, such as BTC:8"),
             ("BTC:8,:2", "'' is not an asset code (2 to 12 of A-Z and 0-9, one letter)"),
             ("BTC:-1", "'BTC:-1' is not CODE:DECIMALS, such as BTC:8"),
+            ("ETH:\u0668", "'ETH:\u0668' is not CODE:DECIMALS, such as BTC:8"),  # Arabic-Indic 8
             ("BTC:8,BTC:9", "BTC is declared twice"),
             ("BTC:8,,ETH:18", "'' is not CODE:DECIMALS, such as BTC:8"),
         ],
