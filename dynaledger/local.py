@@ -16,6 +16,7 @@ DNS rebinding.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import socket
@@ -45,6 +46,7 @@ def _serialized(app: _WSGIApp, forget: Callable[[], None]) -> _WSGIApp:
     """
 
     def serialized_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        _read_body(environ)  # before the lock: a client stalled mid-request holds no one up
         # moto computes numbers with Decimal in the thread's context (28 digits by
         # default); DynamoDB keeps 38, so 18-decimal balances need a wider one.
         with _BACKEND_LOCK, localcontext(EXACT):
@@ -97,11 +99,21 @@ def _loopback_hosts_only(app: _WSGIApp) -> _WSGIApp:
     return guarded_app
 
 
+def _read_body(environ: dict[str, Any]) -> None:
+    """Read the request's body from the socket now, and give the app a copy in memory."""
+    length = environ.get("CONTENT_LENGTH") or ""
+    if not length.isdigit():
+        return  # no body, or a length moto answers as it would have
+    environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(int(length)))
+
+
 def _quiet_handler() -> type[Any]:
     from werkzeug.serving import WSGIRequestHandler
 
     class QuietHandler(WSGIRequestHandler):
-        """Keeps request lines off the terminal."""
+        """Keeps request lines off the terminal; drops a connection silent for a minute."""
+
+        timeout = 60
 
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass

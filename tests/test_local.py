@@ -37,6 +37,22 @@ class TestEmbeddedEndpoint:
             assert _port_open(url)
         assert not _port_open(url)
 
+    def test_a_client_stalled_mid_request_holds_no_one_else_up(self) -> None:
+        """One connection sends a request's headers announcing a body, and no body. Another
+        client is answered meanwhile (the body is read before the one-at-a-time lock; it
+        was read under it, so every client waited for the stalled one)."""
+        with embedded_dynamodb() as url:
+            ledger = Ledger(url, table_prefix="local-stall-", retry=FAST_RETRY, deadline=10)
+            ledger.migrate()
+            ledger.create_user("waiting", balance="5")
+            address = urlparse(url)
+            with socket.create_connection((address.hostname, address.port)) as stalled:
+                stalled.sendall(
+                    b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+                    b"X-Amz-Target: DynamoDB_20120810.ListTables\r\n\r\n"
+                )
+                assert Decimal("5.00") == ledger.get_user_balance("waiting").amount
+
     def test_concurrent_transactions_are_all_kept(self) -> None:
         """16 threads x 30 credits on one account: every acknowledged credit is in the balance.
 
