@@ -617,8 +617,8 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     serve = command("serve", None, "run the embedded in-memory DynamoDB endpoint")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
 
     _migrate_options(command("migrate", _migrate, "create or adopt the tables; record revisions"))
 

@@ -54,7 +54,7 @@ MAX_DECIMALS = 18
 #: Asset codes: 2 to 12 upper-case letters and digits, at least one letter.
 ASSET_CODE = re.compile(r"(?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,12}")
 
-_DECIMAL_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_DECIMAL_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 MAX_ID_LENGTH = 255
 
 

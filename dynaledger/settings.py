@@ -139,8 +139,9 @@ def from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[s
     return arguments, sources
 
 
-#: botocore's rule for a region name (it raises a bare error for others).
-_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+#: botocore's rule for a region name, a host label not all digits (it raises a bare
+#: error for others).
+_REGION = re.compile(r"(?![0-9]+$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 
 
 def check_arguments(
@@ -161,8 +162,8 @@ def check_arguments(
     """
     if region is not None and not (isinstance(region, str) and _REGION.fullmatch(region)):
         raise ValidationError(
-            "region", f"must be a region name such as eu-west-1 (letters, digits, '-'), "
-                      f"not {region!r}"
+            "region", f"must be a region name such as eu-west-1 (letters, digits, '-', not "
+                      f"digits alone), not {region!r}"
         )  # fmt: skip
     if clock is not None and not callable(clock):
         raise ValidationError("clock", "must be a callable returning an aware datetime")

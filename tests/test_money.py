@@ -74,7 +74,7 @@ class TestParseAmount:
             ("1,000", "USD", "not a decimal number"),
             ("1_000", "USD", "not a decimal number"),
             ("1e", "USD", "not a decimal number"),
-            ("-1", "USD", "not a decimal number"),
+            ("-1", "USD", "must not be negative, got -1"),
             ("NaN", "USD", "not a decimal number"),
             ("0x10", "USD", "not a decimal number"),
             ("١٢", "USD", "not a decimal number"),

@@ -77,7 +77,10 @@ class TestFromEnv:
             ("DYNALEDGER_OPENING_BALANCE", "1.001", "1.001 has more decimals than USD allows (2)"),
             ("DYNALEDGER_DEFAULT_CURRENCY", "usd", "'usd' is not a known ISO 4217 currency code"),
             ("AWS_REGION", "bad region!", "must be a region name such as eu-west-1 (letters, "
-                                          "digits, '-'), not 'bad region!'"),
+                                          "digits, '-', not digits alone), not 'bad region!'"),
+            ("AWS_REGION", "0", "must be a region name such as eu-west-1 (letters, digits, "
+                                "'-', not digits alone), not '0'"),  # botocore refuses it
+            ("DYNALEDGER_OPENING_BALANCE", "-1", "must not be negative, got -1"),
             ("DYNALEDGER_USERS_TABLE", "U",
              "U (1 character with the prefix) must be 3 to 255 characters"),
             ("DYNALEDGER_TABLE_PREFIX", "p" * 250,
