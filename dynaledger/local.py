@@ -38,7 +38,7 @@ _LAST_PORT = 65535
 
 
 def _serialized(app: _WSGIApp, forget: Callable[[], None]) -> _WSGIApp:
-    """Wrap a WSGI app so one request at a time runs it, body included.
+    """Wrap a WSGI app so one request at a time runs it (its body read before its turn).
 
     After each request ``forget`` drops moto's record of every model object
     it ever made (kept only for moto's dashboard): each transaction deep-copies

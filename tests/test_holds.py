@@ -330,6 +330,29 @@ class TestCapture:
             _figures(timed, user) for user in (player, house)
         ]
 
+    @pytest.mark.parametrize("form", ["2099-01-01T00:00:00Z", "2099-01-01T00:00:00.000Z"])
+    def test_a_hold_whose_expiry_another_client_wrote_in_another_form_is_captured(
+        self, timed: Ledger, clock: Clock, form: str
+    ) -> None:
+        """The hold's ``expiresAt`` rewritten by hand in another ISO-8601 form (no µs): the
+        ledger that placed it and a ledger that reads it both capture, 10 of 10 each."""
+        for capturing in ("known", "read"):
+            player, hold_id = _user(timed), unique("hold")
+            timed.hold(idempotency_key=hold_id, user_id=player, amount="10", timeout=3600)
+            operator_client(timed).update_item(
+                TableName=timed.table_names[1], Key={"idempotencyKey": {"S": hold_id}},
+                UpdateExpression="SET expiresAt = :e", ExpressionAttributeValues={
+                    ":e": {"S": form}},
+            )  # fmt: skip
+            ledger = timed if capturing == "known" else Ledger(
+                timed.settings.endpoint_url, table_prefix=timed.settings.table_prefix,
+                retry=FAST_RETRY, clock=clock,
+            )  # fmt: skip
+            captured = ledger.capture(idempotency_key=unique("c"), hold_id=hold_id)
+            assert (capturing, Decimal("10.00"), (Decimal("90.00"), Decimal("0.00"))) == (
+                capturing, captured.amount, _figures(timed, player),
+            )  # fmt: skip
+
 
 class TestExpiry:
     def test_from_the_expiry_instant_the_money_is_spendable_and_captures_are_refused(

@@ -405,6 +405,54 @@ class TestFundsInExpiredHolds:
             timed.get_user_balance(a).held + timed.get_user_balance(b).held,
         )
 
+    def test_three_accounts_needing_more_releases_than_fit_release_in_turns_then_apply(
+        self, ledger: Ledger, dynamodb_endpoint: str,
+        count_requests: Callable[[Ledger], RequestCounter],
+    ) -> None:  # fmt: skip
+        """Three accounts each paying 30 from 30 expired holds of 1: 90 releases. The
+        first account's go in a request of their own, then the second's, then the
+        posting with the third's (28 actions and 60 release actions): 4 requests."""
+        clock = _Clock()
+        timed = Ledger(dynamodb_endpoint, table_prefix=ledger.settings.table_prefix,
+                       retry=FAST_RETRY, clock=clock)  # fmt: skip
+        counter = count_requests(timed)
+        payers, sink = [_user(timed, "30") for _ in range(3)], _user(timed, "0")
+        for holder in payers:
+            for _ in range(30):
+                timed.hold(idempotency_key=unique("h"), user_id=holder, amount="1", timeout=10)
+        clock.now += timedelta(seconds=10)
+        counter.reset()
+        legs = [*(Leg(p, "30", "debit") for p in payers), Leg(sink, "90", "credit")]
+        timed.post(idempotency_key=unique("p"), legs=legs)
+        requests, balances = dict(counter.by_operation), [_balance(timed, u) for u in payers]
+        assert ({"TransactWriteItems": 4}, [Decimal("0.00")] * 3) == (requests, balances)
+        assert ((), Decimal("90.00")) == (
+            timed.reconcile([*payers, sink]).mismatches, _balance(timed, sink),
+        )  # fmt: skip
+
+    def test_the_refund_of_the_largest_posting_releases_its_accounts_holds_in_turns(
+        self, ledger: Ledger, dynamodb_endpoint: str
+    ) -> None:
+        """A posting of 49 accounts (the house pays 48 players 1 each); each player holds
+        its 1 and the hold expires. The refund needs 48 releases beside its 99 actions:
+        release-only requests go first, and the refund applies in the one call."""
+        clock = _Clock()
+        timed = Ledger(dynamodb_endpoint, table_prefix=ledger.settings.table_prefix,
+                       retry=FAST_RETRY, clock=clock)  # fmt: skip
+        house, players = _user(timed, "100"), [_user(timed, "0") for _ in range(48)]
+        key = unique("p")
+        timed.post(idempotency_key=key, legs=[
+            Leg(house, "48", "debit"), *(Leg(p, "1", "credit") for p in players),
+        ])  # fmt: skip
+        for player in players:
+            timed.hold(idempotency_key=unique("h"), user_id=player, amount="1", timeout=10)
+        clock.now += timedelta(seconds=10)
+        refunded = timed.refund(idempotency_key=unique("rf"), of=key)
+        assert (Decimal("48.00"), Decimal("100.00"), [Decimal("0.00")] * 48) == (
+            refunded.amount, _balance(timed, house), [_balance(timed, p) for p in players],
+        )  # fmt: skip
+        assert () == timed.reconcile([house, *players]).mismatches
+
     def test_more_expired_holds_than_one_request_holds_are_released_before_the_refund(
         self, ledger: Ledger, dynamodb_endpoint: str
     ) -> None:

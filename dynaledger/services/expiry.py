@@ -129,10 +129,8 @@ class Releases:
         """The plan to send next now that ``sent`` was refused for the accounts of ``short``
         (``account`` verdicts, each with the account as the cancellation returned it).
 
-        That is ``base`` with every chosen hold released in the same request; or, when
-        they are more than fit one transaction, a release-only plan of the oldest
-        (send it, then :meth:`plan`). The verdict of the first account that even
-        every expired hold released would not cover, when there is one.
+        That is :meth:`next_plan`; or the verdict of the first account that even every
+        expired hold released would not cover, when there is one.
         """
         for verdict in short:
             assert verdict.account is not None
@@ -142,12 +140,18 @@ class Releases:
             if entries is None:
                 return verdict
             self.chosen[index] = entries
+        return self.next_plan()
+
+    def next_plan(self) -> Plan:
+        """``base`` with every chosen hold released in the same request; or, when they
+        are more than fit one transaction, a release-only plan of the oldest (send it,
+        then this again: each such plan leaves fewer chosen)."""
         room = (MAX_ACTIONS - self.base.actions) // 2
         if sum(len(entries) for entries in self.chosen.values()) <= room:
-            return self.plan()
+            return self._with_releases()
         return self._release_only()
 
-    def plan(self) -> Plan:
+    def _with_releases(self) -> Plan:
         """``base`` with every chosen hold released into its account, in the same request."""
         plan = self.base
         for index, entries in self.chosen.items():

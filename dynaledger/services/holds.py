@@ -78,7 +78,9 @@ MAX_TIMEOUT = 100 * 365 * 86400
 #: The shortest timeout: expiry instants are kept to the microsecond.
 MIN_TIMEOUT = Decimal("0.000001")
 #: A hold's facts, which no capture or void changes: each a condition of theirs.
-_HOLD_FACTS = ("user_id", "counterparty_id", "currency", "amount", "expires_at", "kind")
+#: Not ``expires_at``: another client's form of the instant (``...00Z``) reads the same
+#: but compares unequal, and the capture's own condition already bounds the expiry.
+_HOLD_FACTS = ("user_id", "counterparty_id", "currency", "amount", "kind")
 
 
 def parse_timeout(timeout: object) -> str | None:

@@ -72,7 +72,8 @@ from dynaledger.values import EntryType, Leg
 LEG_PREFIX = "\x1fleg:"
 #: Distinct accounts one posting may name: a record and an update each, 100 actions in all.
 MAX_ACCOUNTS = (MAX_ACTIONS - 1) // 2
-#: Plans one posting may send: itself, and again with expired holds released.
+#: Plans one posting may send: itself, and again with expired holds released (not
+#: counting release-only plans that applied: each frees holds for good).
 MAX_ROUNDS = 5
 
 
@@ -290,14 +291,17 @@ def _apply(ctx: Context, request: PostRequest, now: datetime, request_id: str
     def attempt() -> tuple[Transaction, bool]:
         base = _plan(ctx, request, now, request_id)
         plan, releases = base, Releases(ctx, base, now, request_id)
-        for _ in range(MAX_ROUNDS):
+        rounds = 0
+        while rounds < MAX_ROUNDS:
+            rounds += 1
             cancelled = send(ctx, plan, now)
             released_only = releases_only(plan, base)
             if cancelled is None:
                 if plan.records[0].status == STATUS_REJECTED:
                     raise refusal(ctx, plan.records[0])
                 if released_only:  # expired holds released: now the posting itself
-                    plan = releases.plan()
+                    rounds -= 1  # progress that stays, not a round
+                    plan = releases.next_plan()
                     continue
                 return base.records[0], False
             if released_only:  # another call released them first: look again

@@ -75,7 +75,8 @@ from dynaledger.services.records import (
 
 #: The kinds a refund can give back.
 REFUNDABLE = frozenset({KIND_TRANSACT, KIND_TRANSFER, KIND_CAPTURE, KIND_POSTING})
-#: Plans one refund may send: itself, and again with expired holds released.
+#: Plans one refund may send: itself, and again with expired holds released (not
+#: counting release-only plans that applied: each frees holds for good).
 MAX_ROUNDS = 5
 
 
@@ -293,14 +294,17 @@ def _send(  # noqa: PLR0917 - the request, the original, its plan, and what the 
     currency = original.currency or ctx.default_currency
     kind = original.kind or KIND_TRANSACT
     plan, releases = base, Releases(ctx, base, now, request_id)
-    for _ in range(MAX_ROUNDS):
+    rounds = 0
+    while rounds < MAX_ROUNDS:
+        rounds += 1
         cancelled = send(ctx, plan, now)
         released_only = releases_only(plan, base)
         if cancelled is None:
             if plan.records[0].status == STATUS_REJECTED:
                 raise refusal(ctx, plan.records[0])
             if released_only:  # expired holds released: now the refund itself
-                plan = releases.plan()
+                rounds -= 1  # progress that stays, not a round
+                plan = releases.next_plan()
                 continue
             _remember(ctx, original, base.tallies[0].delta)
             return base.records[0], kind, False
