@@ -261,6 +261,7 @@ class HandWrittenTransact:
             ":ceiling": {"N": self.ceiling(amount)},
             ":opening": self.opening,
             ":delta": {"N": digits},
+            ":zero": {"N": "0"},
         }
         self.floor.ledger.botocore_client.transact_write_items(
             TransactItems=[
