@@ -70,7 +70,8 @@ from dynaledger.values import EntryType, Leg
 
 #: Joins a posting's (or a refund's) key to the key of its n-th account's record.
 LEG_PREFIX = "\x1fleg:"
-#: Distinct accounts one posting may name: a record and an update each, 100 actions in all.
+#: Distinct accounts one posting may name: a record and an update each, and one more
+#: action for its refund (the posting's total), within DynamoDB's 100.
 MAX_ACCOUNTS = (MAX_ACTIONS - 1) // 2
 #: Plans one posting may send: itself, and again with expired holds released (not
 #: counting release-only plans that applied: each frees holds for good).
