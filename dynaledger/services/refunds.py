@@ -57,6 +57,7 @@ from dynaledger.services.engine import (
 from dynaledger.services.expiry import Releases, releases_only
 from dynaledger.services.holds import read_pair
 from dynaledger.services.postings import (
+    MAX_ACCOUNTS,
     ceiling,
     credits,
     leg_key,
@@ -163,7 +164,7 @@ def _plan(  # noqa: PLR0917 - the request, the original as read, and what the ca
 ) -> Plan:  # fmt: skip
     currency = original.currency or ctx.default_currency
     legs = original_legs(original)
-    if 2 * len(legs) + 1 > MAX_ACTIONS:  # a posting of 50 accounts (this ledger writes 49)
+    if len(legs) > MAX_ACCOUNTS:  # stored by another client or an earlier version
         raise NotRefundable(request.of, f"its refund on {len(legs)} accounts would need "
                                         f"{2 * len(legs) + 1} actions; a transaction allows "
                                         f"{MAX_ACTIONS}")  # fmt: skip
