@@ -56,6 +56,18 @@ def expired_entries(ctx: Context, raw: dict[str, Any], now: datetime) -> list[Ho
     return [entry for entry in hold_entries(ctx, raw) if entry.expired(now)]
 
 
+def spendable(ctx: Context, verdict: Verdict, now: datetime) -> Decimal:
+    """What the account a verdict refused for funds could spend at ``now``: its stored
+    balance (the opening balance when none) plus the remainders of its expired holds,
+    which a release would return (a refusal's figure)."""
+    assert verdict.raw is not None
+    stored = verdict.user.balance if verdict.user is not None else None
+    with localcontext(EXACT):
+        return (ctx.opening_balance if stored is None else stored) + sum(
+            (entry.remaining for entry in expired_entries(ctx, verdict.raw, now)), Decimal(0)
+        )
+
+
 def release_plan(
     ctx: Context,
     change: AccountChange,

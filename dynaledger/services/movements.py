@@ -64,7 +64,7 @@ from dynaledger.services.engine import (
     read_cancellation,
     send,
 )
-from dynaledger.services.expiry import Releases, expired_entries
+from dynaledger.services.expiry import Releases, spendable
 from dynaledger.services.records import (
     account_currency,
     applied_at,
@@ -439,14 +439,9 @@ class _Movement:
                 if isinstance(nxt, Plan):
                     plan = nxt
                     continue
-                stored = verdict.user.balance
-                spendable = (self.ctx.opening_balance if stored is None else stored) + sum(
-                    (e.remaining for e in expired_entries(self.ctx, verdict.raw, self.now)),
-                    Decimal(0),
-                )
                 present = self.ctx.currencies.present
                 return self._reject(
-                    present(spendable, self.request.currency),
+                    present(spendable(self.ctx, verdict, self.now), self.request.currency),
                     present(credit_limit(verdict.user), self.request.currency),
                 )
             raise LedgerError(f"transaction cancelled for an unexpected reason: {verdict.kind}")

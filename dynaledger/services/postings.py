@@ -55,7 +55,7 @@ from dynaledger.services.engine import (
     read_cancellation,
     send,
 )
-from dynaledger.services.expiry import Releases, expired_entries, releases_only
+from dynaledger.services.expiry import Releases, releases_only, spendable
 from dynaledger.services.records import (
     LEG_FIELD,
     Posted,
@@ -233,13 +233,11 @@ def refusal_figures(
         largest = ctx.currencies.max_balance(currency)
         raise ValidationError(field, f"would take user {verdict.user_id!r}'s balance past the "
                                      f"largest {currency} balance, {largest:f}")  # fmt: skip
-    stored = verdict.user.balance
-    with localcontext(EXACT):
-        spendable = (ctx.opening_balance if stored is None else stored) + sum(
-            (e.remaining for e in expired_entries(ctx, verdict.raw, now)), Decimal(0)
-        )
     present = ctx.currencies.present
-    return present(spendable, currency), present(credit_limit(verdict.user), currency)
+    return (
+        present(spendable(ctx, verdict, now), currency),
+        present(credit_limit(verdict.user), currency),
+    )
 
 
 class KeyedRequest(Protocol):
