@@ -196,6 +196,28 @@ class TestEighteenDecimals:
         assert [Decimal(WEI), Decimal(BIG_ETH)] == [e.amount for e in crypto.history(alice).items]
         assert crypto.reconcile([alice, bob]).ok
 
+    def test_a_refund_naming_a_currency_judges_the_amount_by_it_before_any_read(
+        self, crypto: Ledger, count_requests: Callable[[Ledger], object]
+    ) -> None:
+        """Refunding 1.23456789 of a BTC credit as USD: ValidationError on amount (USD has
+        2 decimals), with no request; named as BTC, the same amount is refunded."""
+        user_id, credit = unique("btc"), unique("k")
+        crypto.create_user(user_id, currency="BTC", balance="0")
+        crypto.transact(idempotency_key=credit, user_id=user_id, amount="2", type="credit")
+        counter = count_requests(crypto)
+        with pytest.raises(ValidationError) as bad:
+            crypto.refund(idempotency_key=unique("rf"), of=credit, amount="1.23456789",
+                          currency="USD")  # fmt: skip
+        assert ("amount", "1.23456789 has more decimals than USD allows (2)") == (
+            bad.value.field, bad.value.rule,
+        )  # fmt: skip
+        assert {} == dict(counter.by_operation)  # type: ignore[attr-defined]
+        refund = crypto.refund(idempotency_key=unique("rf"), of=credit, amount="1.23456789",
+                               currency="BTC")  # fmt: skip
+        assert (Decimal("1.23456789"), Decimal("0.76543211")) == (
+            refund.amount, crypto.get_user_balance(user_id).amount,
+        )  # fmt: skip
+
     def test_refusals_print_wei_as_digits_not_exponents(self, crypto: Ledger) -> None:
         """A capture of 5 wei from a hold of 2: HoldExceeded's message shows both amounts
         in plain digits (it printed 2E-18), as every other refusal does."""

@@ -211,6 +211,26 @@ class TestCapture:
         assert (Decimal("40.00"), Decimal("0.00")) == (result.amount, result.released)
         assert (Decimal("60.00"), Decimal("0.00")) == _figures(timed, player)
 
+    def test_a_non_final_capture_of_the_whole_remainder_closes_the_hold(
+        self, timed: Ledger
+    ) -> None:
+        """final=False capturing all 25 (by amount, or None): the hold is captured and closed,
+        and a later capture is HoldClosed('captured')."""
+        player = _user(timed)
+        for amount in ("25", None):
+            hold_id = unique("hold")
+            timed.hold(idempotency_key=hold_id, user_id=player, amount="25")
+            result = timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount=amount,
+                                   final=False)  # fmt: skip
+            assert (Decimal("25.00"), Decimal("0.00"), Decimal("0.00")) == (
+                result.amount, result.released, result.remaining,
+            )  # fmt: skip
+            assert "captured" == timed.get_hold(hold_id).status
+            with pytest.raises(HoldClosed) as closed:
+                timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="1")
+            assert "captured" == closed.value.status
+        assert (Decimal("50.00"), Decimal("0.00")) == _figures(timed, player)
+
     def test_a_capture_above_the_remaining_amount_is_hold_exceeded(self, timed: Ledger) -> None:
         """Capturing 11 of 10 remaining: HoldExceeded with both figures; nothing moves."""
         player, hold_id = _user(timed), unique("hold")

@@ -57,7 +57,8 @@ class TestRefund:
     def test_refunds_never_exceed_the_original_and_the_error_names_what_is_left(
         self, ledger: Ledger
     ) -> None:
-        """Debit 30, refund 25, then 10: RefundExceeded with 5 left; the balance stays 95."""
+        """Debit 30, refund 25, then 10: RefundExceeded with 5 left; the balance stays 95. Once
+        all is refunded, a refund of all: RefundExceeded with 0 left and an amount of 0."""
         user, bet = _user(ledger), unique("bet")
         ledger.transact(idempotency_key=bet, user_id=user, amount="30", type="debit")
         ledger.refund(idempotency_key=unique("rf"), of=bet, amount="25")
@@ -74,6 +75,13 @@ class TestRefund:
         with pytest.raises(RefundExceeded) as past_largest:
             ledger.refund(idempotency_key=unique("rf"), of=bet, amount="1000000000000001")
         assert Decimal("1000000000000001.00") == past_largest.value.amount
+        ledger.refund(idempotency_key=unique("rf"), of=bet)  # the 5 left
+        with pytest.raises(RefundExceeded) as nothing_left:
+            ledger.refund(idempotency_key=unique("rf"), of=bet)  # all of nothing
+        assert (Decimal("0.00"), Decimal("0.00")) == (
+            nothing_left.value.left, nothing_left.value.amount,
+        )  # fmt: skip
+        assert Decimal("100.00") == _balance(ledger, user)
 
     def test_a_replay_returns_the_stored_refund_and_moves_nothing(self, ledger: Ledger) -> None:
         """The same key twice: one credit of 10, the second result replayed."""
