@@ -302,7 +302,10 @@ def _to_decimal(value: object, field: str) -> Decimal:
     if isinstance(value, str):
         if not _DECIMAL_NUMBER.fullmatch(value):
             raise ValidationError(field, f"{value!r} is not a decimal number such as '12.34'")
-        return Decimal(value)
+        try:
+            return Decimal(value)
+        except ArithmeticError:  # an exponent past Decimal's own range (19 digits or more)
+            raise ValidationError(field, f"{value!r} has an exponent out of range") from None
     raise ValidationError(
         field, f"must be a Decimal, int or numeric str, not {type(value).__name__}"
     )

@@ -94,6 +94,8 @@ class TestParseAmount:
             (Decimal("1E-1000000"), "USD", "more decimals"),
             ("1e-3", "USD", "more decimals than USD allows (2)"),
             ("1e16", "USD", "must be at most"),
+            ("1e" + "9" * 19, "USD", "has an exponent out of range"),
+            ("1e-" + "9" * 19, "USD", "has an exponent out of range"),
         ],
     )
     def test_rejects_bad_amounts_naming_the_field_and_rule(
