@@ -101,6 +101,7 @@ class Ledger(
             max_pool_connections=max_pool_connections,
             botocore_config=botocore_config,
             retry=retry,
+            layout=layout,
         )
         local = settings.is_loopback(endpoint_url)
         has_credentials = any(os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))

@@ -154,6 +154,7 @@ def check_arguments(
     botocore_config: object,
     retry: object,
     clock: object,
+    layout: object = None,
 ) -> None:
     """Check the connection arguments of a ``Ledger``.
 
@@ -179,6 +180,10 @@ def check_arguments(
         raise ValidationError("botocore_config", "must be a botocore.config.Config")
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ValidationError("retry", "must be a dynaledger.RetryPolicy")
+    if layout is not None and not isinstance(layout, TableLayout):
+        raise ValidationError(
+            "layout", f"must be a dynaledger.TableLayout, not {type(layout).__name__}"
+        )
 
 
 def _check_seconds(name: str, value: object) -> None:

@@ -130,6 +130,10 @@ class TestArguments:
             ({"clock": 5}, "clock"),
             ({"table_prefix": "a b"}, "table_prefix"),
             ({"read_timeout": 0}, "read_timeout"),
+            ({"max_pool_connections": True}, "max_pool_connections"),
+            ({"botocore_config": {}}, "botocore_config"),
+            ({"retry": 3}, "retry"),
+            ({"layout": "x"}, "layout"),
         ],
     )
     def test_a_bad_argument_is_a_validation_error_naming_it(
