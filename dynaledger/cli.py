@@ -408,14 +408,26 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
 # Holds ------------------------------------------------------------------------
 
 
+#: Numbers as options are written: ASCII digits (``int()`` and ``float()`` also take other
+#: scripts' digits, spaces, ``_`` and ``inf``), as amounts are.
+_WHOLE = re.compile(r"-?[0-9]+")
+_SECONDS = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
 def _seconds(text: str | None) -> float | None:
     """A --timeout in seconds; anything but a number is refused as the ledger would."""
     if text is None:
         return None
-    try:
-        return int(text) if text.lstrip("-").isdigit() else float(text)
-    except ValueError:
-        raise ValidationError("timeout", f"must be a number of seconds, not {text!r}") from None
+    if not _SECONDS.fullmatch(text):
+        raise ValidationError("timeout", f"must be a number of seconds, not {text!r}")
+    return int(text) if _WHOLE.fullmatch(text) else float(text)
+
+
+def _whole(text: str) -> int:
+    """An option that takes a whole number (``--limit``, ``--port``, ``--generate``)."""
+    if not _WHOLE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"must be a whole number in ASCII digits, not {text!r}")
+    return int(text)
 
 
 def _hold(args: argparse.Namespace, ledger: Ledger) -> int:
@@ -618,7 +630,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = command("serve", None, "run the embedded in-memory DynamoDB endpoint")
     serve.add_argument("--host", default="127.0.0.1", help="address (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    serve.add_argument("--port", type=_whole, default=8000, help="port (default: %(default)s)")
 
     _migrate_options(command("migrate", _migrate, "create or adopt the tables; record revisions"))
 
@@ -634,7 +646,9 @@ def _parser() -> argparse.ArgumentParser:
     command("ping", _ping, "check that the tables exist and answer (one read each)", output)
 
     seed = command("seed", _seed, "create the test users (existing ones are skipped)")
-    seed.add_argument("--generate", type=int, metavar="N", help="write N synthetic users instead")
+    seed.add_argument(
+        "--generate", type=_whole, metavar="N", help="write N synthetic users instead"
+    )
 
     _accounts_parsers(command, output)
 
@@ -658,7 +672,7 @@ def _parser() -> argparse.ArgumentParser:
 
     history = command("history", _history, "list an account's movements, newest first", output)
     history.add_argument("user")
-    history.add_argument("--limit", type=int, default=50)
+    history.add_argument("--limit", type=_whole, default=50)
     history.add_argument("--cursor")
 
     reconcile = command("reconcile", _reconcile, "check balances against history", output)

@@ -206,6 +206,13 @@ class TestErrors:
              "error: to_user_id: must differ from from_user_id\n"),
             (["history", "bob", "--limit", "0"],
              "error: limit: must be an int from 1 to 1000, not 0\n"),
+            (["transact", "--key", "e5", "--user", "bob", "--amount", "1e" + "9" * 19,
+              "--type", "credit"],
+             f"error: amount: '1e{'9' * 19}' has an exponent out of range\n"),
+            (["hold", "--key", "e6", "--user", "bob", "--amount", "1", "--timeout", "\u0665"],
+             "error: timeout: must be a number of seconds, not '\u0665'\n"),
+            (["hold", "--key", "e7", "--user", "bob", "--amount", "1", "--timeout", " 5"],
+             "error: timeout: must be a number of seconds, not ' 5'\n"),
         ],
     )  # fmt: skip
     def test_domain_errors_print_one_line_and_exit_1(
@@ -214,6 +221,17 @@ class TestErrors:
         """Expected failures print a single error line on stderr, no traceback."""
         cli("seed")
         assert (1, "", message) == cli(*args)
+
+    @pytest.mark.parametrize("limit", ["\u0665", " 5", "5.0"])
+    def test_a_whole_number_option_takes_ascii_digits_only(
+        self, cli: Run, capsys: pytest.CaptureFixture[str], limit: str
+    ) -> None:
+        """--limit in Arabic-Indic digits, with a space or as 5.0: a usage error (exit 2)."""
+        with pytest.raises(SystemExit) as exited:
+            cli("history", "bob", "--limit", limit)
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert (2, f"dynaledger history: error: argument --limit: must be a whole number in "
+                   f"ASCII digits, not {limit!r}") == (exited.value.code, last)  # fmt: skip
 
     def test_missing_tables_say_to_migrate(
         self, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]
