@@ -239,16 +239,32 @@ class Currencies:
                 else self.max_balance(currency)
             )
         if amount > largest:
-            raise ValidationError(field, f"must be at most {largest}, got {amount}")
+            why = " (no balance of any currency holds more)" if largest is _LARGEST_NUMBER else ""
+            raise ValidationError(field, f"must be at most {largest}{why}, got {amount}")
         places = self.most_decimals if currency is None else self.decimals(currency)
-        try:
-            exact = amount.quantize(_QUANTA[places], context=EXACT)
-        except InvalidOperation:  # pragma: no cover - bounded above
-            raise ValidationError(field, f"{amount} cannot be represented") from None
-        if exact != amount:
+        if _decimals(amount) > places:
             allowed = "any currency allows" if currency is None else f"{currency} allows"
             raise ValidationError(field, f"{amount} has more decimals than {allowed} ({places})")
-        return exact if currency is not None else amount
+        if currency is None:  # judged again by its currency once that is known
+            return amount
+        # Fits: at most the currency's largest balance (38 digits), at most its decimals.
+        return amount.quantize(_QUANTA[places], context=EXACT)
+
+
+def _decimals(amount: Decimal) -> int:
+    """How many decimals a finite ``amount`` needs: ``1.50`` one, ``1E+3`` none.
+
+    Read from its digits, not by rounding to a quantum: with no currency known an
+    amount of 38 whole digits at 18 decimals would pass any context's precision.
+    """
+    _, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    if exponent >= 0 or not amount:
+        return 0
+    needed, last = -exponent, len(digits) - 1
+    while needed and digits[last] == 0:  # trailing zeros are not decimals: 1.50 needs one
+        needed, last = needed - 1, last - 1
+    return needed
 
 
 _ISO_MOST_DECIMALS = max(MINOR_UNITS.values())

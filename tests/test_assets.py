@@ -10,7 +10,13 @@ import pytest
 
 from dynaledger import Ledger
 from dynaledger.cli import main
-from dynaledger.errors import HoldExceeded, LedgerError, UserNotFound, ValidationError
+from dynaledger.errors import (
+    HoldExceeded,
+    LedgerError,
+    RefundExceeded,
+    UserNotFound,
+    ValidationError,
+)
 from dynaledger.money import EXACT, ISO, Currencies, parse_assets
 from tests.conftest import unique
 
@@ -217,6 +223,31 @@ class TestEighteenDecimals:
         assert (Decimal("1.23456789"), Decimal("0.76543211")) == (
             refund.amount, crypto.get_user_balance(user_id).amount,
         )  # fmt: skip
+
+    def test_a_refund_past_the_original_is_refund_exceeded_up_to_the_largest_balance(
+        self, crypto: Ledger
+    ) -> None:
+        """A ledger with an 18-decimal asset, a 10 USD debit: refunding 23 digits, or the
+        largest USD balance, is RefundExceeded with 10 left (the amount is judged at 18
+        decimals before the original's currency is known); 38 digits, past the largest USD
+        balance, is a ValidationError naming it; 39 digits, before any read, naming 38 nines."""
+        user_id, debit = unique("usd"), unique("k")
+        crypto.create_user(user_id, balance="100")
+        crypto.transact(idempotency_key=debit, user_id=user_id, amount="10", type="debit")
+        largest = "999999999999999999999999999999999999.99"
+        for amount in ("9" * 23, largest):
+            with pytest.raises(RefundExceeded) as caught:
+                crypto.refund(idempotency_key=unique("rf"), of=debit, amount=amount)
+            assert (Decimal("10.00"), Decimal(amount)) == (caught.value.left, caught.value.amount)
+        with pytest.raises(ValidationError) as past:
+            crypto.refund(idempotency_key=unique("rf"), of=debit, amount="1" + "0" * 37)
+        assert ("amount", f"must be at most {largest}, got 1{'0' * 37}") == (
+            past.value.field, past.value.rule,
+        )  # fmt: skip
+        with pytest.raises(ValidationError) as no_balance:
+            crypto.refund(idempotency_key=unique("rf"), of=debit, amount="1" + "0" * 38)
+        assert (f"must be at most {'9' * 38} (no balance of any currency holds more), "
+                f"got 1{'0' * 38}") == no_balance.value.rule  # fmt: skip
 
     def test_refusals_print_wei_as_digits_not_exponents(self, crypto: Ledger) -> None:
         """A capture of 5 wei from a hold of 2: HoldExceeded's message shows both amounts
