@@ -448,15 +448,27 @@ class HoldExceeded(Refused):
 
 
 class TooManyHolds(Refused):
-    """The account has as many active holds as one account item may carry; nothing was held."""
+    """The account has as many active holds as one account item may carry; nothing was held.
 
-    def __init__(self, user_id: str, limit: int) -> None:
+    Attributes:
+        user_id: The account.
+        limit: The most holds an account carries (1,000).
+        item_full: True when refused before that: the account's item has no room for
+            another hold's entry within DynamoDB's 400 KB (long non-ASCII hold ids).
+    """
+
+    def __init__(self, user_id: str, limit: int, *, item_full: bool = False) -> None:
         self.user_id = user_id
         self.limit = limit
-        super().__init__(
-            f"user {user_id!r} has {limit} holds, the most one account may carry; "
-            "capture, void or expire some first"
-        )
+        self.item_full = item_full
+        if item_full:
+            why = (
+                f"user {user_id!r} has no room for another hold: its account item would pass "
+                "DynamoDB's 400 KB (each hold's entry takes its id's UTF-8 bytes)"
+            )
+        else:
+            why = f"user {user_id!r} has {limit} holds, the most one account may carry"
+        super().__init__(f"{why}; capture, void or expire some first")
 
 
 # Refunds and postings -----------------------------------------------------------------

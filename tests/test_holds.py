@@ -7,8 +7,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import attrs
+import botocore.exceptions
 import pytest
 
 from dynaledger import Hold, Ledger
@@ -67,6 +69,37 @@ def _user(ledger: Ledger, balance: str | None = "100", currency: str | None = No
 def _figures(ledger: Ledger, user_id: str) -> tuple[Decimal, Decimal]:
     balance = ledger.get_user_balance(user_id)
     return balance.amount, balance.held
+
+
+def _fill_item(ledger: Ledger, user_id: str, room: int) -> None:
+    """Pad the account's item (an operator's ``padding`` attribute) to ``room`` bytes short
+    of the largest item the server accepts, found by bisection (servers count 400 KB
+    differently: moto allows 405,000 bytes)."""
+    client, table = operator_client(ledger), ledger.table_names[0]
+
+    def pad(size: int) -> bool:
+        # Removed first: moto counts the value replaced as well as the new one.
+        client.update_item(TableName=table, Key={"userId": {"S": user_id}},
+                           UpdateExpression="REMOVE padding")  # fmt: skip
+        try:
+            client.update_item(TableName=table, Key={"userId": {"S": user_id}},
+                               UpdateExpression="SET padding = :p",
+                               ExpressionAttributeValues={":p": {"S": "x" * size}})  # fmt: skip
+        except botocore.exceptions.ClientError:
+            return False
+        return True
+
+    fits, too_large = 0, 420_000
+    while too_large - fits > 1:
+        middle = (fits + too_large) // 2
+        fits, too_large = (middle, too_large) if pad(middle) else (fits, middle)
+    assert pad(fits - room)
+
+
+def _wide_hold_id() -> str:
+    """A new hold id of 255 characters, about 1 KB of UTF-8 (its entry's size on the item)."""
+    key = unique("w")
+    return key + "\U0001f600" * (255 - len(key))
 
 
 class TestHold:
@@ -163,6 +196,53 @@ class TestHold:
             timed.hold(**args)  # type: ignore[arg-type]
         assert field == caught.value.field
         assert before == scan_tables(timed)
+
+    def test_an_account_whose_item_has_no_room_for_the_entry_is_too_many_holds(
+        self, timed: Ledger
+    ) -> None:
+        """An account item 200 bytes short of 400 KB, a hold whose entry takes 1 KB (a wide
+        id): TooManyHolds (item_full), as for the 1,000th hold; nothing written. A hold
+        that fits is then placed."""
+        player = _user(timed)
+        _fill_item(timed, player, room=200)
+        before = scan_tables(timed)
+        with pytest.raises(TooManyHolds) as caught:
+            timed.hold(idempotency_key=_wide_hold_id(), user_id=player, amount="1")
+        assert (player, True, 1000) == (
+            caught.value.user_id, caught.value.item_full, caught.value.limit,
+        )  # fmt: skip
+        assert before == scan_tables(timed)
+        timed.hold(idempotency_key=unique("k"), user_id=player, amount="1")
+        assert (Decimal("99.00"), Decimal("1.00")) == _figures(timed, player)
+
+    def test_dynamodbs_cancellation_for_an_item_too_large_is_too_many_holds(
+        self, timed: Ledger
+    ) -> None:
+        """DynamoDB cancels such a transaction with a ValidationError reason on the account
+        (moto refuses the request whole): rewritten so here, TooManyHolds all the same."""
+        player = _user(timed)
+        _fill_item(timed, player, room=200)
+
+        def as_dynamodb_cancels(parsed: dict[str, Any], **kwargs: Any) -> None:
+            if parsed.get("Error", {}).get("Code") == "ValidationException":
+                message = parsed["Error"]["Message"]
+                parsed["Error"] = {"Code": "TransactionCanceledException",
+                                   "Message": "Transaction cancelled, please refer "
+                                              "cancellation reasons for specific reasons "
+                                              "[None, ValidationError]"}  # fmt: skip
+                parsed["CancellationReasons"] = [
+                    {"Code": "None"}, {"Code": "ValidationError", "Message": message},
+                ]  # fmt: skip
+
+        events = timed.botocore_client.meta.events
+        events.register("after-call.dynamodb.TransactWriteItems", as_dynamodb_cancels)
+        try:
+            with pytest.raises(TooManyHolds) as caught:
+                timed.hold(idempotency_key=_wide_hold_id(), user_id=player, amount="1")
+        finally:
+            events.unregister("after-call.dynamodb.TransactWriteItems", as_dynamodb_cancels)
+        assert (player, True) == (caught.value.user_id, caught.value.item_full)
+        assert "has no room for another hold" in str(caught.value)
 
     def test_an_account_carries_at_most_max_holds(
         self, timed: Ledger, monkeypatch: pytest.MonkeyPatch

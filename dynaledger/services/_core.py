@@ -377,6 +377,24 @@ def key_mismatch(error: BaseException) -> bool:
     return _KEY_MISMATCH in str(cause.response.get("Error", {}).get("Message", ""))
 
 
+#: How DynamoDB (and moto) say a write would take an item past 400 KB: a cancellation
+#: reason's message in a transaction, moto's ``ValidationException`` for the request.
+_ITEM_TOO_LARGE = "Item size to update has exceeded the maximum allowed size"
+
+
+def item_too_large(error: BaseException) -> bool:
+    """True when DynamoDB refused a whole request because an item would pass 400 KB."""
+    cause = _cause(error)
+    if error_code(error) != "ValidationException" or not isinstance(cause, ClientError):
+        return False
+    return _ITEM_TOO_LARGE in str(cause.response.get("Error", {}).get("Message", ""))
+
+
+def too_large_reason(message: str | None) -> bool:
+    """True when a cancellation reason's message says its item would pass 400 KB."""
+    return _ITEM_TOO_LARGE in (message or "")
+
+
 def _table_from_message(message: str) -> str:
     # PynamoDB names the table as "on table (Name)"; TableDoesNotExist as "`Name`".
     found = re.search(r"on table \(([^)]+)\)|`([^`]+)`", message)

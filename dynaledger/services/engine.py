@@ -36,7 +36,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.operand import Value
 from pynamodb.expressions.update import Action
 
-from dynaledger.errors import LedgerError, UnreadableRecord, UserNotFound
+from dynaledger.errors import LedgerError, TooManyHolds, UnreadableRecord, UserNotFound
 from dynaledger.models.transaction import HOLD_ACTIVE, STATUS_APPLIED, Transaction
 from dynaledger.models.user import HOLD_PREFIX, User
 from dynaledger.services import expressions
@@ -46,7 +46,9 @@ from dynaledger.services._core import (
     Context,
     Retry,
     error_code,
+    item_too_large,
     key_mismatch,
+    too_large_reason,
 )
 from dynaledger.services.expressions import LedgerWrite
 from dynaledger.services.records import account_currency, hold_entries, load_user, read_user_raw
@@ -313,6 +315,9 @@ def send(ctx: Context, plan: Plan, now: datetime) -> Cancellation | None:
                 )  # fmt: skip
     except TransactWriteError as error:
         reasons = list(error.cancellation_reasons or [])
+        if not reasons and item_too_large(error):  # moto's form: refused whole, for an item
+            for change in plan.accounts:
+                _refuse_full_account(change)
         if not reasons and error_code(error) == "ValidationException" and not key_mismatch(error):
             # Refused whole for an item's values (moto: a balance stored as a BOOL).
             _refuse_unreadable(ctx, [change.user_id for change in plan.accounts])
@@ -418,6 +423,9 @@ def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:  # noqa
                 Verdict("account", user_id=change.user_id, account=change, user=user, raw=raw)
             )
         return attrs.evolve(failures[0], failures=tuple(failures))
+    for change, reason in zip(plan.accounts, cancelled.accounts, strict=True):
+        if reason is not None and too_large_reason(reason.message):
+            _refuse_full_account(change)
     _refuse_unreadable_accounts(ctx, cancelled)
     codes = [reason.code if reason else "None" for reason in every]
     said = "; ".join(
@@ -426,6 +434,18 @@ def read_cancellation(ctx: Context, cancelled: Cancellation) -> Verdict:  # noqa
     raise LedgerError(
         f"transaction cancelled for an unexpected reason: {codes}" + (f" ({said})" if said else "")
     )
+
+
+def _refuse_full_account(change: AccountChange) -> None:
+    """Raise when ``change`` adds a hold entry to an account whose item DynamoDB found
+    would pass 400 KB: the account has no room for another hold (sending again would
+    never succeed). Other changes do not grow an item by more than a few bytes.
+
+    Raises:
+        TooManyHolds: Naming the account, ``item_full``.
+    """
+    if change.new_entries:
+        raise TooManyHolds(change.user_id, change.max_holds or 0, item_full=True)
 
 
 def _refuse_entry_without_hold(ctx: Context, plan: Plan, hold_id: str) -> None:
