@@ -828,3 +828,34 @@ class TestSharingAnotherServicesTables:
         with pytest.raises(ValidationError) as caught:
             TableLayout(**kwargs)
         assert field == caught.value.field
+
+    @pytest.mark.parametrize(
+        ("status", "problem"),
+        [
+            ("expired", "holdStatus 'expired' without expiresAt"),
+            ("frozen", "holdStatus 'frozen' is not one of ('active', 'captured', 'voided', "
+                       "'expired')"),
+        ],
+    )  # fmt: skip
+    def test_a_hold_status_set_by_hand_is_refused_by_capture_and_void(
+        self, ledger: Ledger, make_ledger: Any, status: str, problem: str
+    ) -> None:
+        """A hold without expiry set to 'expired', or to a state the ledger does not know:
+        capture and void (from a ledger that reads it) raise UnreadableRecord naming it
+        (an 'expired' one without expiry was an AssertionError); nothing moves."""
+        user_id, hold_id = unique("holder"), unique("h")
+        ledger.create_user(user_id, balance="100")
+        ledger.hold(idempotency_key=hold_id, user_id=user_id, amount="10")
+        ledger.botocore_client.update_item(
+            TableName=ledger.table_names[1], Key={"idempotencyKey": {"S": hold_id}},
+            UpdateExpression="SET holdStatus = :s", ExpressionAttributeValues={":s": {"S": status}},
+        )  # fmt: skip
+        other = make_ledger(table_prefix=ledger.settings.table_prefix)
+        problems = []
+        for call in (other.capture, other.void):
+            with pytest.raises(UnreadableRecord) as caught:
+                call(idempotency_key=unique("c"), hold_id=hold_id)
+            problems.append((caught.value.key, caught.value.problem))
+        assert [(hold_id, problem)] * 2 == problems
+        balance = ledger.get_user_balance(user_id)
+        assert (Decimal("90.00"), Decimal("10.00")) == (balance.amount, balance.held)

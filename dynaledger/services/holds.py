@@ -202,6 +202,10 @@ def _active_hold(
     return _open(ctx, load_transaction(ctx, raw), hold_id, now)
 
 
+#: The states a hold record may be in; another is a hand edit the ledger refuses.
+_HOLD_STATES = (HOLD_ACTIVE, HOLD_CAPTURED, HOLD_VOIDED, HOLD_EXPIRED)
+
+
 def _open(ctx: Context, record: Transaction, hold_id: str, now: datetime) -> Transaction:
     """``record``, checked to be a hold open at ``now``.
 
@@ -210,13 +214,19 @@ def _open(ctx: Context, record: Transaction, hold_id: str, now: datetime) -> Tra
     """
     if record.kind != KIND_HOLD or record.status == STATUS_REJECTED:
         raise HoldNotFound(hold_id)
+    table = ctx.models.transaction.Meta.table_name
     if record.remaining is None or record.hold_status is None:
-        raise UnreadableRecord(ctx.models.transaction.Meta.table_name, hold_id, "no hold state")
-    if record.hold_status == HOLD_EXPIRED or (
-        record.hold_status == HOLD_ACTIVE and record.expires_at is not None
-        and record.expires_at <= now
-    ):  # fmt: skip
-        assert record.expires_at is not None
+        raise UnreadableRecord(table, hold_id, "no hold state")
+    if record.hold_status not in _HOLD_STATES:
+        raise UnreadableRecord(
+            table, hold_id, f"holdStatus {record.hold_status!r} is not one of {_HOLD_STATES}"
+        )
+    if record.hold_status == HOLD_EXPIRED and record.expires_at is None:
+        raise UnreadableRecord(table, hold_id, "holdStatus 'expired' without expiresAt")
+    if record.expires_at is not None and (
+        record.hold_status == HOLD_EXPIRED
+        or (record.hold_status == HOLD_ACTIVE and record.expires_at <= now)
+    ):
         raise HoldExpired(hold_id, record.expires_at)
     if record.hold_status != HOLD_ACTIVE:
         raise HoldClosed(hold_id, record.hold_status)
