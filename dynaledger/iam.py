@@ -44,8 +44,10 @@ RUNTIME_ACTIONS = (
     "dynamodb:Query",
     "dynamodb:Scan",
     "dynamodb:BatchGetItem",
-    "dynamodb:BatchWriteItem",
 )
+#: Every ledger that writes reads the deployment's settings first, once (a GetItem of
+#: the ``@settings`` record in the migrations table): the runtime role needs this too.
+SETTINGS_ACTIONS = ("dynamodb:GetItem",)
 MIGRATION_TABLE_ACTIONS = (
     "dynamodb:CreateTable",
     "dynamodb:DescribeTable",
@@ -90,8 +92,10 @@ def policy(
 ) -> dict[str, Any]:
     """The IAM policy document for the ledger whose tables carry ``table_prefix``.
 
-    Two statements: ``DynaledgerRuntime`` (the services: items of Users and
-    Transactions, history through the index) and ``DynaledgerMigrations``
+    Three statements: ``DynaledgerRuntime`` (the services: items of Users and
+    Transactions, history through the index), ``DynaledgerSettings`` (the deployment
+    settings every writing ledger reads once, in the migrations table; a runtime role
+    needs both) and ``DynaledgerMigrations``
     (creating, describing and protecting the tables, and the migration records).
     ARNs carry the region's partition (``arn:aws-cn:...`` for ``cn-north-1``);
     tables carry the names of ``layout`` (dynaledger's own by default).
@@ -117,6 +121,12 @@ def policy(
                 "Effect": "Allow",
                 "Action": list(RUNTIME_ACTIONS),
                 "Resource": [users, transactions, index],
+            },
+            {
+                "Sid": "DynaledgerSettings",
+                "Effect": "Allow",
+                "Action": list(SETTINGS_ACTIONS),
+                "Resource": [migrations],
             },
             {
                 "Sid": "DynaledgerMigrations",

@@ -52,7 +52,7 @@ class TestPolicy:
         """Every resource of the policy is one of the prefix's three tables or its index."""
         document = iam.policy(region=REGION, account=ACCOUNT, table_prefix="prod-")
         assert _prod_tables("aws", REGION) == _resources(document)
-        assert ["DynaledgerRuntime", "DynaledgerMigrations"] == [
+        assert ["DynaledgerRuntime", "DynaledgerSettings", "DynaledgerMigrations"] == [
             s["Sid"] for s in document["Statement"]
         ]
         assert not any("*" in a for s in document["Statement"] for a in s["Action"])
@@ -63,6 +63,19 @@ class TestPolicy:
         assert not {"dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:DeleteItem"} & set(
             runtime["Action"]
         )
+
+    def test_a_runtime_role_reads_the_deployment_settings_and_nothing_else_there(
+        self,
+    ) -> None:
+        """Runtime and settings statements: every write reads @settings first (a GetItem
+        of the migrations table), so they allow that GetItem, and no write there."""
+        document = iam.policy(region=REGION, account=ACCOUNT, table_prefix="prod-")
+        runtime = {"Version": document["Version"], "Statement": document["Statement"][:2]}
+        migrations = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/prod-SchemaMigrations"
+        assert [True, False, False] == [
+            iam.allows(runtime, action, migrations)
+            for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        ]
 
     def test_cli_prints_the_same_policy(self, capsys: object) -> None:
         """``dynaledger iam-policy`` prints the document as JSON."""
