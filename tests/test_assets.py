@@ -331,6 +331,12 @@ def test_iso_alone_knows_no_assets() -> None:
 class TestDeploymentSettings:
     """The opening balance, default currency and assets are stored with the tables."""
 
+    def test_before_the_first_migrate_there_are_none(
+        self, make_ledger: Callable[..., Ledger]
+    ) -> None:
+        """On a prefix never migrated (no migrations table) deployment_settings() is None."""
+        assert make_ledger(table_prefix=f"{unique('none')}_").deployment_settings() is None
+
     def test_migrate_records_them_and_status_shows_them(
         self, crypto: Ledger, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 from dynaledger import readiness, seeds, values
 from dynaledger._facade.base import Facade
-from dynaledger.errors import ValidationError
+from dynaledger.errors import TableNotFound, ValidationError
 from dynaledger.migrations import Migrator, TableProtection
 from dynaledger.services import deployment
 
@@ -60,9 +60,15 @@ class SchemaOperations(Facade):
             return applied
 
     def deployment_settings(self) -> values.DeploymentSettings | None:
-        """The deployment's stored settings (None before the first migrate)."""
+        """The deployment's stored settings (None before the first migrate, also when its
+        migrations table does not exist yet)."""
         with self._call("deployment_settings", bounded=False):
-            return deployment.stored(self._ctx)
+            try:
+                return deployment.stored(self._ctx)
+            except TableNotFound as missing:
+                if missing.table_name != self._ctx.models.deployment.Meta.table_name:
+                    raise  # pragma: no cover - the read names only that table
+                return None
 
     def apply_settings(self) -> values.DeploymentSettings:
         """Make this ledger's opening balance, default currency and assets the deployment's.
