@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,12 +44,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _guarded(lambda: handler(args, _ledger(args)))
 
 
+def _one_line(message: str) -> str:
+    """``message`` as one line: a server's answer quoted in it (an HTML error page from
+    something that is not DynamoDB) is folded, and cut at 500 characters."""
+    if "\n" not in message and "\r" not in message:
+        return message
+    return textwrap.shorten(" ".join(message.split()), 500, placeholder=" [...]")
+
+
 def _guarded(action: Callable[[], int]) -> int:
     try:
         code = action()
         sys.stdout.flush()  # here, not at exit, so that a reader gone early is seen below
     except LedgerError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_one_line(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from dynaledger import Ledger
-from dynaledger.cli import _parser, main
+from dynaledger.cli import _guarded, _parser, main
+from dynaledger.errors import LedgerError
 from tests.conftest import unique
 
 Run = Callable[..., tuple[int, str, str]]
@@ -232,6 +233,19 @@ class TestErrors:
         last = capsys.readouterr().err.splitlines()[-1]
         assert (2, f"dynaledger history: error: argument --limit: must be a whole number in "
                    f"ASCII digits, not {limit!r}") == (exited.value.code, last)  # fmt: skip
+
+    def test_an_error_quoting_a_page_prints_as_one_line(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An error quoting a server's HTML page (not DynamoDB) is folded into one line."""
+        page = "<!DOCTYPE HTML>\n<html>\n  <p>Error code: 501</p>\n</html>\n"
+
+        def failing() -> int:
+            raise LedgerError(f"DynamoDB did not answer ({page})")
+
+        assert 1 == _guarded(failing)
+        assert ("error: DynamoDB did not answer (<!DOCTYPE HTML> <html> <p>Error code: 501</p> "
+                "</html> )\n") == capsys.readouterr().err  # fmt: skip
 
     def test_missing_tables_say_to_migrate(
         self, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]
