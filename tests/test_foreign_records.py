@@ -305,6 +305,23 @@ class TestUnreadableRecords:
         (problem,) = report.problems
         assert ("stringly", ledger.table_names[0]) == (problem.key, problem.table)
 
+    def test_an_account_with_an_unreadable_hold_entry_is_a_problem_the_rest_checked(
+        self, fresh_ledger: Ledger
+    ) -> None:
+        """A hold entry that is not a map (a hand edit): reconcile of the whole ledger lists it
+        as its account's problem (it raised, checking no one); a real mismatch still shows."""
+        ledger = fresh_ledger
+        put_user(ledger, "odd", balance={"N": "95"}, held={"N": "5"}, holdCount={"N": "1"},
+                 **{"hold:x": {"S": "garbage"}})  # fmt: skip
+        put_user(ledger, "off", balance={"N": "7"})
+        report = ledger.reconcile()
+        assert (2, ("off",)) == (report.checked, tuple(m.user_id for m in report.mismatches))
+        (problem,) = report.problems
+        assert ("odd", "odd", ledger.table_names[0]) == (
+            problem.user_id, problem.key, problem.table,
+        )  # fmt: skip
+        assert problem.problem.startswith("hold:x is not a hold entry")
+
     def test_a_stored_unknown_currency_is_a_clear_error_everywhere(self, ledger: Ledger) -> None:
         """currency 'usd' stored: balance and transact raise UnreadableRecord, not KeyError."""
         user_id = unique("lower")

@@ -294,7 +294,7 @@ def reconcile(ctx: Context, user_ids: Iterable[str] | None = None) -> values.Rec
         mismatches.extend(_check(ctx, user, problems))
     unreadable_users = {p.user_id for p in problems if p.table == ctx.models.user.Meta.table_name}
     return values.ReconcileReport(
-        checked=len(users) + len(unreadable_users),
+        checked=len({user.user_id for user in users} | unreadable_users),
         mismatches=tuple(mismatches),
         problems=tuple(problems),
     )
@@ -324,8 +324,15 @@ def _check(ctx: Context, user: User, problems: list[values.RecordProblem]) -> li
     entries = Decimal(0)
     if stored_held or held:
         account = run(ctx, partial(read_user_raw, ctx, user.user_id))
+        try:
+            readable = hold_entries(ctx, account or {})
+        except UnreadableRecord as error:  # a hold entry edited by hand: no verdict
+            problems.append(
+                values.RecordProblem(user.user_id, error.table_name, error.key, error.problem)
+            )
+            return []
         with localcontext(EXACT):
-            entries = sum((e.remaining for e in hold_entries(ctx, account or {})), Decimal(0))
+            entries = sum((e.remaining for e in readable), Decimal(0))
     for actual_held in (stored_held, entries):
         if actual_held != held:
             found.append(values.Mismatch(user.user_id, present(held, currency),
