@@ -389,6 +389,15 @@ def _history(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0
 
 
+def _print_problems(problems: Sequence[values.RecordProblem]) -> None:
+    """One line per item that could not be read right."""
+    for problem in problems:
+        print(
+            f"UNREADABLE {_shown(problem.user_id)}: item {problem.key!r} of {problem.table}: "
+            f"{problem.problem}"
+        )
+
+
 def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
     report = ledger.reconcile(args.users or None)
     if args.json:
@@ -399,11 +408,7 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
                 f"MISMATCH {_shown(mismatch.user_id)}: history says {mismatch.expected:f}, "
                 f"balance is {mismatch.actual:f}"
             )
-        for problem in report.problems:
-            print(
-                f"UNREADABLE {_shown(problem.user_id)}: item {problem.key!r} of {problem.table}: "
-                f"{problem.problem}"
-            )
+        _print_problems(report.problems)
         verdict = (
             "OK"
             if report.ok
@@ -490,9 +495,12 @@ def _holds(args: argparse.Namespace, ledger: Ledger) -> int:
 def _expire_holds(args: argparse.Namespace, ledger: Ledger) -> int:
     report = ledger.expire_holds(args.users or None)
     released = _counted(report.released, "expired hold")
+    if not args.json:
+        _print_problems(report.problems)
+    skipped = f", {_counted(len(report.problems), 'unreadable account')}" if report.problems else ""
     _emit(args, report, f"released {released} of {_counted(report.accounts, 'account')} "
-                        f"({report.checked} checked)")  # fmt: skip
-    return 0
+                        f"({report.checked} checked{skipped})")  # fmt: skip
+    return 1 if report.problems else 0
 
 
 def _accounts_parsers(command: Callable[..., argparse.ArgumentParser],

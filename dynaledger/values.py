@@ -373,11 +373,14 @@ class ExpiryReport:
         checked: Accounts with holds that were looked at.
         accounts: Accounts it released holds of.
         released: Holds it released.
+        problems: Accounts (or their hold records) that could not be read right, each
+            skipped; the others were still released.
     """
 
     checked: int
     accounts: int
     released: int
+    problems: tuple[RecordProblem, ...] = ()
 
 
 @attrs.frozen

@@ -234,6 +234,21 @@ class TestErrors:
         assert (2, f"dynaledger history: error: argument --limit: must be a whole number in "
                    f"ASCII digits, not {limit!r}") == (exited.value.code, last)  # fmt: skip
 
+    def test_expire_holds_lists_an_unreadable_account_and_exits_1(
+        self, cli: Run, fresh_ledger: Ledger
+    ) -> None:
+        """An account whose hold entry is not a map is listed, skipped, and the exit is 1."""
+        fresh_ledger.botocore_client.put_item(
+            TableName=fresh_ledger.table_names[0],
+            Item={"userId": {"S": "odd"}, "held": {"N": "5"}, "hold:x": {"S": "garbage"}},
+        )
+        code, out, _ = cli("expire-holds", "odd")
+        assert (1, [
+            f"UNREADABLE odd: item 'odd' of {fresh_ledger.table_names[0]}: hold:x is not a hold "
+            "entry ('M')",
+            "released 0 expired holds of 0 accounts (1 checked, 1 unreadable account)",
+        ]) == (code, out.splitlines())  # fmt: skip
+
     def test_an_error_quoting_a_page_prints_as_one_line(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -380,7 +395,7 @@ class TestHoldCommands:
             captured["amount"], captured["released"], captured["remaining"],
         )  # fmt: skip
         code, out, _ = cli("expire-holds", "--json")
-        assert {"checked": 0, "accounts": 0, "released": 0} == json.loads(out)
+        assert {"checked": 0, "accounts": 0, "released": 0, "problems": []} == json.loads(out)
         code, out, _ = cli("hold", "--key", "hv", "--user", "pj", "--amount", "1", "--json")
         code, out, _ = cli("void", "--key", "vj", "--hold", "hv", "--json")
         assert ("1.00", "pj") == (json.loads(out)["released"], json.loads(out)["user_id"])

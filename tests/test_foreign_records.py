@@ -502,24 +502,31 @@ class TestHoldEntriesEditedByHand:
     def test_an_expired_entry_without_a_hold_record_is_refused_not_retried(
         self, ledger: Ledger
     ) -> None:
-        """expire_holds, and a debit that needs the entry's money, raise UnreadableRecord
-        naming the entry (they used to send again and again); nothing moves."""
-        user_id = unique("orphan")
+        """A debit that needs the entry's money raises UnreadableRecord naming the entry (it
+        used to send again and again); expire_holds lists it as the account's problem and
+        still releases the next account's expired hold; nothing moves on the first."""
+        user_id, next_id = unique("orphan"), unique("next")
+        expired = {"expiresAt": {"S": "2020-01-01T00:00:00.000Z"}}
         put_user(ledger, user_id, balance={"N": "50"}, held={"N": "5"}, holdCount={"N": "1"},
-                 **{"hold:x": {"M": {"remaining": {"N": "5"},
-                                     "expiresAt": {"S": "2020-01-01T00:00:00.000Z"}}}})  # fmt: skip
-        calls = [
-            lambda: ledger.expire_holds([user_id]),
-            lambda: ledger.transact(idempotency_key=unique("d"), user_id=user_id, amount="52",
-                                    type="debit"),
-        ]  # fmt: skip
-        problems = []
-        for call in calls:
-            with pytest.raises(UnreadableRecord) as caught:
-                call()
-            problems.append((caught.value.key, caught.value.problem))
-        assert [(user_id, "hold:x is the entry of a hold that has no record")] * 2 == problems
-        assert Decimal("55.00") == ledger.get_user_balance(user_id).amount
+                 **{"hold:x": {"M": {"remaining": {"N": "5"}, **expired}}})  # fmt: skip
+        ledger.create_user(next_id, balance="10")
+        hold_id = unique("h")
+        ledger.hold(idempotency_key=hold_id, user_id=next_id, amount="4", timeout=1)
+        report = Ledger(ledger.settings.endpoint_url, table_prefix=ledger.settings.table_prefix,
+                        clock=lambda: datetime(2100, 1, 1, tzinfo=timezone.utc)
+                        ).expire_holds([user_id, next_id])  # fmt: skip
+        with pytest.raises(UnreadableRecord) as caught:
+            ledger.transact(idempotency_key=unique("d"), user_id=user_id, amount="52",
+                            type="debit")  # fmt: skip
+        entry = "hold:x is the entry of a hold that has no record"
+        assert (user_id, entry) == (caught.value.key, caught.value.problem)
+        assert ((user_id, user_id, entry), 2, 1, 1) == (
+            (report.problems[0].user_id, report.problems[0].key, report.problems[0].problem),
+            report.checked, report.accounts, report.released,
+        )  # fmt: skip
+        assert [Decimal("55.00"), Decimal("10.00")] == [
+            ledger.get_user_balance(u).amount for u in (user_id, next_id)
+        ]
 
     def test_an_active_hold_whose_entry_was_removed_is_refused_not_retried(
         self, ledger: Ledger, make_ledger: Any

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from dynaledger import values
+from dynaledger.errors import UnreadableRecord
 from dynaledger.models.transaction import (
     HOLD_EXPIRED,
     KIND_EXPIRY,
@@ -278,11 +279,20 @@ def expire_holds(ctx: Context, user_ids: Iterable[str] | None = None) -> values.
     now = ctx.now()
     targets = _accounts_with_holds(ctx) if named is None else named
     accounts = released = 0
+    problems = []
     for user_id in targets:
-        count = release_expired(ctx, user_id, now)
+        try:
+            count = release_expired(ctx, user_id, now)
+        except UnreadableRecord as error:  # a hand edit: skipped, the others still released
+            problems.append(
+                values.RecordProblem(user_id, error.table_name, error.key, error.problem)
+            )
+            continue
         released += count
         accounts += 1 if count else 0
-    return values.ExpiryReport(checked=len(targets), accounts=accounts, released=released)
+    return values.ExpiryReport(
+        checked=len(targets), accounts=accounts, released=released, problems=tuple(problems)
+    )
 
 
 def _accounts_with_holds(ctx: Context) -> list[str]:
