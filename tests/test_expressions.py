@@ -67,6 +67,8 @@ def reference_condition(ctx: Context, change: AccountChange) -> Condition:
             condition &= (model.credit_limit.does_not_exist() & within) | (
                 limited & (model.available <= change.ceiling)
             )
+    elif change.touch_balance and not (change.floor is not None and change.floor > 0):
+        condition &= model.credit_limit.does_not_exist() | model.available.exists()
     for entry in change.entry_changes:
         condition &= _entry(entry.hold_id, "remaining") == Value(
             entry.expected, attribute=model.balance

@@ -322,6 +322,28 @@ class TestUnreadableRecords:
         )  # fmt: skip
         assert problem.problem.startswith("hold:x is not a hold entry")
 
+    def test_a_credit_limit_without_available_is_refused_by_a_capture_to_it_too(
+        self, ledger: Ledger
+    ) -> None:
+        """A capture pays its payee with no bound on the payee's balance; an account with a
+        creditLimit and no available (a hand edit) is refused there as by credits
+        (UnreadableRecord naming the rule), not given an available counted from 0."""
+        house, tab, hold_id = unique("house"), unique("tab"), unique("h")
+        ledger.create_user(house, balance="10")
+        put_user(ledger, tab, balance={"N": "5"}, creditLimit={"N": "10"})
+        ledger.hold(idempotency_key=hold_id, user_id=house, amount="1", to_user_id=tab)
+        before = ledger.botocore_client.get_item(
+            TableName=ledger.table_names[0], Key={"userId": {"S": tab}}
+        )["Item"]
+        with pytest.raises(UnreadableRecord) as caught:
+            ledger.capture(idempotency_key=unique("c"), hold_id=hold_id)
+        assert (tab, "creditLimit without available (balance + creditLimit, which debits check)"
+                ) == (caught.value.key, caught.value.problem)  # fmt: skip
+        after = ledger.botocore_client.get_item(
+            TableName=ledger.table_names[0], Key={"userId": {"S": tab}}
+        )["Item"]
+        assert (before, "active") == (after, ledger.get_hold(hold_id).status)
+
     def test_a_stored_unknown_currency_is_a_clear_error_everywhere(self, ledger: Ledger) -> None:
         """currency 'usd' stored: balance and transact raise UnreadableRecord, not KeyError."""
         user_id = unique("lower")

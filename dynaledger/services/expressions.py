@@ -255,13 +255,20 @@ def _bound(expr: _Expression, op: str, token: str, bound: Decimal, opening: Deci
 
 def _condition(expr: _Expression, change: AccountChange, opening: Decimal, default: str) -> str:
     parts = [f"attribute_exists({expr.name('#uid')})", _currency(expr, change.currency, default)]
+    floored = False
     if change.floor is not None and change.floor > 0:
         parts.append(_bound(expr, ">=", ":floor", change.floor, opening))
+        floored = True
     if change.ceiling is not None and change.credit_limit is not None:
         # A new limit: ``available`` becomes balance + limit, so the balance itself is bound.
         parts.append(_balance_bound(expr, "<=", ":ceiling", change.ceiling, opening))
     elif change.ceiling is not None:
         parts.append(_bound(expr, "<=", ":ceiling", change.ceiling, opening))
+    elif change.touch_balance and not floored:
+        # Unbounded (a capture's payee, a void, a release): a limit without ``available``
+        # (a hand edit the reads refuse) is refused here too, not given one counted from 0.
+        lim, avail = expr.name("#lim"), expr.name("#avail")
+        parts.append(f"(attribute_not_exists({lim}) OR attribute_exists({avail}))")
     for i, changed in enumerate(change.entry_changes):
         entry = expr.entry(f"#e{i}", changed.hold_id)
         parts.append(f"{entry}.{expr.field('#rem', 'remaining')} = :e{i}")
