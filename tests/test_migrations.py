@@ -158,6 +158,17 @@ class TestProtection:
         """AWS endpoints (and no endpoint) count as AWS; anything else as local."""
         assert aws == Ledger(endpoint, region="eu-west-1").is_aws
 
+    def test_an_endpoint_botocore_reads_from_the_environment_is_not_aws(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No endpoint_url, AWS_ENDPOINT_URL_DYNAMODB local: requests go there (botocore reads
+        it), so the ledger is not AWS and migrate does not turn protection on by default."""
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
+        ledger = Ledger(region="eu-west-1")
+        assert ("http://127.0.0.1:9", False) == (
+            ledger.botocore_client.meta.endpoint_url, ledger.is_aws,
+        )  # fmt: skip
+
 
 class TestAdoption:
     def test_tables_made_by_the_seed_services_script_are_adopted_and_indexed(

@@ -17,10 +17,14 @@ class SchemaOperations(Facade):
 
     @property
     def is_aws(self) -> bool:
-        """True when requests go to AWS DynamoDB itself rather than a local or other server."""
-        endpoint = self.settings.endpoint_url
-        if endpoint is None:
-            return True
+        """True when requests go to AWS DynamoDB itself rather than a local or other server.
+
+        With no ``endpoint_url``, the one botocore resolved: its own default, or one
+        configured outside dynaledger (``AWS_ENDPOINT_URL_DYNAMODB``, the AWS config file).
+        """
+        endpoint = (
+            self.settings.endpoint_url or self._ctx.models.connection.client.meta.endpoint_url
+        )
         host = urlparse(endpoint).hostname or ""
         return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
 
