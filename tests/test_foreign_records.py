@@ -344,6 +344,17 @@ class TestUnreadableRecords:
         )["Item"]
         assert (before, "active") == (after, ledger.get_hold(hold_id).status)
 
+    def test_a_bad_created_at_is_refused_naming_the_attribute(self, ledger: Ledger) -> None:
+        """createdAt 'yesterday': a balance read raises UnreadableRecord whose problem names
+        createdAt, not only the value."""
+        user_id = unique("dated")
+        put_user(ledger, user_id, balance={"N": "5"}, createdAt={"S": "yesterday"})
+        with pytest.raises(UnreadableRecord) as caught:
+            ledger.get_user_balance(user_id)
+        assert (user_id, "createdAt: 'yesterday' is not an ISO-8601 timestamp") == (
+            caught.value.key, caught.value.problem,
+        )  # fmt: skip
+
     def test_a_stored_unknown_currency_is_a_clear_error_everywhere(self, ledger: Ledger) -> None:
         """currency 'usd' stored: balance and transact raise UnreadableRecord, not KeyError."""
         user_id = unique("lower")

@@ -53,7 +53,21 @@ def _instantiate(model: type[_M], raw: dict[str, Any], key: str) -> _M:
             model.Meta.table_name, key, _wrong_type(model, raw, error)
         ) from error
     except (ValueError, TypeError) as error:
-        raise UnreadableRecord(model.Meta.table_name, key, str(error)) from error
+        raise UnreadableRecord(model.Meta.table_name, key, _named(model, raw, error)) from error
+
+
+def _named(model: type[Model], raw: dict[str, Any], error: Exception) -> str:
+    """``error``'s message, led by the attribute whose value it is about (an attribute's
+    own error, such as a timestamp's, names the value but not the attribute)."""
+    for attribute in model.get_attributes().values():
+        typed = raw.get(attribute.attr_name)
+        if not isinstance(typed, dict) or not typed or NULL in typed:
+            continue
+        try:
+            attribute.deserialize(attribute.get_value(typed))
+        except (ValueError, TypeError):
+            return f"{attribute.attr_name}: {error}"
+    return str(error)
 
 
 def _wrong_type(model: type[Model], raw: dict[str, Any], error: Exception) -> str:
