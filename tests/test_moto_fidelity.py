@@ -34,6 +34,7 @@ from moto.dynamodb.models.dynamo_type import Item
 from benchmarks.embedded import stock_moto_server
 from dynaledger import Ledger
 from dynaledger.local import embedded_dynamodb
+from tests.conftest import operator_client
 
 ACCOUNT = "123456789012"
 STOCK_REGION, FLAT_REGION = "eu-west-1", "eu-west-2"
@@ -535,8 +536,9 @@ def _ledger_with_records(url: str, records: int) -> Ledger:
     ledger = Ledger(url, table_prefix=f"guard{records}-{random.getrandbits(32):08x}-")
     ledger.migrate()
     ledger.create_user("payer", balance="0")
+    filler = operator_client(ledger)  # the test's own writes, not the library's
     for start in range(0, records, 25):
-        ledger.botocore_client.batch_write_item(RequestItems={ledger.table_names[1]: [
+        filler.batch_write_item(RequestItems={ledger.table_names[1]: [
             {"PutRequest": {"Item": {
                 "idempotencyKey": {"S": f"fill-{n}"}, "userId": {"S": f"filler{n % 50}"},
                 "amount": {"N": "1"}, "type": {"S": "credit"},
