@@ -20,7 +20,7 @@ from dynaledger import __version__, iam, local, values
 from dynaledger.errors import LedgerError, ValidationError
 from dynaledger.ledger import Ledger
 from dynaledger.models import TableLayout
-from dynaledger.money import parse_assets
+from dynaledger.money import DECIMAL_NUMBER, parse_assets
 from dynaledger.serialize import as_dict
 from dynaledger.settings import LAYOUT_VARIABLES, layout_from_env
 
@@ -422,17 +422,15 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
 # Holds ------------------------------------------------------------------------
 
 
-#: Numbers as options are written: ASCII digits (``int()`` and ``float()`` also take other
-#: scripts' digits, spaces, ``_`` and ``inf``), as amounts are.
+#: Whole numbers as options are written: ASCII digits, as amounts are (``DECIMAL_NUMBER``).
 _WHOLE = re.compile(r"-?[0-9]+")
-_SECONDS = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
 def _seconds(text: str | None) -> float | None:
     """A --timeout in seconds; anything but a number is refused as the ledger would."""
     if text is None:
         return None
-    if not _SECONDS.fullmatch(text):
+    if not DECIMAL_NUMBER.fullmatch(text):
         raise ValidationError("timeout", f"must be a number of seconds, not {text!r}")
     return int(text) if _WHOLE.fullmatch(text) else float(text)
 

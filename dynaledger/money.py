@@ -54,7 +54,9 @@ MAX_DECIMALS = 18
 #: Asset codes: 2 to 12 upper-case letters and digits, at least one letter.
 ASSET_CODE = re.compile(r"(?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,12}")
 
-_DECIMAL_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+#: A number written as text: ASCII digits, on both sides of a point if any, an optional
+#: exponent (``int()`` and ``float()`` also take other scripts' digits, spaces and ``_``).
+DECIMAL_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 MAX_ID_LENGTH = 255
 
 
@@ -316,7 +318,7 @@ def _to_decimal(value: object, field: str) -> Decimal:
         # repr gives the shortest string that round-trips, the number the caller wrote.
         return Decimal(repr(value))
     if isinstance(value, str):
-        if not _DECIMAL_NUMBER.fullmatch(value):
+        if not DECIMAL_NUMBER.fullmatch(value):
             raise ValidationError(field, f"{value!r} is not a decimal number such as '12.34'")
         try:
             return Decimal(value)

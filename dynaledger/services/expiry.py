@@ -43,6 +43,7 @@ from dynaledger.services.records import (
     credit_limit,
     hold_entries,
     load_user,
+    problem_of,
     read_user_raw,
 )
 
@@ -284,9 +285,7 @@ def expire_holds(ctx: Context, user_ids: Iterable[str] | None = None) -> values.
         try:
             count = release_expired(ctx, user_id, now)
         except UnreadableRecord as error:  # a hand edit: skipped, the others still released
-            problems.append(
-                values.RecordProblem(user_id, error.table_name, error.key, error.problem)
-            )
+            problems.append(problem_of(user_id, error))
             continue
         released += count
         accounts += 1 if count else 0

@@ -50,6 +50,7 @@ from dynaledger.services.records import (
     hold_entries,
     load_transaction,
     load_user,
+    problem_of,
     read_user_raw,
 )
 from dynaledger.values import EntryType
@@ -327,9 +328,7 @@ def _check(ctx: Context, user: User, problems: list[values.RecordProblem]) -> li
         try:
             readable = hold_entries(ctx, account or {})
         except UnreadableRecord as error:  # a hold entry edited by hand: no verdict
-            problems.append(
-                values.RecordProblem(user.user_id, error.table_name, error.key, error.problem)
-            )
+            problems.append(problem_of(user.user_id, error))
             return []
         with localcontext(EXACT):
             entries = sum((e.remaining for e in readable), Decimal(0))
@@ -353,7 +352,7 @@ def _replay_entries(
         try:
             record = load_transaction(ctx, raw)
         except UnreadableRecord as error:
-            problems.append(values.RecordProblem(user.user_id, table, error.key, error.problem))
+            problems.append(problem_of(user.user_id, error))
             unreadable = True
             continue
         if record.currency not in (None, currency):
@@ -384,9 +383,7 @@ def _named(
         try:
             users.append(require_user(ctx, user_id))
         except UnreadableRecord as error:
-            problems.append(
-                values.RecordProblem(error.key, error.table_name, error.key, error.problem)
-            )
+            problems.append(problem_of(error.key, error))
     return users
 
 
@@ -401,5 +398,5 @@ def _all_users(ctx: Context, problems: list[values.RecordProblem]) -> list[User]
         try:
             users.append(load_user(ctx, raw))
         except UnreadableRecord as error:
-            problems.append(values.RecordProblem(error.key, table, error.key, error.problem))
+            problems.append(problem_of(error.key, error))
     return users

@@ -21,6 +21,7 @@ from pynamodb.constants import GET_ITEM, NULL
 from pynamodb.exceptions import AttributeDeserializationError, GetError
 from pynamodb.models import Model
 
+from dynaledger import values
 from dynaledger.errors import UnreadableRecord, ValidationError
 from dynaledger.models import load
 from dynaledger.models.attributes import instant_key, parse_timestamp
@@ -77,6 +78,11 @@ def _wrong_type(model: type[Model], raw: dict[str, Any], error: Exception) -> st
             stored = ", ".join(sorted(typed))
             return f"{attribute.attr_name} is stored as {stored}, not {attribute.attr_type}"
     return str(error)
+
+
+def problem_of(user_id: str, error: UnreadableRecord) -> values.RecordProblem:
+    """``error`` as a problem of account ``user_id`` in a report (reconcile, expiry)."""
+    return values.RecordProblem(user_id, error.table_name, error.key, error.problem)
 
 
 def _raw_key(raw: dict[str, Any], attribute: str) -> str:
