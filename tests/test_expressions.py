@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import TransactWriteError
@@ -27,10 +28,12 @@ from dynaledger import Ledger
 from dynaledger.errors import LedgerError
 from dynaledger.models import build, load
 from dynaledger.models.attributes import format_timestamp
+from dynaledger.models.transaction import KIND_TRANSACT
 from dynaledger.models.user import HOLD_PREFIX
-from dynaledger.services import Context, expressions
+from dynaledger.services import Context, expressions, movements
 from dynaledger.services.engine import AccountChange, EntryChange, NewEntry
 from dynaledger.services.expressions import LedgerWrite
+from dynaledger.values import EntryType
 from tests.conftest import unique
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -283,6 +286,48 @@ def test_text_kept_per_shape_is_the_text_built_afresh(ledger: Ledger) -> None:
         fresh = expressions.account_update(expressions.Wire.of(ctx.models), change, **kwargs)
         assert fresh == expressions.account_update(shared, change, **kwargs), change
     assert 10 <= len(shared.account_texts) <= 200
+
+
+def test_transact_items_filled_from_a_template_are_the_items_built_afresh(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A credit's or debit's put and update, filled in from its shape's template, equal
+    what the plan's record put and account update give afresh, over 300 random transacts
+    (both types, three currencies, with and without metadata, amounts on both sides of
+    the opening balance and the largest amount); a few templates serve them all."""
+    ctx = attrs.evolve(ledger._ctx)  # its own wire: no template kept yet
+    sent: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def capture(_ctx: Context, put: dict[str, Any], update: dict[str, Any]) -> None:
+        sent.append((put, update))
+
+    monkeypatch.setattr(movements, "send_items", capture)
+    rng = random.Random(11)
+    for n in range(300):
+        currency = rng.choice(["USD", "EUR", "JPY"])
+        largest = ctx.currencies.max_amount(currency)
+        text = rng.choice(["1", "99", "100", "100.01", "250.5", "7", f"{largest:f}"])
+        if currency == "JPY":
+            text = text.partition(".")[0]
+        metadata = rng.choice([(), (("round", str(n)),), (("a", "1"), ("b", "two"))])
+        request = movements.Request(
+            kind=KIND_TRANSACT, key=f"k-{n}", user_id=rng.choice(["alice", "bob"]),
+            amount=ctx.currencies.parse_amount(text, currency),
+            type=rng.choice([EntryType.CREDIT, EntryType.DEBIT]), currency=currency,
+            metadata=metadata,
+        )  # fmt: skip
+        movement = movements._Movement(ctx, request, request_id=f"r-{n}", now=NOW)
+        record, refused = movement._send_transact()
+        plan = movement.plan()
+        fresh = expressions.Wire.of(ctx.models)
+        expected = (
+            expressions.record_put(fresh, plan.records[0]),
+            expressions.account_update(fresh, plan.accounts[0], opening=ctx.opening_balance,
+                                       default_currency=ctx.default_currency, now=NOW),
+        )  # fmt: skip
+        assert (expected, None) == (sent[-1], refused), request
+        assert plan.records[0].attribute_values == record.attribute_values
+    assert 4 <= len(ctx.wire.transact_templates) <= 24
 
 
 def test_text_naming_other_values_than_given_is_refused(

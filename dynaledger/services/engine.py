@@ -11,6 +11,9 @@ old items DynamoDB returns, into one :class:`Verdict` (the key is taken,
 contention, unknown user, currency, an account's condition, a hold's state).
 ``transact``, ``transfer``, ``hold``, ``capture``, ``void``, ``refund``, ``post``
 and the release of expired holds differ only in the plans they compile to.
+A credit or debit, the commonest call, sends its plan's two items filled in from a
+template its shape's first plan left (:func:`send_items`), and builds its plan
+only when the request is cancelled, to read the reasons against it.
 
 PynamoDB sends condition checks, then puts, then updates (accounts, then hold
 records), whatever order they are added in; the reasons come back in that
@@ -314,26 +317,55 @@ def send(ctx: Context, plan: Plan, now: datetime) -> Cancellation | None:
                     return_values=ALL_OLD,
                 )  # fmt: skip
     except TransactWriteError as error:
-        reasons = list(error.cancellation_reasons or [])
-        if not reasons and item_too_large(error):  # moto's form: refused whole, for an item
-            for change in plan.accounts:
-                _refuse_full_account(change)
-        if not reasons and error_code(error) == "ValidationException" and not key_mismatch(error):
-            # Refused whole for an item's values (moto: a balance stored as a BOOL).
-            _refuse_unreadable(ctx, [change.user_id for change in plan.accounts])
-        if not reasons:
-            raise
-        reasons += [None] * (plan.actions - len(reasons))
-        counts = [
-            len(plan.checks), len(plan.records), len(plan.accounts), len(plan.holds),
-            len(plan.tallies),
-        ]  # fmt: skip
-        parts, start = [], 0
-        for count in counts:
-            parts.append(tuple(reasons[start : start + count]))
-            start += count
-        return Cancellation(plan, error, *parts)
+        return cancellation(ctx, plan, error)
     return None
+
+
+def send_items(
+    ctx: Context, put: dict[str, Any], update: dict[str, Any]
+) -> TransactWriteError | None:
+    """Send one put and one update built ahead as one TransactWriteItems, as :func:`send` would.
+
+    A transact's two items, filled in from its shape's template (see
+    :class:`~dynaledger.services.expressions.TransactTemplate`): None when
+    applied, else the error, for :func:`cancellation` with the plan they came from.
+    """
+    try:
+        with LedgerWrite(connection=ctx.models.connection, return_consumed_capacity=NONE) as write:
+            write.add_put(put)
+            write.add_update(update)
+    except TransactWriteError as error:
+        return error
+    return None
+
+
+def cancellation(ctx: Context, plan: Plan, error: TransactWriteError) -> Cancellation:
+    """``plan``'s cancellation from ``error``, each reason beside what it was for.
+
+    Raises:
+        TooManyHolds: DynamoDB refused the request whole for an account item's size.
+        UnreadableRecord: It refused the request whole for an account's values.
+        TransactWriteError: ``error`` itself, when it carries no reasons otherwise.
+    """
+    reasons = list(error.cancellation_reasons or [])
+    if not reasons and item_too_large(error):  # moto's form: refused whole, for an item
+        for change in plan.accounts:
+            _refuse_full_account(change)
+    if not reasons and error_code(error) == "ValidationException" and not key_mismatch(error):
+        # Refused whole for an item's values (moto: a balance stored as a BOOL).
+        _refuse_unreadable(ctx, [change.user_id for change in plan.accounts])
+    if not reasons:
+        raise error
+    reasons += [None] * (plan.actions - len(reasons))
+    counts = [
+        len(plan.checks), len(plan.records), len(plan.accounts), len(plan.holds),
+        len(plan.tallies),
+    ]  # fmt: skip
+    parts, start = [], 0
+    for count in counts:
+        parts.append(tuple(reasons[start : start + count]))
+        start += count
+    return Cancellation(plan, error, *parts)
 
 
 # Reading a cancellation ---------------------------------------------------------------

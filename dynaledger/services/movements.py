@@ -32,6 +32,7 @@ from dynaledger.errors import (
     ValidationError,
 )
 from dynaledger.models import build
+from dynaledger.models.attributes import format_timestamp
 from dynaledger.models.transaction import (
     HOLD_ACTIVE,
     KIND_HOLD,
@@ -42,7 +43,7 @@ from dynaledger.models.transaction import (
     Transaction,
 )
 from dynaledger.money import EXACT, validate_identifier, validate_metadata
-from dynaledger.services import deployment
+from dynaledger.services import deployment, expressions
 from dynaledger.services._core import (
     CONTENTION,
     CONTENTION_CODES,
@@ -57,12 +58,15 @@ from dynaledger.services.engine import (
     CONDITION_FAILED,
     AccountChange,
     AccountCheck,
+    Cancellation,
     NewEntry,
     Plan,
     Verdict,
+    cancellation,
     raise_unknown,
     read_cancellation,
     send,
+    send_items,
 )
 from dynaledger.services.expiry import Releases, spendable
 from dynaledger.services.records import (
@@ -396,56 +400,122 @@ class _Movement:
         A debit refused for funds that sit in expired holds goes again with
         those holds released in the same request.
         """
-        base = self.plan()
-        plan = base
-        for _ in range(MAX_ROUNDS):
+        first = self._send_first()
+        if isinstance(first, _Outcome):
+            return first
+        base, cancelled = first
+        plan, sent = base, 1
+        while True:
+            following = self._after(base, plan, cancelled)
+            if isinstance(following, _Outcome):
+                return following
+            if sent == MAX_ROUNDS:
+                raise Retry(CONTENTION)
+            plan, sent = following, sent + 1
             cancelled = send(self.ctx, plan, self.now)
-            if cancelled is None and plan.records[0] is base.records[0]:
-                return _Outcome(base.records[0], self.request.currency, replayed=False)
-            if cancelled is None:  # a release-only plan went through: now the movement
-                plan = base
-                continue
-            verdict = read_cancellation(self.ctx, cancelled)
-            if plan.records[0] is not base.records[0]:
-                plan = base  # a release-only plan lost a race: look again
-                continue
-            if verdict.kind == "stored":
-                currency = self._payer_currency(cancelled.accounts)
-                return self._stored_outcome(verdict.raw, currency)
-            raise_unknown(verdict)
-            if verdict.kind == "currency" and verdict.account is not None:
-                self._check_currency(verdict.user_id, verdict.account, verdict.currency)
-            if verdict.kind == "hold":  # an expired hold it released was released by another
-                plan = base
-                continue
-            if verdict.kind == "unknown_check":  # the payee of a hold: one read tells which
-                user = require_user(self.ctx, verdict.user_id)
-                held = account_currency(self.ctx, user)
-                if held == self.request.currency:
-                    raise Retry(CONTENTION)
-                raise CurrencyMismatch(verdict.user_id, expected=self.request.currency, actual=held)
-            if (
-                verdict.kind == "account"
-                and verdict.user
-                and (verdict.user.hold_count or 0)
-                >= (MAX_HOLDS if verdict.account and verdict.account.new_entries else math.inf)
-            ):
-                raise TooManyHolds(verdict.user_id, MAX_HOLDS)
-            self._refuse_past_largest(verdict)
-            if verdict.kind == "account" and verdict.raw is not None and verdict.user:
-                # One account pays: the first refused (another's is its largest balance).
-                releases = Releases(self.ctx, base, self.now, self.request_id)
-                nxt = releases.after(plan, (verdict,))
-                if isinstance(nxt, Plan):
-                    plan = nxt
-                    continue
-                present = self.ctx.currencies.present
-                return self._reject(
-                    present(spendable(self.ctx, verdict, self.now), self.request.currency),
-                    present(credit_limit(verdict.user), self.request.currency),
-                )
-            raise LedgerError(f"transaction cancelled for an unexpected reason: {verdict.kind}")
-        raise Retry(CONTENTION)
+
+    def _send_first(self) -> _Outcome | tuple[Plan, Cancellation | None]:
+        """The first request: the movement itself; its plan and cancellation unless applied."""
+        if self.request.kind == KIND_TRANSACT:
+            record, refused = self._send_transact()
+            if refused is None:
+                return _Outcome(record, self.request.currency, replayed=False)
+            base = self.plan()  # the same record and update: what the reasons are read against
+            return base, cancellation(self.ctx, base, refused)
+        base = self.plan()
+        return base, send(self.ctx, base, self.now)
+
+    def _after(  # noqa: PLR0911 - one return per meaning of an answer
+        self, base: Plan, plan: Plan, cancelled: Cancellation | None
+    ) -> _Outcome | Plan:
+        """What ``plan``'s answer means: the outcome, or the plan to send next.
+
+        ``base`` is the movement's own plan; ``plan`` is it or a release of expired holds.
+        """
+        if cancelled is None and plan.records[0] is base.records[0]:
+            return _Outcome(base.records[0], self.request.currency, replayed=False)
+        if cancelled is None:  # a release-only plan went through: now the movement
+            return base
+        verdict = read_cancellation(self.ctx, cancelled)
+        if plan.records[0] is not base.records[0]:
+            return base  # a release-only plan lost a race: look again
+        if verdict.kind == "stored":
+            currency = self._payer_currency(cancelled.accounts)
+            return self._stored_outcome(verdict.raw, currency)
+        raise_unknown(verdict)
+        if verdict.kind == "currency" and verdict.account is not None:
+            self._check_currency(verdict.user_id, verdict.account, verdict.currency)
+        if verdict.kind == "hold":  # an expired hold it released was released by another
+            return base
+        if verdict.kind == "unknown_check":  # the payee of a hold: one read tells which
+            user = require_user(self.ctx, verdict.user_id)
+            held = account_currency(self.ctx, user)
+            if held == self.request.currency:
+                raise Retry(CONTENTION)
+            raise CurrencyMismatch(verdict.user_id, expected=self.request.currency, actual=held)
+        if (
+            verdict.kind == "account"
+            and verdict.user
+            and (verdict.user.hold_count or 0)
+            >= (MAX_HOLDS if verdict.account and verdict.account.new_entries else math.inf)
+        ):
+            raise TooManyHolds(verdict.user_id, MAX_HOLDS)
+        self._refuse_past_largest(verdict)
+        if verdict.kind == "account" and verdict.raw is not None and verdict.user:
+            # One account pays: the first refused (another's is its largest balance).
+            releases = Releases(self.ctx, base, self.now, self.request_id)
+            nxt = releases.after(plan, (verdict,))
+            if isinstance(nxt, Plan):
+                return nxt
+            present = self.ctx.currencies.present
+            return self._reject(
+                present(spendable(self.ctx, verdict, self.now), self.request.currency),
+                present(credit_limit(verdict.user), self.request.currency),
+            )
+        raise LedgerError(f"transaction cancelled for an unexpected reason: {verdict.kind}")
+
+    def _send_transact(self) -> tuple[Transaction, TransactWriteError | None]:
+        """Send a credit or debit, its items filled in from its shape's template.
+
+        What :meth:`plan` would send, without building the plan (see
+        :class:`~dynaledger.services.expressions.TransactTemplate`): the record, and
+        None when applied, else the error.
+        """
+        ctx, request = self.ctx, self.request
+        opening = ctx.opening_balance
+        debit = request.type is EntryType.DEBIT
+        bound = request.amount if debit else self._ceiling()
+        # What the items' text and fixed values depend on besides the ledger's (its
+        # opening balance and default currency, fixed with its ``wire``), as in ``_shape``.
+        shape = (
+            request.type, request.currency, not request.metadata,
+            opening >= bound if debit else opening <= bound,
+        )  # fmt: skip
+        template = ctx.wire.transact_templates.get(shape)
+        if template is None:
+            plan = self.plan()
+            template = expressions.TransactTemplate.of(
+                ctx.wire,
+                expressions.record_put(ctx.wire, plan.records[0]),
+                expressions.account_update(
+                    ctx.wire, plan.accounts[0], opening=opening,
+                    default_currency=ctx.default_currency, now=self.now,
+                ),
+            )  # fmt: skip
+            ctx.wire.transact_templates[shape] = template
+        (record,) = self.records()
+        stored = record.attribute_values
+        put, update = template.fill(
+            key=request.key,
+            user_id=request.user_id,
+            amount=format(request.amount, "f"),
+            bound=format(bound, "f"),
+            fingerprint=stored["fingerprint"],
+            request_id=self.request_id,
+            stamp=format_timestamp(self.now),
+            metadata=stored.get("metadata"),
+        )
+        return record, send_items(ctx, put, update)
 
     def _refuse_past_largest(self, verdict: Verdict) -> None:
         """Raise when a credited account's condition failed: its only one past the currency
