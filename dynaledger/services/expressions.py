@@ -413,12 +413,12 @@ class TransactTemplate:
     """A transact's record put and account update with all but the call's own values in place.
 
     Built once per ledger and shape from the items :func:`record_put` and
-    :func:`account_update` give for the first call of that shape, so the two
-    cannot differ in anything but what :meth:`fill` puts in: the record's key,
-    account, amount, fingerprint, request id, instant and metadata; the
-    account's key, ``:now``, ``:delta`` and its bound. A credit or debit then
-    skips its plan's objects and the item building, which cost it about a
-    tenth of botocore's CPU on the request (``make bench``).
+    :func:`account_update` give for the first call of that shape. The shape (see
+    ``movements._Movement._send_transact``) holds all that the items depend on
+    besides what :meth:`fill` puts in: the record's key, account, amount,
+    fingerprint, request id, instant and metadata; the account's key, ``:now``,
+    ``:delta`` and its bound. A credit or debit then skips its plan's objects
+    and the item building (the README's "Cost and speed" measures what that saves).
     ``tests/test_expressions.py`` checks the filled items against those built
     afresh, over random transacts.
     """
@@ -429,6 +429,7 @@ class TransactTemplate:
     names: dict[str, str]
     #: The placeholder of the account's bound: ``:floor`` for a debit, ``:ceiling`` for a credit.
     bound: str
+    #: The account's key attribute (``userId``).
     user_key: str
     #: How the record's ``metadata`` is written (its attribute's ``serialize``).
     metadata: Callable[[dict[str, str]], Any]
