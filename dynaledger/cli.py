@@ -20,7 +20,7 @@ from dynaledger import __version__, iam, local, values
 from dynaledger.errors import LedgerError, ValidationError
 from dynaledger.ledger import Ledger
 from dynaledger.models import TableLayout
-from dynaledger.money import DECIMAL_NUMBER, parse_assets
+from dynaledger.money import DECIMAL_NUMBER, WHOLE_NUMBER, parse_assets
 from dynaledger.serialize import as_dict
 from dynaledger.settings import LAYOUT_VARIABLES, layout_from_env
 
@@ -422,22 +422,18 @@ def _reconcile(args: argparse.Namespace, ledger: Ledger) -> int:
 # Holds ------------------------------------------------------------------------
 
 
-#: Whole numbers as options are written: ASCII digits, as amounts are (``DECIMAL_NUMBER``).
-_WHOLE = re.compile(r"-?[0-9]+")
-
-
 def _seconds(text: str | None) -> float | None:
     """A --timeout in seconds; anything but a number is refused as the ledger would."""
     if text is None:
         return None
     if not DECIMAL_NUMBER.fullmatch(text):
         raise ValidationError("timeout", f"must be a number of seconds, not {text!r}")
-    return int(text) if _WHOLE.fullmatch(text) else float(text)
+    return int(text) if WHOLE_NUMBER.fullmatch(text) else float(text)
 
 
 def _whole(text: str) -> int:
     """An option that takes a whole number (``--limit``, ``--port``, ``--generate``)."""
-    if not _WHOLE.fullmatch(text):
+    if not WHOLE_NUMBER.fullmatch(text):
         raise argparse.ArgumentTypeError(f"must be a whole number in ASCII digits, not {text!r}")
     return int(text)
 

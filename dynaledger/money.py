@@ -57,6 +57,9 @@ ASSET_CODE = re.compile(r"(?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,12}")
 #: A number written as text: ASCII digits, on both sides of a point if any, an optional
 #: exponent (``int()`` and ``float()`` also take other scripts' digits, spaces and ``_``).
 DECIMAL_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+#: A whole number as text: ASCII digits only (``int`` also takes other scripts' digits,
+#: ``_`` and spaces).
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 MAX_ID_LENGTH = 255
 
 

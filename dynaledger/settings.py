@@ -21,6 +21,7 @@ from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from dynaledger.errors import ValidationError
 from dynaledger.models import TableLayout
+from dynaledger.money import DECIMAL_NUMBER, WHOLE_NUMBER
 from dynaledger.services import RetryPolicy
 
 
@@ -29,10 +30,11 @@ def _text(variable: str, value: str) -> str:
 
 
 def _number(variable: str, value: str, *, allow_zero: bool) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValidationError(variable, f"must be a number of seconds, not {value!r}") from None
+    # ASCII digits, as the CLI's options and amounts: ``float`` also takes other
+    # scripts' digits, ``_``, spaces, ``inf`` and ``nan``.
+    if not DECIMAL_NUMBER.fullmatch(value):
+        raise ValidationError(variable, f"must be a number of seconds, not {value!r}")
+    seconds = float(value)
     if math.isfinite(seconds) and (seconds > 0 or (allow_zero and seconds == 0)):
         return seconds
     bound = "0 or more" if allow_zero else "above 0"
@@ -48,10 +50,9 @@ def _delay(variable: str, value: str) -> float:
 
 
 def _count(variable: str, value: str) -> int:
-    try:
-        count = int(value)
-    except ValueError:
-        raise ValidationError(variable, f"must be a whole number, not {value!r}") from None
+    if not WHOLE_NUMBER.fullmatch(value):  # as in ``_number``
+        raise ValidationError(variable, f"must be a whole number, not {value!r}")
+    count = int(value)
     if count < 1:
         raise ValidationError(variable, f"must be at least 1, not {value!r}")
     return count

@@ -66,7 +66,11 @@ class TestFromEnv:
         [
             ("DYNALEDGER_DEADLINE", "soon", "must be a number of seconds, not 'soon'"),
             ("DYNALEDGER_DEADLINE", "0", "must be a number of seconds above 0, not '0'"),
-            ("DYNALEDGER_READ_TIMEOUT", "inf", "must be a number of seconds above 0, not 'inf'"),
+            ("DYNALEDGER_READ_TIMEOUT", "inf", "must be a number of seconds, not 'inf'"),
+            # ASCII digits only, as the CLI's options: float() and int() take these.
+            ("DYNALEDGER_DEADLINE", "\u0665", "must be a number of seconds, not '\u0665'"),
+            ("DYNALEDGER_RETRY_MAX_DELAY", "1_0", "must be a number of seconds, not '1_0'"),
+            ("DYNALEDGER_MAX_ATTEMPTS", "\u0663", "must be a whole number, not '\u0663'"),
             ("DYNALEDGER_CONNECT_TIMEOUT", "-1", "must be a number of seconds above 0, not '-1'"),
             ("DYNALEDGER_MAX_ATTEMPTS", "0", "must be at least 1, not '0'"),
             ("DYNALEDGER_MAX_ATTEMPTS", "2.5", "must be a whole number, not '2.5'"),
