@@ -141,9 +141,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _iam_policy(args: argparse.Namespace) -> int:
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if not region:
+    if not region:  # a missing argument, as argparse reports one: exit 2
         print("error: --region (or $AWS_REGION) is required", file=sys.stderr)
-        return 1
+        return 2
     document = iam.policy(
         region=region, account=args.account, table_prefix=_table_prefix(args) or "",
         layout=_layout(args),

@@ -137,6 +137,16 @@ class TestPartitions:
         with pytest.raises(ValidationError):
             iam.policy(region=args[1], account=args[3], table_prefix=prefix, layout=layout)
 
+    def test_no_region_anywhere_is_a_usage_error(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Without --region, $AWS_REGION or $AWS_DEFAULT_REGION: exit 2, as for a missing
+        argument, with one error line naming where a region comes from."""
+        monkeypatch.delenv("AWS_REGION", raising=False)
+        monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+        assert 2 == main(["iam-policy", "--account", ACCOUNT])
+        assert ("", "error: --region (or $AWS_REGION) is required\n") == capsys.readouterr()
+
 
 class TestLayout:
     def test_a_shared_layout_names_the_services_tables(self) -> None:
