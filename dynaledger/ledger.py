@@ -142,7 +142,7 @@ class Ledger(
             ValidationError: A variable holds a bad value; the error names the variable.
         """
         env = os.environ if environ is None else environ
-        arguments, sources = settings.from_environment(env)
+        arguments, sources = settings.from_environment(env, overrides)
         retry_fields = arguments.pop("retry", None)
         if retry_fields:
             arguments["retry"] = RetryPolicy(**retry_fields)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -109,11 +109,15 @@ SETTINGS: tuple[EnvSetting, ...] = (
 _FALLBACKS = {"AWS_ENDPOINT_URL_DYNAMODB": "AWS_ENDPOINT_URL", "AWS_REGION": "AWS_DEFAULT_REGION"}
 
 
-def from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+def from_environment(
+    environ: Mapping[str, str], given: Collection[str] = ()
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The ``Ledger`` arguments the environment sets, and which variable set each.
 
-    An unset or empty variable sets nothing. ``retry.*`` values are returned
-    as a ``retry`` mapping of policy fields.
+    An unset or empty variable sets nothing, nor does one whose argument is in
+    ``given`` (the caller's own: its variable is not read, so a bad value there
+    does not matter). ``retry.*`` values are returned as a ``retry`` mapping of
+    policy fields; ``retry`` given skips them all.
 
     Raises:
         ValidationError: A variable's value cannot be read; it names the variable.
@@ -122,6 +126,8 @@ def from_environment(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[s
     sources: dict[str, str] = {}
     retry: dict[str, Any] = {}
     for setting in SETTINGS:
+        if setting.parameter.partition(".")[0] in given:
+            continue
         name = setting.variable
         raw = environ.get(name, "")
         if not raw and name in _FALLBACKS:

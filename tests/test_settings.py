@@ -61,6 +61,15 @@ class TestFromEnv:
         )
         assert 9 == ledger.deadline
 
+    def test_a_variable_whose_argument_is_given_is_not_read(self) -> None:
+        """A bad value in a variable the caller overrides is not an error: the variable is
+        not read (``retry`` given skips every retry variable)."""
+        bad = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "DYNALEDGER_DEADLINE": "soon",
+               "DYNALEDGER_MAX_ATTEMPTS": "0", "DYNALEDGER_RETRY_MAX_DELAY": "x"}  # fmt: skip
+        policy = RetryPolicy(max_attempts=2)
+        ledger = Ledger.from_env(bad, deadline=5, retry=policy)
+        assert (5, policy) == (ledger.deadline, ledger._ctx.retry)
+
     @pytest.mark.parametrize(
         ("variable", "value", "rule"),
         [
