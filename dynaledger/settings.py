@@ -12,7 +12,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import attrs
@@ -21,7 +21,6 @@ from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from dynaledger.errors import ValidationError
 from dynaledger.models import TableLayout
-from dynaledger.money import DECIMAL_NUMBER, WHOLE_NUMBER
 from dynaledger.services import RetryPolicy
 
 
@@ -29,12 +28,22 @@ def _text(variable: str, value: str) -> str:
     return value
 
 
+_N = TypeVar("_N", int, float)
+
+
+def _plain(read: Callable[[str], _N], value: str) -> _N:
+    """``read(value)`` (``float`` or ``int``) for a value in ASCII without ``_``: both also
+    read other scripts' digits and ``1_0``; their other forms (``.5``, ``+5``) stay."""
+    if not value.isascii() or "_" in value:
+        raise ValueError(value)
+    return read(value)
+
+
 def _number(variable: str, value: str, *, allow_zero: bool) -> float:
-    # ASCII digits, as the CLI's options and amounts: ``float`` also takes other
-    # scripts' digits, ``_``, spaces, ``inf`` and ``nan``.
-    if not DECIMAL_NUMBER.fullmatch(value):
-        raise ValidationError(variable, f"must be a number of seconds, not {value!r}")
-    seconds = float(value)
+    try:
+        seconds = _plain(float, value)
+    except ValueError:
+        raise ValidationError(variable, f"must be a number of seconds, not {value!r}") from None
     if math.isfinite(seconds) and (seconds > 0 or (allow_zero and seconds == 0)):
         return seconds
     bound = "0 or more" if allow_zero else "above 0"
@@ -50,9 +59,10 @@ def _delay(variable: str, value: str) -> float:
 
 
 def _count(variable: str, value: str) -> int:
-    if not WHOLE_NUMBER.fullmatch(value):  # as in ``_number``
-        raise ValidationError(variable, f"must be a whole number, not {value!r}")
-    count = int(value)
+    try:
+        count = _plain(int, value)
+    except ValueError:
+        raise ValidationError(variable, f"must be a whole number, not {value!r}") from None
     if count < 1:
         raise ValidationError(variable, f"must be at least 1, not {value!r}")
     return count

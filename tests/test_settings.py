@@ -61,6 +61,19 @@ class TestFromEnv:
         )
         assert 9 == ledger.deadline
 
+    def test_numbers_in_the_forms_float_and_int_read_are_kept(self) -> None:
+        """``.5``, ``5.``, ``+2`` and ``5e-1`` read as before; only other scripts' digits
+        and ``_`` are refused."""
+        ledger = Ledger.from_env(
+            {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "DYNALEDGER_DEADLINE": ".5",
+             "DYNALEDGER_READ_TIMEOUT": "5.", "DYNALEDGER_MAX_ATTEMPTS": "+2",
+             "DYNALEDGER_RETRY_BASE_DELAY": "5e-1"}
+        )  # fmt: skip
+        assert (0.5, 5.0, 2, 0.5) == (
+            ledger.deadline, ledger.settings.read_timeout, ledger._ctx.retry.max_attempts,
+            ledger._ctx.retry.base_delay,
+        )  # fmt: skip
+
     def test_a_variable_whose_argument_is_given_is_not_read(self) -> None:
         """A bad value in a variable the caller overrides is not an error: the variable is
         not read (``retry`` given skips every retry variable)."""
@@ -75,8 +88,8 @@ class TestFromEnv:
         [
             ("DYNALEDGER_DEADLINE", "soon", "must be a number of seconds, not 'soon'"),
             ("DYNALEDGER_DEADLINE", "0", "must be a number of seconds above 0, not '0'"),
-            ("DYNALEDGER_READ_TIMEOUT", "inf", "must be a number of seconds, not 'inf'"),
-            # ASCII digits only, as the CLI's options: float() and int() take these.
+            ("DYNALEDGER_READ_TIMEOUT", "inf", "must be a number of seconds above 0, not 'inf'"),
+            # ASCII without "_": float() and int() take these.
             ("DYNALEDGER_DEADLINE", "\u0665", "must be a number of seconds, not '\u0665'"),
             ("DYNALEDGER_RETRY_MAX_DELAY", "1_0", "must be a number of seconds, not '1_0'"),
             ("DYNALEDGER_MAX_ATTEMPTS", "\u0663", "must be a whole number, not '\u0663'"),

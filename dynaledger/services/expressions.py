@@ -480,8 +480,11 @@ class TransactTemplate:
             ":delta": {"N": amount},
             self.bound: {"N": bound},
         }
+        # Fresh dicts down to the names and values a hook could change; the typed
+        # values inside are written once and never changed, as botocore leaves them.
+        put, names = self.put, dict(self.put["ExpressionAttributeNames"])
         return (
-            {**self.put, "Item": item},
+            {**put, "Item": item, "ExpressionAttributeNames": names},
             {
                 **update,
                 "Key": {self.user_key: {"S": user_id}},

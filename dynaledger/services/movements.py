@@ -487,10 +487,7 @@ class _Movement:
         bound = request.amount if debit else self._ceiling()
         # What the items' text and fixed values depend on besides the ledger's (its
         # opening balance and default currency, fixed with its ``wire``), as in ``_shape``.
-        shape = (
-            request.type, request.currency, not request.metadata,
-            opening >= bound if debit else opening <= bound,
-        )  # fmt: skip
+        shape = (request.type, request.currency, opening >= bound if debit else opening <= bound)
         template = ctx.wire.transact_templates.get(shape)
         if template is None:
             plan = self.plan()
