@@ -238,20 +238,20 @@ class TestPost:
         ]
 
     def test_a_stored_posting_of_50_accounts_is_not_refundable_and_nothing_is_written(
-        self, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+        self, fresh_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A posting of 50 accounts, as an earlier version wrote them (bound 50): its refund
         would need 101 actions, so it is NotRefundable saying so, and writes nothing."""
         monkeypatch.setattr(postings, "MAX_ACCOUNTS", 50)
-        house = _user(ledger)
-        players = [_user(ledger, "0") for _ in range(49)]
+        house = _user(fresh_ledger)
+        players = [_user(fresh_ledger, "0") for _ in range(49)]
         legs = [Leg(house, "49", "debit")] + [Leg(p, "1", "credit") for p in players]
         key = unique()
-        ledger.post(idempotency_key=key, legs=legs)
-        before = scan_tables(ledger)
+        fresh_ledger.post(idempotency_key=key, legs=legs)
+        before = scan_tables(fresh_ledger)
         with pytest.raises(NotRefundable, match="on 50 accounts would need 101 actions"):
-            ledger.refund(idempotency_key=unique("rf"), of=key)
-        assert before == scan_tables(ledger)
+            fresh_ledger.refund(idempotency_key=unique("rf"), of=key)
+        assert before == scan_tables(fresh_ledger)
 
 
 class TestMetadata:

@@ -39,16 +39,16 @@ class TestBalance:
         )  # fmt: skip
 
     def test_a_user_without_a_balance_holds_100_usd_and_reading_writes_nothing(
-        self, ledger: Ledger
+        self, fresh_ledger: Ledger
     ) -> None:
         """The opening balance is shown, and the read leaves every table as it was."""
-        user_id = _user(ledger)
-        before = scan_tables(ledger)
-        balance = ledger.get_user_balance(user_id)
+        user_id = _user(fresh_ledger)
+        before = scan_tables(fresh_ledger)
+        balance = fresh_ledger.get_user_balance(user_id)
         assert (Decimal("100.00"), "USD", True) == (
             balance.amount, balance.currency, balance.is_opening,
         )  # fmt: skip
-        assert before == scan_tables(ledger)
+        assert before == scan_tables(fresh_ledger)
 
     def test_an_unknown_user_raises_user_not_found(self, ledger: Ledger) -> None:
         """Reading a balance of an id nobody has is UserNotFound naming it."""
@@ -107,13 +107,15 @@ class TestCreditDebit:
         ledger.transact(idempotency_key=unique("k"), user_id=user_id, amount="7.77", type="debit")
         assert Decimal("0.00") == ledger.get_user_balance(user_id).amount
 
-    def test_an_unknown_user_is_refused_and_not_recorded(self, ledger: Ledger) -> None:
+    def test_an_unknown_user_is_refused_and_not_recorded(self, fresh_ledger: Ledger) -> None:
         """No record is kept for an unknown user: the key stays free."""
         key = unique("k")
-        before = scan_tables(ledger)
+        before = scan_tables(fresh_ledger)
         with pytest.raises(UserNotFound):
-            ledger.transact(idempotency_key=key, user_id=unique("ghost"), amount="1", type="credit")
-        assert before == scan_tables(ledger)
+            fresh_ledger.transact(
+                idempotency_key=key, user_id=unique("ghost"), amount="1", type="credit"
+            )
+        assert before == scan_tables(fresh_ledger)
 
 
 class TestInsufficientFunds:
@@ -186,17 +188,17 @@ class TestIdempotency:
         ],
     )
     def test_the_same_key_for_another_request_is_a_conflict_naming_fields(
-        self, ledger: Ledger, change: dict[str, str], fields: tuple[str, ...]
+        self, fresh_ledger: Ledger, change: dict[str, str], fields: tuple[str, ...]
     ) -> None:
         """Reusing a key with different parameters raises IdempotencyConflict, writing nothing."""
-        user_id, key = _user(ledger, "10"), unique("k")
-        ledger.transact(idempotency_key=key, user_id=user_id, amount="3", type="credit")
-        before = scan_tables(ledger)
+        user_id, key = _user(fresh_ledger, "10"), unique("k")
+        fresh_ledger.transact(idempotency_key=key, user_id=user_id, amount="3", type="credit")
+        before = scan_tables(fresh_ledger)
         request = {"idempotency_key": key, "user_id": user_id, "amount": "3", "type": "credit"}
         with pytest.raises(IdempotencyConflict) as caught:
-            ledger.transact(**{**request, **change})  # type: ignore[arg-type]
+            fresh_ledger.transact(**{**request, **change})  # type: ignore[arg-type]
         assert fields == caught.value.fields
-        assert before == scan_tables(ledger)
+        assert before == scan_tables(fresh_ledger)
 
     def test_the_same_key_for_another_user_is_a_conflict(self, ledger: Ledger) -> None:
         """The key identifies the movement: another account under it is refused."""
@@ -380,17 +382,17 @@ class TestCurrency:
                             type="debit")  # fmt: skip
         assert Decimal("1000") == ledger.get_user_balance(user_id).amount
 
-    def test_a_currency_argument_that_differs_is_a_mismatch(self, ledger: Ledger) -> None:
+    def test_a_currency_argument_that_differs_is_a_mismatch(self, fresh_ledger: Ledger) -> None:
         """Naming USD for a EUR account raises CurrencyMismatch and writes nothing."""
-        user_id = _user(ledger, "10", "EUR")
-        before = scan_tables(ledger)
+        user_id = _user(fresh_ledger, "10", "EUR")
+        before = scan_tables(fresh_ledger)
         with pytest.raises(CurrencyMismatch) as caught:
-            ledger.transact(idempotency_key=unique("k"), user_id=user_id, amount="1",
+            fresh_ledger.transact(idempotency_key=unique("k"), user_id=user_id, amount="1",
                             type="credit", currency="USD")  # fmt: skip
         assert (user_id, "USD", "EUR") == (
             caught.value.user_id, caught.value.expected, caught.value.actual,
         )  # fmt: skip
-        assert before == scan_tables(ledger)
+        assert before == scan_tables(fresh_ledger)
 
     def test_naming_the_default_currency_matches_an_account_without_one(
         self, ledger: Ledger

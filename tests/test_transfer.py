@@ -78,16 +78,16 @@ class TestTransfer:
             ledger.transfer(idempotency_key=key, from_user_id=payer, to_user_id=other, amount="1")
         assert ("to_user_id",) == caught.value.fields
 
-    def test_a_transfer_key_cannot_be_reused_for_a_credit(self, ledger: Ledger) -> None:
+    def test_a_transfer_key_cannot_be_reused_for_a_credit(self, fresh_ledger: Ledger) -> None:
         """A transfer's key used for a plain credit is a conflict on kind, nothing written."""
-        payer, payee = _pair(ledger)
+        payer, payee = _pair(fresh_ledger)
         key = unique("t")
-        ledger.transfer(idempotency_key=key, from_user_id=payer, to_user_id=payee, amount="1")
-        before = scan_tables(ledger)
+        fresh_ledger.transfer(idempotency_key=key, from_user_id=payer, to_user_id=payee, amount="1")
+        before = scan_tables(fresh_ledger)
         with pytest.raises(IdempotencyConflict) as caught:
-            ledger.transact(idempotency_key=key, user_id=payer, amount="1", type="debit")
+            fresh_ledger.transact(idempotency_key=key, user_id=payer, amount="1", type="debit")
         assert "kind" in caught.value.fields
-        assert before == scan_tables(ledger)
+        assert before == scan_tables(fresh_ledger)
 
     def test_no_caller_key_can_collide_with_a_transfers_credit_leg(self, ledger: Ledger) -> None:
         """The leg's record key holds a control character, which caller keys may not contain."""
@@ -123,32 +123,32 @@ class TestTransfer:
 
     @pytest.mark.parametrize("missing", ["payer", "payee"])
     def test_an_unknown_account_is_refused_and_not_recorded(
-        self, ledger: Ledger, missing: str
+        self, fresh_ledger: Ledger, missing: str
     ) -> None:
         """Either side unknown raises UserNotFound naming it; nothing is written."""
-        payer, payee = _pair(ledger)
+        payer, payee = _pair(fresh_ledger)
         ghost = unique("ghost")
         ids = {"payer": payer, "payee": payee, missing: ghost}
-        before = scan_tables(ledger)
+        before = scan_tables(fresh_ledger)
         with pytest.raises(UserNotFound) as caught:
-            ledger.transfer(idempotency_key=unique("t"), from_user_id=ids["payer"],
+            fresh_ledger.transfer(idempotency_key=unique("t"), from_user_id=ids["payer"],
                             to_user_id=ids["payee"], amount="1")  # fmt: skip
         assert ghost == caught.value.user_id
-        assert before == scan_tables(ledger)
+        assert before == scan_tables(fresh_ledger)
 
-    def test_between_currencies_is_a_mismatch(self, ledger: Ledger) -> None:
+    def test_between_currencies_is_a_mismatch(self, fresh_ledger: Ledger) -> None:
         """A EUR account cannot pay a USD account; nothing is written."""
         payer, payee = unique("eur"), unique("usd")
-        ledger.create_user(payer, balance="10", currency="EUR")
-        ledger.create_user(payee, balance="10")
-        before = scan_tables(ledger)
+        fresh_ledger.create_user(payer, balance="10", currency="EUR")
+        fresh_ledger.create_user(payee, balance="10")
+        before = scan_tables(fresh_ledger)
         with pytest.raises(CurrencyMismatch) as caught:
-            ledger.transfer(idempotency_key=unique("t"), from_user_id=payer, to_user_id=payee,
+            fresh_ledger.transfer(idempotency_key=unique("t"), from_user_id=payer, to_user_id=payee,
                             amount="1")  # fmt: skip
         assert (payee, "EUR", "USD") == (
             caught.value.user_id, caught.value.expected, caught.value.actual,
         )  # fmt: skip
-        assert before == scan_tables(ledger)
+        assert before == scan_tables(fresh_ledger)
 
     def test_between_accounts_of_a_foreign_currency_uses_it(self, ledger: Ledger) -> None:
         """Two EUR accounts transfer in EUR without naming it."""
