@@ -355,6 +355,16 @@ class TestUnreadableRecords:
             caught.value.key, caught.value.problem,
         )  # fmt: skip
 
+    def test_an_error_that_names_its_attribute_is_not_named_twice(self, ledger: Ledger) -> None:
+        """metadata holding a number: history raises UnreadableRecord whose problem is the
+        map's own message, which names metadata already, once."""
+        user_id, key = unique("meta"), unique("k")
+        put_user(ledger, user_id, balance={"N": "5"})
+        put_record(ledger, key, user_id, "1", overrides={"metadata": {"M": {"n": {"N": "1"}}}})
+        with pytest.raises(UnreadableRecord) as caught:
+            ledger.history(user_id)
+        assert (key, "metadata: 'n' is not a string") == (caught.value.key, caught.value.problem)
+
     def test_a_stored_unknown_currency_is_a_clear_error_everywhere(self, ledger: Ledger) -> None:
         """currency 'usd' stored: balance and transact raise UnreadableRecord, not KeyError."""
         user_id = unique("lower")

@@ -59,7 +59,8 @@ def _instantiate(model: type[_M], raw: dict[str, Any], key: str) -> _M:
 
 def _named(model: type[Model], raw: dict[str, Any], error: Exception) -> str:
     """``error``'s message, led by the attribute whose value it is about (an attribute's
-    own error, such as a timestamp's, names the value but not the attribute)."""
+    own error, such as a timestamp's, names the value but not the attribute; a number's
+    or a map's names it already)."""
     for attribute in model.get_attributes().values():
         typed = raw.get(attribute.attr_name)
         if not isinstance(typed, dict) or not typed or NULL in typed:
@@ -67,7 +68,8 @@ def _named(model: type[Model], raw: dict[str, Any], error: Exception) -> str:
         try:
             attribute.deserialize(attribute.get_value(typed))
         except (ValueError, TypeError):
-            return f"{attribute.attr_name}: {error}"
+            named = f"{attribute.attr_name}: "
+            return str(error) if str(error).startswith(named) else named + str(error)
     return str(error)
 
 
