@@ -482,9 +482,13 @@ class TransactTemplate:
         }
         # Fresh dicts down to the names and values a hook could change; the typed
         # values inside are written once and never changed, as botocore leaves them.
-        put, names = self.put, dict(self.put["ExpressionAttributeNames"])
+        put = self.put
         return (
-            {**put, "Item": item, "ExpressionAttributeNames": names},
+            {
+                **put,
+                "Item": item,
+                "ExpressionAttributeNames": dict(put["ExpressionAttributeNames"]),
+            },
             {
                 **update,
                 "Key": {self.user_key: {"S": user_id}},
