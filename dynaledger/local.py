@@ -169,7 +169,12 @@ def embedded_dynamodb(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     ``port=0`` picks a free port. The server stops when the block ends.
     """
     server = _make_server(host, port)
-    thread = threading.Thread(target=server.serve_forever, name="dynaledger-embedded", daemon=True)
+    # A short poll, so the block ends promptly: shutdown() waits for the loop's next poll
+    # (0.5 s by default).
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05},
+        name="dynaledger-embedded", daemon=True,
+    )  # fmt: skip
     thread.start()
     try:
         bound_host, bound_port = server.server_address[:2]

@@ -245,7 +245,11 @@ def fault_proxy(upstream: str, schedule: Schedule = no_faults) -> Iterator[Fault
     """Run a proxy on 127.0.0.1 in front of ``upstream``; stop it when the block ends."""
     proxy = FaultProxy(upstream, schedule)
     server = _Server(("127.0.0.1", 0), _handler(proxy))
-    thread = threading.Thread(target=server.serve_forever, name="faultproxy", daemon=True)
+    # A short poll: shutdown() waits for the loop's next poll (0.5 s by default).
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="faultproxy",
+        daemon=True,
+    )  # fmt: skip
     thread.start()
     proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
