@@ -60,6 +60,13 @@ def timed(ledger: Ledger, dynamodb_endpoint: str, clock: Clock) -> Ledger:
     )  # fmt: skip
 
 
+@pytest.fixture
+def fresh_timed(ledger_factory: Callable[..., Ledger], clock: Clock) -> Ledger:
+    """Tables of its own, with the test's clock: the writes-nothing checks scan every
+    table, and the session's grow with the suite."""
+    return ledger_factory(retry=FAST_RETRY, clock=clock)
+
+
 def _user(ledger: Ledger, balance: str | None = "100", currency: str | None = None) -> str:
     user_id = unique("h")
     ledger.create_user(user_id, balance=balance, currency=currency)
@@ -154,19 +161,21 @@ class TestHold:
         assert (Decimal("60.00"), Decimal("0.00")) == _figures(timed, player)
 
     def test_unknown_holder_or_payee_and_a_payee_in_another_currency_are_refused(
-        self, timed: Ledger
+        self, fresh_timed: Ledger
     ) -> None:
         """UserNotFound for either account, CurrencyMismatch for a EUR payee; nothing written."""
-        player, euro = _user(timed), _user(timed, "0", "EUR")
-        before = scan_tables(timed)
+        player, euro = _user(fresh_timed), _user(fresh_timed, "0", "EUR")
+        before = scan_tables(fresh_timed)
         with pytest.raises(UserNotFound, match="ghost-holder"):
-            timed.hold(idempotency_key=unique("k"), user_id="ghost-holder", amount="1")
+            fresh_timed.hold(idempotency_key=unique("k"), user_id="ghost-holder", amount="1")
         with pytest.raises(UserNotFound, match="ghost-payee"):
-            timed.hold(idempotency_key=unique("k"), user_id=player, amount="1",
-                       to_user_id="ghost-payee")  # fmt: skip
+            fresh_timed.hold(idempotency_key=unique("k"), user_id=player, amount="1",
+                             to_user_id="ghost-payee")  # fmt: skip
         with pytest.raises(CurrencyMismatch):
-            timed.hold(idempotency_key=unique("k"), user_id=player, amount="1", to_user_id=euro)
-        assert before == scan_tables(timed)
+            fresh_timed.hold(
+                idempotency_key=unique("k"), user_id=player, amount="1", to_user_id=euro
+            )
+        assert before == scan_tables(fresh_timed)
 
     @pytest.mark.parametrize(
         ("arguments", "field"),
@@ -183,37 +192,37 @@ class TestHold:
         ],
     )
     def test_bad_input_is_a_validation_error_naming_the_field(
-        self, timed: Ledger, arguments: dict[str, object], field: str
+        self, fresh_timed: Ledger, arguments: dict[str, object], field: str
     ) -> None:
         """Each malformed argument raises ValidationError for its field; nothing is written."""
-        player = _user(timed)
+        player = _user(fresh_timed)
         args: dict[str, object] = {"idempotency_key": unique("k"), "user_id": player,
                                    "amount": "1", **arguments}  # fmt: skip
         if args.get("to_user_id") == "self":
             args["to_user_id"] = player
-        before = scan_tables(timed)
+        before = scan_tables(fresh_timed)
         with pytest.raises(ValidationError) as caught:
-            timed.hold(**args)  # type: ignore[arg-type]
+            fresh_timed.hold(**args)  # type: ignore[arg-type]
         assert field == caught.value.field
-        assert before == scan_tables(timed)
+        assert before == scan_tables(fresh_timed)
 
     def test_an_account_whose_item_has_no_room_for_the_entry_is_too_many_holds(
-        self, timed: Ledger
+        self, fresh_timed: Ledger
     ) -> None:
         """An account item 200 bytes short of 400 KB, a hold whose entry takes 1 KB (a wide
         id): TooManyHolds (item_full), as for the 1,000th hold; nothing written. A hold
         that fits is then placed."""
-        player = _user(timed)
-        _fill_item(timed, player, room=200)
-        before = scan_tables(timed)
+        player = _user(fresh_timed)
+        _fill_item(fresh_timed, player, room=200)
+        before = scan_tables(fresh_timed)
         with pytest.raises(TooManyHolds) as caught:
-            timed.hold(idempotency_key=_wide_hold_id(), user_id=player, amount="1")
+            fresh_timed.hold(idempotency_key=_wide_hold_id(), user_id=player, amount="1")
         assert (player, True, 1000) == (
             caught.value.user_id, caught.value.item_full, caught.value.limit,
         )  # fmt: skip
-        assert before == scan_tables(timed)
-        timed.hold(idempotency_key=unique("k"), user_id=player, amount="1")
-        assert (Decimal("99.00"), Decimal("1.00")) == _figures(timed, player)
+        assert before == scan_tables(fresh_timed)
+        fresh_timed.hold(idempotency_key=unique("k"), user_id=player, amount="1")
+        assert (Decimal("99.00"), Decimal("1.00")) == _figures(fresh_timed, player)
 
     def test_dynamodbs_cancellation_for_an_item_too_large_is_too_many_holds(
         self, timed: Ledger
@@ -311,15 +320,17 @@ class TestCapture:
             assert "captured" == closed.value.status
         assert (Decimal("50.00"), Decimal("0.00")) == _figures(timed, player)
 
-    def test_a_capture_above_the_remaining_amount_is_hold_exceeded(self, timed: Ledger) -> None:
+    def test_a_capture_above_the_remaining_amount_is_hold_exceeded(
+        self, fresh_timed: Ledger
+    ) -> None:
         """Capturing 11 of 10 remaining: HoldExceeded with both figures; nothing moves."""
-        player, hold_id = _user(timed), unique("hold")
-        timed.hold(idempotency_key=hold_id, user_id=player, amount="10")
-        before = scan_tables(timed)
+        player, hold_id = _user(fresh_timed), unique("hold")
+        fresh_timed.hold(idempotency_key=hold_id, user_id=player, amount="10")
+        before = scan_tables(fresh_timed)
         with pytest.raises(HoldExceeded) as caught:
-            timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="11")
+            fresh_timed.capture(idempotency_key=unique("c"), hold_id=hold_id, amount="11")
         assert (Decimal("10.00"), Decimal("11.00")) == (caught.value.remaining, caught.value.amount)
-        assert before == scan_tables(timed)
+        assert before == scan_tables(fresh_timed)
 
     def test_an_unknown_hold_is_hold_not_found(self, timed: Ledger) -> None:
         """A capture, void or read of an id no hold has: HoldNotFound; a transact's key too."""
@@ -833,16 +844,16 @@ class TestCaptureInput:
         ],
     )
     def test_bad_capture_input_is_a_validation_error_and_writes_nothing(
-        self, timed: Ledger, arguments: dict[str, object], field: str
+        self, fresh_timed: Ledger, arguments: dict[str, object], field: str
     ) -> None:
         """Each malformed argument names its field; the hold is untouched."""
-        player, hold_id = _user(timed), unique("hold")
-        timed.hold(idempotency_key=hold_id, user_id=player, amount="10")
-        before = scan_tables(timed)
+        player, hold_id = _user(fresh_timed), unique("hold")
+        fresh_timed.hold(idempotency_key=hold_id, user_id=player, amount="10")
+        before = scan_tables(fresh_timed)
         with pytest.raises(ValidationError) as caught:
-            timed.capture(**{"idempotency_key": unique("c"), "hold_id": hold_id, **arguments})  # type: ignore[arg-type]
+            fresh_timed.capture(**{"idempotency_key": unique("c"), "hold_id": hold_id, **arguments})  # type: ignore[arg-type]
         assert field == caught.value.field
-        assert before == scan_tables(timed)
+        assert before == scan_tables(fresh_timed)
 
     def test_a_yen_hold_refuses_a_capture_with_decimals(self, timed: Ledger) -> None:
         """The amount is judged by the hold's currency: 0.5 JPY is a ValidationError."""
