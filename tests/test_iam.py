@@ -1,7 +1,7 @@
-"""The IAM policy covers every operation the library sent during this whole test run.
+"""The IAM policy: its shape, and that it covers every operation the library sends.
 
-Named to run last, so the recorder (``tests/conftest.py``) has seen the whole
-suite; run alone it still checks the full scenario it drives itself.
+Every test's operations are checked right after it (``tests/conftest.py``), in
+whichever process of a parallel run it ran; the scenario here drives every kind.
 """
 
 from __future__ import annotations
@@ -16,15 +16,9 @@ from dynaledger import Ledger, iam
 from dynaledger.cli import main
 from dynaledger.errors import ValidationError
 from dynaledger.models import TableLayout
-from tests.conftest import RECORDER
+from tests.conftest import IAM_ACCOUNT, IAM_REGION, RECORDER, iam_uncovered
 
-REGION, ACCOUNT = "eu-west-1", "123456789012"
-#: The layouts the suite's ledgers use: dynaledger's own, and a TypeScript service's
-#: (tests/test_foreign_records.py). A table named by neither counts as uncovered.
-LAYOUTS = (
-    TableLayout(),
-    TableLayout(users_table="UserTable", transactions_table="TransactionTable"),
-)
+REGION, ACCOUNT = IAM_REGION, IAM_ACCOUNT
 
 
 def _resources(document: dict[str, Any]) -> set[str]:
@@ -36,15 +30,6 @@ def _prod_tables(partition: str, region: str) -> set[str]:
     base = f"arn:{partition}:dynamodb:{region}:{ACCOUNT}:table/prod-"
     index = "Transactions/index/userId-timestamp-index"
     return {base + "Users", base + "Transactions", base + index, base + "SchemaMigrations"}
-
-
-def _prefix_and_layout(table: str) -> tuple[str, TableLayout] | None:
-    """Which prefix and layout name ``table``, if any of the suite's does."""
-    for layout in LAYOUTS:
-        for name in (layout.users_table, layout.transactions_table, layout.migrations_table):
-            if table.endswith(name):
-                return table[: -len(name)], layout
-    return None
 
 
 class TestPolicy:
@@ -189,21 +174,13 @@ class TestCoverage:
         seen = set(RECORDER.seen)
         assert {"TransactWriteItems", "Query", "Scan", "GetItem",
                 "CreateTable", "UpdateContinuousBackups"} <= {op for op, _ in seen}  # fmt: skip
-        uncovered = []
-        for operation, table in sorted(seen):
-            found = _prefix_and_layout(table)
-            if found is None:
-                uncovered.append(f"{operation} on unknown table {table}")
-                continue
-            prefix, layout = found
-            document = iam.policy(
-                region=REGION, account=ACCOUNT, table_prefix=prefix, layout=layout
-            )
-            arn = iam.table_arn(REGION, ACCOUNT, table)
-            resources = (
-                [arn, f"{arn}/index/userId-timestamp-index"] if operation == "Query" else [arn]
-            )
-            for action in iam.OPERATION_ACTIONS.get(operation, (f"dynamodb:{operation}",)):
-                if not any(iam.allows(document, action, r) for r in resources):
-                    uncovered.append(f"{operation} needs {action} on {table}")
-        assert [] == uncovered
+        assert [] == iam_uncovered(seen)
+
+    def test_an_operation_the_policy_does_not_allow_is_reported(self) -> None:
+        """The per-test check names what is not allowed: a delete of an account, a table
+        of no known layout; an allowed read is not reported."""
+        seen = {("DeleteItem", "prod-Users"), ("GetItem", "prod-Users"), ("Scan", "Elsewhere")}
+        assert [
+            "DeleteItem needs dynamodb:DeleteItem on prod-Users",
+            "Scan on unknown table Elsewhere",
+        ] == iam_uncovered(seen)
