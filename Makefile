@@ -28,15 +28,19 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# The suite spreads over the machine's cores, at most 4 (pytest-xdist); each worker
+# starts its own DynamoDB server. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
 pytest: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
 # The whole suite with its DynamoDB started through testcontainers on a local
-# Docker engine (started, and stopped again, by the script).
+# Docker engine (started, and stopped again, by the script), in one process: one
+# container, and the proof that the suite needs no parallel run.
 test-docker: $(VENV)/.installed-dev
-	scripts/docker-lane $(MAKE) pytest
+	scripts/docker-lane $(MAKE) pytest PYTEST_WORKERS=0
 
 soak: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest --soak -m soak $(PYTEST_ARGS)

@@ -11,7 +11,9 @@ saying why; it is never skipped. Switch the plugin off with
 Fixtures:
     dynamodb_endpoint: (session) the URL of a real DynamoDB server, chosen as
         :func:`dynaledger.testing.choose_server` says and stopped at the end.
-        The choice is printed when it is made (``dynaledger DynamoDB server: ...``).
+        The choice is printed when it is made (``dynaledger DynamoDB server: ...``);
+        under pytest-xdist each worker chooses and starts its own, and the run's
+        summary names each choice with the workers that made it.
     ledger_factory: (session) builds migrated ledgers, each on a table prefix of its own.
     ledger: (function) a migrated ledger with tables of its own.
 """
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 
 ENABLE_VARIABLE = "DYNALEDGER_PYTEST_PLUGIN"
 _CHOICE = pytest.StashKey[ServerChoice]()
+#: pytest-xdist: the key of a worker's choice in its output, and the controller's record.
+_WORKER_OUTPUT = "dynaledger_server"
+_WORKERS_CHOICES = pytest.StashKey[dict[str, list[str]]]()
 
 
 def _switched_off() -> bool:
@@ -57,7 +62,14 @@ def _choose(config: pytest.Config) -> ServerChoice:
 
 
 def _say(config: pytest.Config, line: str) -> None:
-    """Write ``line`` on the terminal, on a line of its own, even while output is captured."""
+    """Write ``line`` on the terminal, on a line of its own, even while output is captured.
+
+    An xdist worker's terminal is not shown: its line goes to the controller instead.
+    """
+    worker_output = getattr(config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output[_WORKER_OUTPUT] = line
+        return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is None:
         return
@@ -67,6 +79,22 @@ def _say(config: pytest.Config, line: str) -> None:
         return
     with capture.global_and_fixture_disabled():
         reporter.write_line(line)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist, in the controller: keep the choice a finished worker made."""
+    line = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if line is not None:
+        worker = node.workerinput["workerid"]
+        node.config.stash.setdefault(_WORKERS_CHOICES, {}).setdefault(line, []).append(worker)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """pytest-xdist: each choice the workers made, with the workers that made it."""
+    for line, workers in config.stash.get(_WORKERS_CHOICES, {}).items():
+        named = sorted(workers, key=lambda worker: (len(worker), worker))  # gw2 before gw10
+        terminalreporter.write_line(f"{line} (workers {', '.join(named)})")
 
 
 @pytest.fixture(scope="session")

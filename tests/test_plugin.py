@@ -46,12 +46,17 @@ EMBEDDED = "dynaledger DynamoDB server: embedded endpoint (moto, in memory, seri
 
 
 def _run_user_suite(
-    project: Path, test: str = USER_TEST, without: tuple[str, ...] = (), **env: str
+    project: Path,
+    test: str = USER_TEST,
+    without: tuple[str, ...] = (),
+    args: tuple[str, ...] = (),
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
     (project / "test_user.py").write_text(test)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DYNALEDGER_")}
     return subprocess.run(
-        [sys.executable, "-c", WITHOUT, ",".join(without), "-p", "no:cacheprovider", str(project)],
+        [sys.executable, "-c", WITHOUT, ",".join(without), "-p", "no:cacheprovider", *args,
+         str(project)],
         capture_output=True, text=True, cwd=project, env={**clean, **env}, check=False,
     )  # fmt: skip
 
@@ -68,6 +73,25 @@ class TestPlugin:
             f"dynaledger DynamoDB server: {dynamodb_endpoint} (from $DYNALEDGER_TEST_ENDPOINT)"
         )
         assert 1 == done.stdout.splitlines().count(expected), done.stdout
+
+    def test_under_xdist_the_summary_names_the_workers_choice(
+        self, tmp_path: Path, dynamodb_endpoint: str
+    ) -> None:
+        """With pytest-xdist (``-n 2``, every test on each worker) each worker chooses its
+        server, and the summary says the choice once, with both workers."""
+        done = _run_user_suite(
+            tmp_path, args=("-n", "2", "--dist", "each"),
+            DYNALEDGER_TEST_ENDPOINT=dynamodb_endpoint,
+        )  # fmt: skip
+        assert 0 == done.returncode, done.stdout + done.stderr
+        assert "4 passed" in done.stdout
+        expected = (
+            f"dynaledger DynamoDB server: {dynamodb_endpoint} (from $DYNALEDGER_TEST_ENDPOINT)"
+            " (workers gw0, gw1)"
+        )
+        assert [expected] == [
+            line for line in done.stdout.splitlines() if "DynamoDB server:" in line
+        ], done.stdout
 
     def test_without_an_endpoint_the_plugin_starts_its_own_server(self, tmp_path: Path) -> None:
         """No endpoint and no Docker: the embedded endpoint serves the user's suite."""
