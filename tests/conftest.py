@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -55,14 +56,15 @@ class OperationRecorder:
     def __init__(self) -> None:
         self.seen: set[tuple[str, str]] = set()
         self._unchecked: set[tuple[str, str]] = set()
-        self._clients: set[int] = set()
+        # Weak: a client that is gone must not hide a new one (ids are reused).
+        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def discover(self, client: Any) -> None:
         with self._lock:
-            if id(client) in self._clients:
+            if client in self._clients:
                 return
-            self._clients.add(id(client))
+            self._clients.add(client)
         client.meta.events.register("before-parameter-build.dynamodb", self.record)
 
     def record(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
