@@ -29,7 +29,8 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 # The suite spreads over the machine's cores, at most 4 (pytest-xdist); each worker
-# starts its own DynamoDB server. PYTEST_WORKERS=0 runs it in one process.
+# starts its own DynamoDB server (unless DYNALEDGER_TEST_ENDPOINT names one).
+# PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= auto
 pytest: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxprocesses 4 $(PYTEST_ARGS)

@@ -90,7 +90,9 @@ def pytest_testnodedown(node: Any, error: object) -> None:
         node.config.stash.setdefault(_WORKERS_CHOICES, {}).setdefault(line, []).append(worker)
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     """pytest-xdist: each choice the workers made, with the workers that made it."""
     for line, workers in config.stash.get(_WORKERS_CHOICES, {}).items():
         named = sorted(workers, key=lambda worker: (len(worker), worker))  # gw2 before gw10

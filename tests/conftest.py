@@ -19,7 +19,7 @@ from tests import faultproxy
 from tests.guarantees import scan_all as scan_tables
 
 __all__ = [
-    "FAST_RETRY", "LAYOUTS", "RECORDER", "Proxied", "RequestCounter", "iam_uncovered",
+    "FAST_RETRY", "RECORDER", "Proxied", "RequestCounter", "iam_uncovered",
     "scan_tables", "unique",
 ]  # fmt: skip
 
@@ -65,7 +65,7 @@ class OperationRecorder:
             if client in self._clients:
                 return
             self._clients.add(client)
-        client.meta.events.register("before-parameter-build.dynamodb", self.record)
+            client.meta.events.register("before-parameter-build.dynamodb", self.record)
 
     def record(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
         tables = set()
@@ -152,10 +152,11 @@ def _record_operations() -> Iterator[None]:
     _Connection.client = built  # type: ignore[method-assign]
 
 
-@pytest.fixture(autouse=True)
-def _operations_the_iam_policy_allows() -> Iterator[None]:
-    """After each test, every (operation, table) the library first sent during it must be
-    allowed by ``dynaledger iam-policy``: the test that sends an uncovered call errors,
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After each test and the fixtures it ends (a module's, at its last test), every
+    (operation, table) the library first sent meanwhile must be allowed by
+    ``dynaledger iam-policy``: the test that sends an uncovered call errors at teardown,
     whichever process of a parallel run it ran in."""
     yield
     uncovered = iam_uncovered(RECORDER.take_unchecked())
