@@ -39,7 +39,7 @@ test: lint typecheck pytest
 
 # The whole suite with its DynamoDB started through testcontainers on a local
 # Docker engine (started, and stopped again, by the script), in one process: one
-# container, and the proof that the suite needs no parallel run.
+# container, and a run that shows the suite passes in one process too.
 test-docker: $(VENV)/.installed-dev
 	scripts/docker-lane $(MAKE) pytest PYTEST_WORKERS=0
 

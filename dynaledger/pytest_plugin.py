@@ -12,8 +12,9 @@ Fixtures:
     dynamodb_endpoint: (session) the URL of a real DynamoDB server, chosen as
         :func:`dynaledger.testing.choose_server` says and stopped at the end.
         The choice is printed when it is made (``dynaledger DynamoDB server: ...``);
-        under pytest-xdist each worker chooses and starts its own, and the run's
-        summary names each choice with the workers that made it.
+        under pytest-xdist each worker chooses its own (and starts one, unless
+        ``DYNALEDGER_TEST_ENDPOINT`` names one), and the run's summary names each
+        choice with the workers that made it.
     ledger_factory: (session) builds migrated ledgers, each on a table prefix of its own.
     ledger: (function) a migrated ledger with tables of its own.
 """
