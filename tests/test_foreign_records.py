@@ -24,7 +24,7 @@ from dynaledger.errors import (
     ValidationError,
 )
 from dynaledger.values import RecordProblem
-from tests.conftest import unique
+from tests.conftest import operator_client, unique
 
 
 def put_user(ledger: Ledger, user_id: str, **attributes: dict[str, str]) -> None:
@@ -904,12 +904,13 @@ class TestSharingAnotherServicesTables:
                        "'expired')"),
         ],
     )  # fmt: skip
-    def test_a_hold_status_set_by_hand_is_refused_by_capture_and_void(
+    def test_a_hold_status_set_by_hand_is_refused_by_capture_void_and_the_hold_reads(
         self, ledger: Ledger, make_ledger: Any, status: str, problem: str
     ) -> None:
         """A hold without expiry set to 'expired', or to a state the ledger does not know:
-        capture and void (from a ledger that reads it) raise UnreadableRecord naming it
-        (an 'expired' one without expiry was an AssertionError); nothing moves."""
+        capture and void (from a ledger that reads it), get_hold and holds raise
+        UnreadableRecord naming it (an 'expired' one without expiry was an AssertionError;
+        the reads reported the state as it was, or left the hold out); nothing moves."""
         user_id, hold_id = unique("holder"), unique("h")
         ledger.create_user(user_id, balance="100")
         ledger.hold(idempotency_key=hold_id, user_id=user_id, amount="10")
@@ -923,6 +924,36 @@ class TestSharingAnotherServicesTables:
             with pytest.raises(UnreadableRecord) as caught:
                 call(idempotency_key=unique("c"), hold_id=hold_id)
             problems.append((caught.value.key, caught.value.problem))
-        assert [(hold_id, problem)] * 2 == problems
+        for read in (lambda: other.get_hold(hold_id), lambda: other.holds(user_id)):
+            with pytest.raises(UnreadableRecord) as caught:
+                read()
+            problems.append((caught.value.key, caught.value.problem))
+        assert [(hold_id, problem)] * 4 == problems
         balance = ledger.get_user_balance(user_id)
         assert (Decimal("90.00"), Decimal("10.00")) == (balance.amount, balance.held)
+
+    @pytest.mark.parametrize("edit", ["deleted", "rewritten as a credit"])
+    def test_an_account_naming_a_hold_no_record_stands_for_is_refused_by_holds(
+        self, ledger: Ledger, edit: str
+    ) -> None:
+        """The account still holds hold:<id> but its record was deleted, or put back as a
+        credit, by hand: holds() raises UnreadableRecord on the account, naming the entry
+        (it left the hold out, while the balance's held still counted it)."""
+        user_id, hold_id = unique("holder"), unique("h")
+        ledger.create_user(user_id, balance="100")
+        ledger.hold(idempotency_key=hold_id, user_id=user_id, amount="10")
+        client, records = operator_client(ledger), ledger.table_names[1]
+        key = {"idempotencyKey": {"S": hold_id}}
+        if edit == "deleted":
+            client.delete_item(TableName=records, Key=key)
+        else:
+            client.put_item(TableName=records, Item={
+                **key, "userId": {"S": user_id}, "amount": {"N": "10"},
+                "type": {"S": "credit"}, "timestamp": {"S": "2026-01-01T00:00:00Z"},
+            })  # fmt: skip
+        with pytest.raises(UnreadableRecord) as caught:
+            ledger.holds(user_id)
+        assert (ledger.table_names[0], user_id, f"hold:{hold_id} names no hold record") == (
+            caught.value.table_name, caught.value.key, caught.value.problem,
+        )  # fmt: skip
+        assert Decimal("10.00") == ledger.get_user_balance(user_id).held

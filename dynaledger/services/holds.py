@@ -45,6 +45,7 @@ from dynaledger.models.transaction import (
     STATUS_REJECTED,
     Transaction,
 )
+from dynaledger.models.user import HOLD_PREFIX
 from dynaledger.money import EXACT, validate_identifier, validate_metadata
 from dynaledger.services import deployment
 from dynaledger.services._core import CONTENTION, Context, Retry, new_request_id, run
@@ -210,10 +211,28 @@ def _open(ctx: Context, record: Transaction, hold_id: str, now: datetime) -> Tra
     """``record``, checked to be a hold open at ``now``.
 
     Raises:
-        HoldNotFound, HoldClosed, HoldExpired.
+        HoldNotFound, HoldClosed, HoldExpired, UnreadableRecord.
     """
     if record.kind != KIND_HOLD or record.status == STATUS_REJECTED:
         raise HoldNotFound(hold_id)
+    status, _ = _hold_state(ctx, record, hold_id)
+    if record.expires_at is not None and (
+        status == HOLD_EXPIRED or (status == HOLD_ACTIVE and record.expires_at <= now)
+    ):
+        raise HoldExpired(hold_id, record.expires_at)
+    if status != HOLD_ACTIVE:
+        raise HoldClosed(hold_id, status)
+    return record
+
+
+def _hold_state(ctx: Context, record: Transaction, hold_id: str) -> tuple[str, Decimal]:
+    """A hold record's ``holdStatus`` and ``remaining``, refused when (set by hand) the
+    ledger cannot read them right.
+
+    Raises:
+        UnreadableRecord: No ``holdStatus`` or ``remaining``, a state the ledger does not
+            know, or ``expired`` with no instant to have expired at.
+    """
     table = ctx.models.transaction.Meta.table_name
     if record.remaining is None or record.hold_status is None:
         raise UnreadableRecord(table, hold_id, "no hold state")
@@ -223,14 +242,7 @@ def _open(ctx: Context, record: Transaction, hold_id: str, now: datetime) -> Tra
         )
     if record.hold_status == HOLD_EXPIRED and record.expires_at is None:
         raise UnreadableRecord(table, hold_id, "holdStatus 'expired' without expiresAt")
-    if record.expires_at is not None and (
-        record.hold_status == HOLD_EXPIRED
-        or (record.hold_status == HOLD_ACTIVE and record.expires_at <= now)
-    ):
-        raise HoldExpired(hold_id, record.expires_at)
-    if record.hold_status != HOLD_ACTIVE:
-        raise HoldClosed(hold_id, record.hold_status)
-    return record
+    return record.hold_status, record.remaining
 
 
 def _close(ctx: Context, close: _Close, amount: object) -> tuple[Transaction, bool]:
@@ -440,10 +452,13 @@ def void(
 
 
 def hold_view(ctx: Context, record: Transaction, now: datetime) -> values.Hold:
-    """A hold record as it stands at ``now``: an active one past its expiry is expired."""
+    """A hold record as it stands at ``now``: an active one past its expiry is expired.
+
+    Raises:
+        UnreadableRecord: Its hold state is one the ledger cannot read right.
+    """
+    status, remaining = _hold_state(ctx, record, record.idempotency_key)
     currency = record.currency or ctx.default_currency
-    status = record.hold_status or HOLD_ACTIVE
-    remaining = record.remaining or Decimal(0)
     released = record.released or Decimal(0)
     if status == HOLD_ACTIVE and record.expires_at is not None and record.expires_at <= now:
         status, released, remaining = HOLD_EXPIRED, EXACT.add(released, remaining), Decimal(0)
@@ -479,7 +494,12 @@ def get_hold(ctx: Context, hold_id: str) -> values.Hold:
 def holds(ctx: Context, user_id: str) -> list[values.Hold]:
     """An account's active holds at the ledger's now, soonest expiry first.
 
-    One read of the account, then one ``BatchGetItem`` per 100 holds.
+    One read of the account, then one ``BatchGetItem`` per 100 holds. A hold closed
+    between the two reads is left out.
+
+    Raises:
+        UnreadableRecord: The account names a hold no hold record stands for (a record
+            deleted or rewritten by hand), or a hold record is unreadable.
     """
     user = validate_identifier(user_id, "user_id")
     now = ctx.now()
@@ -498,7 +518,14 @@ def holds(ctx: Context, user_id: str) -> list[values.Hold]:
             reply = run(ctx, lambda k=keys: ctx.models.connection.batch_get_item(  # type: ignore[misc]
                 table, k, consistent_read=True))  # fmt: skip
             for item in reply.get("Responses", {}).get(table, []):
-                found[item[name]["S"]] = hold_view(ctx, load_transaction(ctx, item), now)
+                record = load_transaction(ctx, item)
+                if record.kind == KIND_HOLD and record.status != STATUS_REJECTED:
+                    found[record.idempotency_key] = hold_view(ctx, record, now)
             unprocessed = reply.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
             batch = [key[name]["S"] for key in unprocessed]
-    return [found[h] for h in live if h in found and found[h].status == HOLD_ACTIVE]
+    for hold_id in live:
+        if hold_id not in found:
+            users_table = ctx.models.user.Meta.table_name
+            problem = f"{HOLD_PREFIX}{hold_id} names no hold record"
+            raise UnreadableRecord(users_table, user, problem)
+    return [found[h] for h in live if found[h].status == HOLD_ACTIVE]
