@@ -16,9 +16,9 @@ from dynaledger import Ledger, iam
 from dynaledger.cli import main
 from dynaledger.errors import ValidationError
 from dynaledger.models import TableLayout
-from tests.conftest import IAM_ACCOUNT, IAM_REGION, RECORDER, iam_uncovered
-
-REGION, ACCOUNT = IAM_REGION, IAM_ACCOUNT
+from tests.conftest import IAM_ACCOUNT as ACCOUNT
+from tests.conftest import IAM_REGION as REGION
+from tests.conftest import RECORDER, iam_uncovered
 
 
 def _resources(document: dict[str, Any]) -> set[str]:

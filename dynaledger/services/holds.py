@@ -213,7 +213,7 @@ def _open(ctx: Context, record: Transaction, hold_id: str, now: datetime) -> Tra
     Raises:
         HoldNotFound, HoldClosed, HoldExpired, UnreadableRecord.
     """
-    if record.kind != KIND_HOLD or record.status == STATUS_REJECTED:
+    if not _is_hold(record):
         raise HoldNotFound(hold_id)
     status, _ = _hold_state(ctx, record, hold_id)
     if record.expires_at is not None and (
@@ -223,6 +223,11 @@ def _open(ctx: Context, record: Transaction, hold_id: str, now: datetime) -> Tra
     if status != HOLD_ACTIVE:
         raise HoldClosed(hold_id, status)
     return record
+
+
+def _is_hold(record: Transaction) -> bool:
+    """Whether ``record`` stands for a hold: one placed, not one refused for funds."""
+    return record.kind == KIND_HOLD and record.status != STATUS_REJECTED
 
 
 def _hold_state(ctx: Context, record: Transaction, hold_id: str) -> tuple[str, Decimal]:
@@ -486,7 +491,7 @@ def get_hold(ctx: Context, hold_id: str) -> values.Hold:
     if item is None:
         raise HoldNotFound(hid)
     record = load_transaction(ctx, item)
-    if record.kind != KIND_HOLD or record.status == STATUS_REJECTED:
+    if not _is_hold(record):
         raise HoldNotFound(hid)
     return hold_view(ctx, record, now)
 
@@ -519,7 +524,7 @@ def holds(ctx: Context, user_id: str) -> list[values.Hold]:
                 table, k, consistent_read=True))  # fmt: skip
             for item in reply.get("Responses", {}).get(table, []):
                 record = load_transaction(ctx, item)
-                if record.kind == KIND_HOLD and record.status != STATUS_REJECTED:
+                if _is_hold(record):
                     found[record.idempotency_key] = hold_view(ctx, record, now)
             unprocessed = reply.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
             batch = [key[name]["S"] for key in unprocessed]

@@ -68,8 +68,8 @@ def _named(model: type[Model], raw: dict[str, Any], error: Exception) -> str:
         try:
             attribute.deserialize(attribute.get_value(typed))
         except (ValueError, TypeError):
-            named = f"{attribute.attr_name}: "
-            return str(error) if str(error).startswith(named) else named + str(error)
+            named, message = f"{attribute.attr_name}: ", str(error)
+            return message if message.startswith(named) else named + message
     return str(error)
 
 
